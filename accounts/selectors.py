@@ -1,0 +1,54 @@
+"""Reads for accounts, scoped to what the viewer may see."""
+from __future__ import annotations
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from accounts.models import ApiToken, Role, Team, TeamMembership, User
+
+
+def user_is_supervisor_or_admin(*, user: User) -> bool:
+    return bool(user.is_authenticated and user.is_supervisor_or_admin)
+
+
+def team_ids_for_user(*, user: User) -> list[int]:
+    return list(TeamMembership.objects.filter(user=user).values_list("team_id", flat=True))
+
+
+def team_list(*, viewer: User) -> QuerySet[Team]:
+    """Supervisors and admins see every team; agents see the teams they belong to."""
+    teams = Team.objects.annotate(member_count=Count("memberships", distinct=True)).order_by("name")
+    if user_is_supervisor_or_admin(user=viewer):
+        return teams
+    return teams.filter(memberships__user=viewer)
+
+
+def agent_list(*, viewer: User, team_id: int | None = None, availability: str | None = None) -> QuerySet[User]:
+    """Agents the viewer may see: supervisors/admins everyone, agents their teammates."""
+    users = (
+        User.objects.filter(is_active=True)
+        .prefetch_related(
+            Prefetch("groups"),
+            Prefetch("team_memberships", queryset=TeamMembership.objects.select_related("team")),
+        )
+        .order_by("full_name", "email")
+    )
+    if not user_is_supervisor_or_admin(user=viewer):
+        users = users.filter(team_memberships__team_id__in=team_ids_for_user(user=viewer)).distinct()
+    if team_id is not None:
+        users = users.filter(team_memberships__team_id=team_id)
+    if availability:
+        users = users.filter(availability=availability)
+    return users
+
+
+def users_with_role(*, role: str) -> QuerySet[User]:
+    role = Role(role)
+    return User.objects.filter(Q(groups__name=role.value) | Q(is_superuser=True) if role == Role.ADMIN else Q(groups__name=role.value))
+
+
+def api_token_list(*, viewer: User) -> QuerySet[ApiToken]:
+    return ApiToken.objects.filter(user=viewer).order_by("-created_at")
+
+
+def mfa_required_for(*, user: User) -> bool:
+    return user.groups.filter(policy__mfa_required=True).exists()

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ChannelsAppConfig(AppConfig):
+    name = "channels_app"
+    label = "channels_app"
+    verbose_name = _("Channels and conversations")

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from channels_app import consumers
+
+websocket_urlpatterns = [
+    path("ws/agent/", consumers.AgentConsumer.as_asgi()),
+]
