@@ -6,6 +6,7 @@ from cxplatform import health
 
 api_v1 = [
     path("", include("accounts.api.urls")),
+    path("", include("customers.api.urls")),
 ]
 
 urlpatterns = [
@@ -17,5 +18,6 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("customers/", include("customers.urls")),
     path("", include("accounts.urls")),
 ]
