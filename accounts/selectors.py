@@ -33,7 +33,9 @@ def agent_list(*, viewer: User, team_id: int | None = None, availability: str | 
         .order_by("full_name", "email")
     )
     if not user_is_supervisor_or_admin(user=viewer):
-        users = users.filter(team_memberships__team_id__in=team_ids_for_user(user=viewer)).distinct()
+        users = users.filter(
+            Q(team_memberships__team_id__in=team_ids_for_user(user=viewer)) | Q(pk=viewer.pk)
+        ).distinct()
     if team_id is not None:
         users = users.filter(team_memberships__team_id=team_id)
     if availability:
