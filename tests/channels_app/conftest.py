@@ -59,7 +59,7 @@ class ProviderServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def respond(self, status: int = 200, *, json_body=None, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> None:
