@@ -11,6 +11,18 @@ from accounts.models import Role
 ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     Role.AGENT: {
         "accounts": {"team": ("view",)},
+        "customers": {
+            "customer": ("view", "add", "change"),
+            "identity": ("view", "add", "change", "delete"),
+            "customernote": ("view", "add", "change", "delete"),
+            "customerconsent": ("view", "add", "change"),
+            "tag": ("view", "add"),
+            "timelineentry": ("view",),
+            "attributedefinition": ("view",),
+            "segment": ("view",),
+            "mergesuggestion": ("view",),
+            "customermerge": ("view",),
+        },
     },
     Role.SUPERVISOR: {
         "accounts": {
@@ -18,6 +30,19 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "teammembership": ("view", "add", "change", "delete"),
             "user": ("view",),
             "auditentry": ("view",),
+        },
+        "customers": {
+            "customer": ("view", "add", "change"),
+            "identity": ("view", "add", "change", "delete"),
+            "customernote": ("view", "add", "change", "delete"),
+            "customerconsent": ("view", "add", "change"),
+            "tag": ("view", "add", "change", "delete"),
+            "timelineentry": ("view",),
+            "attributedefinition": ("view", "add", "change", "delete"),
+            "segment": ("view", "add", "change", "delete"),
+            "mergesuggestion": ("view", "change"),
+            "customermerge": ("view", "add", "change"),
+            "importjob": ("view", "add"),
         },
     },
     # Admins get every permission of every model (see roles_sync).

@@ -1,0 +1,167 @@
+"""Normalising identity values: one spelling per phone number, email or platform id.
+
+Pure functions, no ORM: channels, the importer, the API and the resolver all call
+`identity_normalise` so "0812-3456-7890", "+62 812 3456 7890" and "6281234567890" are one
+number.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.utils.translation import gettext as _
+
+from customers.models import SCOPED_KINDS, IdentityKind
+
+# Placeholder values people and systems type when they have nothing real to give.
+DEFAULT_BLOCKLIST = (
+    "",
+    "null",
+    "none",
+    "nil",
+    "undefined",
+    "anonymous",
+    "unknown",
+    "n/a",
+    "na",
+    "-",
+    "test",
+    "test@test.com",
+    "test@example.com",
+    "email@email.com",
+    "a@a.com",
+    "no@email.com",
+    "noemail@noemail.com",
+    "none@none.com",
+    "x@x.com",
+)
+_PLACEHOLDER_LOCAL_PARTS = {"noemail", "no-email", "noreply", "no-reply", "donotreply", "do-not-reply", "null", "none", "anonymous"}
+_NON_DIGITS = re.compile(r"\D+")
+
+
+class IdentityValueError(ValidationError):
+    """The value cannot be an identity of that kind (invalid or a placeholder)."""
+
+
+@dataclass(frozen=True)
+class NormalisedIdentity:
+    kind: str
+    scope: str
+    value: str
+
+
+def blocklist() -> set[str]:
+    return {str(v).strip().lower() for v in getattr(settings, "CUSTOMERS_IDENTITY_BLOCKLIST", DEFAULT_BLOCKLIST)}
+
+
+def max_identities_per_kind() -> int:
+    return int(getattr(settings, "CUSTOMERS_MAX_IDENTITIES_PER_KIND", 5))
+
+
+def is_junk(value: str) -> bool:
+    """Placeholders are never identities: blocklisted words, all-zeros, one repeated digit."""
+    cleaned = (value or "").strip().lower()
+    if cleaned in blocklist():
+        return True
+    digits = _NON_DIGITS.sub("", cleaned)
+    if digits and len(digits) >= 5 and len(set(digits)) == 1 and not re.search(r"[a-z]", cleaned):
+        return True  # 00000000, 1111111
+    if "@" in cleaned and cleaned.split("@", 1)[0] in _PLACEHOLDER_LOCAL_PARTS:
+        return True
+    return False
+
+
+def phone_normalise(raw: str, *, region: str | None = None) -> str:
+    """E.164 for a phone number typed any common way; raises IdentityValueError if invalid.
+
+    A bare "6281234567890" (country code without "+", as WhatsApp wa_ids and many CSV files
+    write it) is read as international when it starts with the region's country code and is
+    too long to be a national number.
+    """
+    region = region or settings.PHONE_DEFAULT_REGION
+    text = (raw or "").strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    digits = _NON_DIGITS.sub("", text)
+    if not digits:
+        raise IdentityValueError(_("“%(value)s” is not a phone number.") % {"value": raw})
+    candidates: list[str] = []
+    if text.startswith("+"):
+        candidates.append("+" + digits)
+    else:
+        country_code = str(phonenumbers.country_code_for_region(region) or "")
+        national = None
+        try:
+            national = phonenumbers.parse(digits, region)
+        except phonenumbers.NumberParseException:
+            pass
+        national_ok = national is not None and phonenumbers.is_valid_number(national)
+        if country_code and digits.startswith(country_code) and not digits.startswith("0") and not national_ok:
+            candidates.append("+" + digits)
+        candidates.append(digits)
+        if not (country_code and digits.startswith(country_code)):
+            candidates.append("+" + digits)  # a wa_id from another country
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    raise IdentityValueError(_("“%(value)s” is not a valid phone number.") % {"value": raw})
+
+
+def email_normalise(raw: str) -> str:
+    value = (raw or "").strip().lower()
+    if value.startswith("mailto:"):
+        value = value[len("mailto:") :]
+    try:
+        validate_email(value)
+    except ValidationError:
+        raise IdentityValueError(_("“%(value)s” is not a valid email address.") % {"value": raw}) from None
+    return value
+
+
+def identity_normalise(*, kind: str, value: str, scope: str = "") -> NormalisedIdentity:
+    """The stored form of an identity; raises IdentityValueError for invalid or junk values.
+
+    WhatsApp ids that are phone numbers become `phone` identities (global); other platform
+    ids keep their kind and the inbox scope they came from.
+    """
+    try:
+        kind = IdentityKind(kind)
+    except ValueError:
+        raise IdentityValueError(_("“%(kind)s” is not an identity kind.") % {"kind": kind}) from None
+    raw = "" if value is None else str(value).strip()
+    if is_junk(raw):
+        raise IdentityValueError(_("“%(value)s” is a placeholder, not a real %(kind)s.") % {"value": raw, "kind": kind.label})
+    if kind == IdentityKind.PHONE:
+        return NormalisedIdentity(IdentityKind.PHONE.value, "", phone_normalise(raw))
+    if kind == IdentityKind.WHATSAPP:
+        if _NON_DIGITS.sub("", raw) == raw.lstrip("+"):
+            return NormalisedIdentity(IdentityKind.PHONE.value, "", phone_normalise(raw))
+    if kind == IdentityKind.EMAIL:
+        value = email_normalise(raw)
+        if is_junk(value):
+            raise IdentityValueError(_("“%(value)s” is a placeholder, not a real %(kind)s.") % {"value": raw, "kind": kind.label})
+        return NormalisedIdentity(IdentityKind.EMAIL.value, "", value)
+    if len(raw) > 255:
+        raise IdentityValueError(_("An identity is at most 255 characters."))
+    if kind in SCOPED_KINDS:
+        scope = (scope or "").strip()
+        if not scope:
+            raise IdentityValueError(_("A %(kind)s id needs the inbox it belongs to (scope).") % {"kind": kind.label})
+        return NormalisedIdentity(kind.value, scope[:64], raw)
+    return NormalisedIdentity(kind.value, "", raw)
+
+
+def phone_search_digits(query: str) -> str:
+    """Digits to search phone identities with: "0812 34" → "81234" (drop the trunk zero)."""
+    digits = _NON_DIGITS.sub("", query or "")
+    if digits.startswith("0"):
+        digits = digits.lstrip("0")
+    return digits

@@ -1,0 +1,48 @@
+"""Which rows follow a customer when profiles are merged (and go back on unmerge).
+
+Every foreign key to `Customer` that belongs to the profile must be registered here, so a
+merge repoints it and records the moved primary keys in the merge snapshot. Other apps
+register theirs in their AppConfig.ready(), without the customers app knowing them::
+
+    from customers import merge_hooks
+    merge_hooks.register("channels_app.Conversation", "customer")
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.apps import apps
+from django.db import models
+
+
+@dataclass(frozen=True)
+class MergeHook:
+    model_label: str  # "app_label.ModelName"
+    field: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.model_label.lower()}.{self.field}"
+
+    def model(self) -> type[models.Model]:
+        return apps.get_model(self.model_label)
+
+
+_registry: dict[str, MergeHook] = {}
+
+
+def register(model: str | type[models.Model], field: str) -> MergeHook:
+    """Register `model.field` (a ForeignKey to Customer) as moving with merges; idempotent."""
+    label = model if isinstance(model, str) else model._meta.label
+    hook = MergeHook(model_label=label, field=field)
+    _registry[hook.key] = hook
+    return hook
+
+
+def unregister(model: str | type[models.Model], field: str) -> None:
+    label = model if isinstance(model, str) else model._meta.label
+    _registry.pop(MergeHook(model_label=label, field=field).key, None)
+
+
+def registered() -> list[MergeHook]:
+    return list(_registry.values())

@@ -1,0 +1,250 @@
+"""Reads for customers, scoped to what the viewer may see.
+
+For now every agent may see every live customer (per-conversation scoping arrives with
+channels_app); merged-away and erased profiles never appear in lists.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.selectors import user_is_supervisor_or_admin
+from customers.identity import IdentityValueError, identity_normalise, phone_search_digits
+from customers.models import (
+    Customer,
+    CustomerMerge,
+    Identity,
+    IdentityKind,
+    ImportJob,
+    MergeSuggestion,
+    Segment,
+    Tag,
+    TimelineEntry,
+)
+
+TIMELINE_PAGE_SIZE = 50
+TIMELINE_MAX_PAGE_SIZE = 200
+
+
+def customer_can_view(*, viewer: User) -> bool:
+    return bool(viewer.is_authenticated and viewer.has_perm("customers.view_customer"))
+
+
+def customer_can_merge(*, viewer: User) -> bool:
+    return user_is_supervisor_or_admin(user=viewer)
+
+
+def customer_can_erase(*, viewer: User) -> bool:
+    return user_is_supervisor_or_admin(user=viewer)
+
+
+def _visible(viewer: User) -> QuerySet[Customer]:
+    if not customer_can_view(viewer=viewer):
+        return Customer.objects.none()
+    return Customer.objects.all()
+
+
+def _search(customers: QuerySet[Customer], q: str) -> QuerySet[Customer]:
+    """Name or any identity value: partial phone digits, email prefix, platform ids.
+
+    On PostgreSQL the `icontains` below is served by the trigram GIN indexes of migration
+    0002; on SQLite it is a scan, which is fine at embedded scale.
+    """
+    q = q.strip()
+    if not q:
+        return customers
+    identity_match = Q(value__icontains=q)
+    digits = phone_search_digits(q)
+    if len(digits) >= 3 and len(digits) >= len(q.replace(" ", "").replace("-", "").replace("+", "")) - 1:
+        identity_match |= Q(kind=IdentityKind.PHONE, value__contains=digits)
+    identities = Identity.objects.filter(identity_match, customer=OuterRef("pk"))
+    return customers.filter(Q(display_name__icontains=q) | Exists(identities))
+
+
+def _apply_segment_filters(customers: QuerySet[Customer], filters: dict) -> QuerySet[Customer]:
+    if filters.get("q"):
+        customers = _search(customers, filters["q"])
+    if filters.get("stage"):
+        customers = customers.filter(lifecycle_stage=filters["stage"])
+    for name in filters.get("tags", []) or []:
+        customers = customers.filter(Exists(Tag.customers.through.objects.filter(customer_id=OuterRef("pk"), tag__name__iexact=name)))
+    if filters.get("channel"):
+        customers = customers.filter(Exists(Identity.objects.filter(customer=OuterRef("pk"), kind=filters["channel"])))
+    for key, value in (filters.get("attributes") or {}).items():
+        customers = customers.filter(**{f"attributes__{key}": value})
+    now = timezone.now()
+    if filters.get("last_contacted_within_days"):
+        customers = customers.filter(last_contacted_at__gte=now - dt.timedelta(days=filters["last_contacted_within_days"]))
+    if filters.get("not_contacted_for_days"):
+        cutoff = now - dt.timedelta(days=filters["not_contacted_for_days"])
+        customers = customers.filter(Q(last_contacted_at__lt=cutoff) | Q(last_contacted_at__isnull=True))
+    return customers
+
+
+def customer_list(
+    *,
+    viewer: User,
+    q: str = "",
+    stage: str = "",
+    tag: str = "",
+    channel: str = "",
+    segment: Segment | None = None,
+) -> QuerySet[Customer]:
+    """Live customers the viewer may see, filtered; identities and tags prefetched."""
+    customers = _visible(viewer).filter(merged_into__isnull=True, is_erased=False)
+    filters: dict = dict(segment.filters) if segment is not None else {}
+    customers = _apply_segment_filters(customers, filters)
+    customers = _apply_segment_filters(
+        customers, {"q": q, "stage": stage, "tags": [tag] if tag else [], "channel": channel}
+    )
+    return customers.select_related("owner_agent", "owner_team").prefetch_related(
+        Prefetch("identities", queryset=Identity.objects.order_by("kind", "value")), "tags"
+    )
+
+
+def customer_get(*, viewer: User, customer_id: int, include_inactive: bool = False) -> Customer:
+    """One customer with identities and tags; raises Customer.DoesNotExist if not visible."""
+    customers = _visible(viewer)
+    if not include_inactive:
+        customers = customers.filter(merged_into__isnull=True, is_erased=False)
+    return (
+        customers.select_related("owner_agent", "owner_team", "merged_into")
+        .prefetch_related(Prefetch("identities", queryset=Identity.objects.order_by("kind", "value")), "tags", "consents")
+        .get(pk=customer_id)
+    )
+
+
+def customer_lookup(*, viewer: User, kind: str, value: str, scope: str = "") -> Customer | None:
+    """The live customer holding this identity (value normalised first), or None.
+
+    Raises ValidationError({"value": ...}) when the value is not a valid identity.
+    """
+    try:
+        norm = identity_normalise(kind=kind, value=value, scope=scope)
+    except IdentityValueError as exc:
+        field = "kind" if kind not in IdentityKind.values else ("scope" if "scope" in " ".join(exc.messages) else "value")
+        raise ValidationError({field: exc.messages}) from None
+    identity = Identity.objects.filter(kind=norm.kind, scope=norm.scope, value=norm.value).first()
+    if identity is None:
+        return None
+    try:
+        return customer_get(viewer=viewer, customer_id=identity.customer_id)
+    except Customer.DoesNotExist:
+        return None
+
+
+# --- Timeline -----------------------------------------------------------------------------
+
+
+@dataclass
+class TimelinePage:
+    entries: list[TimelineEntry]
+    next_cursor: str | None
+
+
+def timeline_cursor_encode(entry: TimelineEntry) -> str:
+    raw = f"{entry.occurred_at.isoformat()}|{entry.pk}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def timeline_cursor_decode(cursor: str) -> tuple[dt.datetime, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        occurred, pk = base64.urlsafe_b64decode(padded.encode()).decode().rsplit("|", 1)
+        when = dt.datetime.fromisoformat(occurred)
+        if timezone.is_naive(when):
+            raise ValueError("naive")
+        return when, int(pk)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError({"cursor": ["This cursor is not valid; start again without one."]}) from None
+
+
+def customer_timeline(
+    *,
+    customer: Customer,
+    cursor: str | None = None,
+    channel: str = "",
+    kind: str = "",
+    page_size: int = TIMELINE_PAGE_SIZE,
+) -> TimelinePage:
+    """Newest first, keyset-paginated on (occurred_at, id): one query per page whatever
+    its size or depth."""
+    page_size = max(1, min(page_size, TIMELINE_MAX_PAGE_SIZE))
+    entries = TimelineEntry.objects.filter(customer=customer)
+    if channel:
+        entries = entries.filter(channel=channel)
+    if kind:
+        entries = entries.filter(kind=kind)
+    if cursor:
+        when, pk = timeline_cursor_decode(cursor)
+        entries = entries.filter(Q(occurred_at__lt=when) | Q(occurred_at=when, pk__lt=pk))
+    rows = list(entries.order_by("-occurred_at", "-id")[: page_size + 1])
+    next_cursor = timeline_cursor_encode(rows[page_size - 1]) if len(rows) > page_size else None
+    return TimelinePage(entries=rows[:page_size], next_cursor=next_cursor)
+
+
+def timeline_channels(*, customer: Customer) -> list[str]:
+    return sorted(
+        c for c in TimelineEntry.objects.filter(customer=customer).exclude(channel="").values_list("channel", flat=True).distinct()
+    )
+
+
+# --- Merges, suggestions, segments, imports ------------------------------------------------
+
+
+def merge_suggestion_list(*, viewer: User, customer: Customer | None = None, status: str = MergeSuggestion.Status.OPEN) -> QuerySet[MergeSuggestion]:
+    """Suggestions between two live profiles (a merged-away side hides it until unmerged)."""
+    if not customer_can_view(viewer=viewer):
+        return MergeSuggestion.objects.none()
+    suggestions = MergeSuggestion.objects.filter(
+        status=status, a__merged_into__isnull=True, b__merged_into__isnull=True, a__is_erased=False, b__is_erased=False
+    ).select_related("a", "b")
+    if customer is not None:
+        suggestions = suggestions.filter(Q(a=customer) | Q(b=customer))
+    return suggestions.prefetch_related("a__identities", "b__identities").order_by("-score", "-id")
+
+
+def customer_merge_list(*, viewer: User, customer: Customer) -> QuerySet[CustomerMerge]:
+    if not customer_can_view(viewer=viewer):
+        return CustomerMerge.objects.none()
+    return (
+        CustomerMerge.objects.filter(Q(survivor=customer) | Q(merged=customer))
+        .select_related("survivor", "merged", "actor", "undone_by")
+        .order_by("-created_at", "-id")
+    )
+
+
+def customer_merge_get(*, viewer: User, merge_id: int) -> CustomerMerge:
+    if not customer_can_view(viewer=viewer):
+        raise CustomerMerge.DoesNotExist
+    return CustomerMerge.objects.select_related("survivor", "merged").get(pk=merge_id)
+
+
+def segment_list(*, viewer: User) -> QuerySet[Segment]:
+    if not viewer.has_perm("customers.view_segment"):
+        return Segment.objects.none()
+    return Segment.objects.select_related("created_by").order_by("name")
+
+
+def segment_customer_count(*, viewer: User, segment: Segment) -> int:
+    return customer_list(viewer=viewer, segment=segment).count()
+
+
+def import_job_list(*, viewer: User) -> QuerySet[ImportJob]:
+    if not viewer.has_perm("customers.add_importjob"):
+        return ImportJob.objects.none()
+    jobs = ImportJob.objects.select_related("created_by")
+    if not user_is_supervisor_or_admin(user=viewer):
+        jobs = jobs.filter(created_by=viewer)
+    return jobs
+
+
+def tag_list_with_counts() -> QuerySet[Tag]:
+    return Tag.objects.annotate(customer_count=Count("customers")).order_by("name")

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+
+from customers.identity import IdentityValueError, identity_normalise, phone_normalise
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["0812-3456-7890", "+62 812 3456 7890", "6281234567890", "081234567890", "0062 812 3456 7890", "(0812) 3456 7890"],
+)
+def test_indonesian_phone_spellings_normalise_to_one_e164_number(raw):
+    assert phone_normalise(raw, region="ID") == "+6281234567890"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("+1 415 555 2671", "+14155552671"), ("14155552671", "+14155552671"), ("+44 20 7946 0958", "+442079460958")],
+)
+def test_foreign_numbers_keep_their_country(raw, expected):
+    assert phone_normalise(raw, region="ID") == expected
+
+
+@pytest.mark.parametrize("raw", ["123", "abc", "0812", "+62 000"])
+def test_invalid_phone_numbers_are_refused(raw):
+    with pytest.raises(IdentityValueError):
+        phone_normalise(raw, region="ID")
+
+
+def test_whatsapp_wa_id_becomes_a_global_phone_identity():
+    result = identity_normalise(kind="whatsapp", value="6281234567890", scope="inbox-1")
+
+    assert (result.kind, result.scope, result.value) == ("phone", "", "+6281234567890")
+
+
+def test_email_is_validated_and_lower_cased():
+    result = identity_normalise(kind="email", value="  Budi.Santoso@Mail.CO.ID ")
+
+    assert (result.kind, result.scope, result.value) == ("email", "", "budi.santoso@mail.co.id")
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("email", "null"),
+        ("email", "undefined"),
+        ("email", "test@test.com"),
+        ("email", "noreply@shop.co.id"),
+        ("phone", "00000000"),
+        ("phone", "anonymous"),
+        ("external_id", ""),
+        ("email", "not-an-email"),
+    ],
+)
+def test_junk_and_invalid_values_are_never_identities(kind, value):
+    with pytest.raises(IdentityValueError):
+        identity_normalise(kind=kind, value=value)
+
+
+def test_blocklist_is_configurable(settings):
+    settings.CUSTOMERS_IDENTITY_BLOCKLIST = ["guest-0001"]
+
+    with pytest.raises(IdentityValueError):
+        identity_normalise(kind="external_id", value="GUEST-0001")
+    assert identity_normalise(kind="external_id", value="null").value == "null"
+
+
+def test_platform_ids_are_scoped_to_their_inbox():
+    result = identity_normalise(kind="messenger", value="7216534", scope="inbox-uuid-1")
+
+    assert (result.kind, result.scope, result.value) == ("messenger", "inbox-uuid-1", "7216534")
+
+
+def test_platform_id_without_scope_is_refused():
+    with pytest.raises(IdentityValueError):
+        identity_normalise(kind="instagram", value="17841400000000")
