@@ -583,11 +583,13 @@ def consent_record(
 
 
 def _live_customer(customer: Customer) -> Customer:
+    """Follow merges from the database (the caller's instance may predate a merge)."""
+    current = Customer.objects.only("pk", "merged_into_id", "is_erased").get(pk=customer.pk)
     seen = set()
-    while customer.merged_into_id is not None and customer.pk not in seen:
-        seen.add(customer.pk)
-        customer = Customer.objects.get(pk=customer.merged_into_id)
-    return customer
+    while current.merged_into_id is not None and current.pk not in seen:
+        seen.add(current.pk)
+        current = Customer.objects.only("pk", "merged_into_id", "is_erased").get(pk=current.merged_into_id)
+    return customer if current.pk == customer.pk else current
 
 
 def timeline_record(
@@ -664,6 +666,7 @@ def customer_merge(*, survivor: Customer, merged: Customer, actor: User | None, 
     """
     if survivor.pk == merged.pk:
         raise ValidationError({"source": [_("A customer cannot be merged into itself.")]})
+    callers = (survivor, merged)
     locked = {c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=[survivor.pk, merged.pk])}
     survivor, merged = locked[survivor.pk], locked[merged.pk]
     for customer, name in ((survivor, "target"), (merged, "source")):
@@ -736,6 +739,7 @@ def customer_merge(*, survivor: Customer, merged: Customer, actor: User | None, 
     merged.merged_into = survivor
     merged.save(update_fields=["merged_into", "updated_at"])
     merge = CustomerMerge.objects.create(survivor=survivor, merged=merged, actor=actor, reason=reason[:500], snapshot=snapshot)
+    callers[1].merged_into_id = survivor.pk  # the caller's instance should not look live any more
 
     a_id, b_id = sorted((survivor.pk, merged.pk))
     MergeSuggestion.objects.filter(a_id=a_id, b_id=b_id, status=MergeSuggestion.Status.OPEN).update(
