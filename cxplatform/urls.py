@@ -7,6 +7,7 @@ from cxplatform import health
 api_v1 = [
     path("", include("accounts.api.urls")),
     path("", include("customers.api.urls")),
+    path("", include("channels_app.api.urls")),
 ]
 
 urlpatterns = [
@@ -18,6 +19,8 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("webhooks/", include("channels_app.webhook_urls")),
+    path("inbox/", include("channels_app.urls")),
     path("customers/", include("customers.urls")),
     path("", include("accounts.urls")),
 ]
