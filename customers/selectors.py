@@ -105,7 +105,7 @@ def customer_list(
         customers, {"q": q, "stage": stage, "tags": [tag] if tag else [], "channel": channel}
     )
     return customers.select_related("owner_agent", "owner_team").prefetch_related(
-        Prefetch("identities", queryset=Identity.objects.order_by("kind", "value")), "tags"
+        Prefetch("identities", queryset=Identity.objects.order_by("kind", "value")), "tags", "consents"
     )
 
 
