@@ -43,8 +43,12 @@ _PLACEHOLDER_LOCAL_PARTS = {"noemail", "no-email", "noreply", "no-reply", "donot
 _NON_DIGITS = re.compile(r"\D+")
 
 
+PLACEHOLDER = "placeholder"
+
+
 class IdentityValueError(ValidationError):
-    """The value cannot be an identity of that kind (invalid or a placeholder)."""
+    """The value cannot be an identity of that kind: invalid, or a placeholder
+    (code "placeholder": callers usually skip those quietly rather than fail)."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,9 @@ def identity_normalise(*, kind: str, value: str, scope: str = "") -> NormalisedI
         raise IdentityValueError(_("“%(kind)s” is not an identity kind.") % {"kind": kind}) from None
     raw = "" if value is None else str(value).strip()
     if is_junk(raw):
-        raise IdentityValueError(_("“%(value)s” is a placeholder, not a real %(kind)s.") % {"value": raw, "kind": kind.label})
+        raise IdentityValueError(
+            _("“%(value)s” is a placeholder, not a real %(kind)s.") % {"value": raw, "kind": kind.label}, code=PLACEHOLDER
+        )
     if kind == IdentityKind.PHONE:
         return NormalisedIdentity(IdentityKind.PHONE.value, "", phone_normalise(raw))
     if kind == IdentityKind.WHATSAPP:
@@ -147,7 +153,9 @@ def identity_normalise(*, kind: str, value: str, scope: str = "") -> NormalisedI
     if kind == IdentityKind.EMAIL:
         value = email_normalise(raw)
         if is_junk(value):
-            raise IdentityValueError(_("“%(value)s” is a placeholder, not a real %(kind)s.") % {"value": raw, "kind": kind.label})
+            raise IdentityValueError(
+                _("“%(value)s” is a placeholder, not a real %(kind)s.") % {"value": raw, "kind": kind.label}, code=PLACEHOLDER
+            )
         return NormalisedIdentity(IdentityKind.EMAIL.value, "", value)
     if len(raw) > 255:
         raise IdentityValueError(_("An identity is at most 255 characters."))

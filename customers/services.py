@@ -23,7 +23,13 @@ from django.utils.translation import gettext as _
 from accounts.models import AuditEntry, Team, User
 from accounts.services import audit_record
 from customers import events, merge_hooks
-from customers.identity import IdentityValueError, NormalisedIdentity, identity_normalise, max_identities_per_kind
+from customers.identity import (
+    PLACEHOLDER,
+    IdentityValueError,
+    NormalisedIdentity,
+    identity_normalise,
+    max_identities_per_kind,
+)
 from customers.models import (
     AttributeDefinition,
     Customer,
@@ -110,8 +116,9 @@ def customer_resolve(
     - A verified identity wins over the same value merely typed by someone on another
       profile: it moves to the prover's profile, with a suggestion.
     - Identities pointing at two existing customers never merge them: a suggestion is made.
-    - Invalid or placeholder values are skipped and listed in `rejected`, or raise a
-      ValidationError naming `identities` when `strict`.
+    - Invalid or placeholder values are skipped and listed in `rejected`; with `strict`,
+      invalid values (not placeholders such as "null") raise a ValidationError naming
+      `identities`, and so does exceeding the per-kind limit.
 
     Two concurrent resolves of the same new identity create one customer: the unique
     constraint on (kind, scope, value) fails the loser, which retries and finds the winner.
@@ -140,18 +147,21 @@ def _resolve_once(
     *, identities, source: str, display_name: str, asserted_by: str, strict: bool, seen_at: dt.datetime
 ) -> ResolveResult:
     rejected: list[tuple[IdentityInput, str]] = []
+    invalid: list[str] = []
     wanted: dict[tuple[str, str, str], tuple[IdentityInput, NormalisedIdentity]] = {}
     for item in identities:
         try:
             norm = identity_normalise(kind=item.kind, value=item.value, scope=item.scope)
         except IdentityValueError as exc:
             rejected.append((item, "; ".join(exc.messages)))
+            if exc.code != PLACEHOLDER:
+                invalid += exc.messages
             continue
         previous = wanted.get(_key(norm))
         if previous is None or (item.verified and not previous[0].verified):
             wanted[_key(norm)] = (item, norm)
-    if strict and rejected:
-        raise ValidationError({"identities": [reason for _item, reason in rejected]})
+    if strict and invalid:
+        raise ValidationError({"identities": invalid})
 
     existing = _identity_lookup(list(wanted))
     strong: list[tuple[IdentityInput, Identity]] = []
@@ -447,9 +457,11 @@ def customer_update(
     lifecycle_stage: str = UNSET,
     attributes: dict = UNSET,
     tags: list[str] = UNSET,
+    add_tags: list[str] = UNSET,
 ) -> Customer:
     """Change profile fields. `attributes` are merged key by key (None removes a key);
-    `tags` replaces the tag set by names. Raises ValidationError naming the field."""
+    `tags` replaces the tag set by names, `add_tags` adds to it. Raises ValidationError
+    naming the field."""
     if not customer.is_active_profile:
         raise ValidationError(_("This profile was merged or erased and can no longer be edited."))
     for name, value in (
@@ -477,6 +489,8 @@ def customer_update(
     customer.save()
     if tags is not UNSET:
         customer.tags.set(tags_for_names(names=tags))
+    if add_tags is not UNSET and add_tags:
+        customer.tags.add(*tags_for_names(names=add_tags))
     return customer
 
 
