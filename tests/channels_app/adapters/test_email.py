@@ -1,0 +1,439 @@
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import socketserver
+import threading
+from email import message_from_bytes, policy
+from urllib.parse import urlencode
+
+import pytest
+
+from channels_app.adapters.base import AdapterError, ConfigError, Identity, OutboundMessage, ParseError, SignatureError
+from channels_app.adapters.email import (
+    EmailAdapter,
+    EmailConfig,
+    auto_reply_reason,
+    mailgun_signature,
+    parse_mime,
+    strip_quoted_reply,
+    verify_mailgun,
+)
+
+SECRET = "inbound-secret"
+
+
+def make_adapter(**overrides) -> EmailAdapter:
+    values = dict(address="support@cx.example.com", inbound_secret=SECRET)
+    values.update(overrides)
+    return EmailAdapter(EmailConfig(**values))
+
+
+def raw_signature(body: bytes) -> dict[str, str]:
+    return {"X-Inbound-Signature": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
+
+
+def basic(password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"inbound:{password}".encode()).decode()}
+
+
+# --- raw MIME -------------------------------------------------------------------------------
+
+
+def test_raw_signature(shared_fixture):
+    body = shared_fixture("email_gmail_reply_quote.eml")
+    make_adapter().verify(body, raw_signature(body))
+    with pytest.raises(SignatureError, match="does not match"):
+        make_adapter().verify(body + b"x", raw_signature(body))
+    with pytest.raises(SignatureError, match="missing"):
+        make_adapter().verify(body, {})
+
+
+def test_gmail_reply_is_stripped_to_the_new_text(shared_fixture):
+    [event] = make_adapter().parse(shared_fixture("email_gmail_reply_quote.eml"))
+
+    assert event.kind == "message"
+    assert event.provider_message_id == "CAKsfaBW4hj0Gek6TwbR3erng4P1y0CZzJ0d=pXtCNnYnbe7PLg@mail.gmail.com"
+    assert event.text == "Hello"
+    assert event.extra["full_text"] == "Hello\n\nOn Mon, Apr 2, 2012 at 6:26 PM, Megan One <xxx@gmail.com> wrote:\n\n> Hi\n"
+    assert event.identities == [Identity("email", "xxx@gmail.com", False)]
+    assert (event.display_name, event.extra["subject"], event.extra["to"]) == ("Megan One", "Re: Test", ["bob@example.com"])
+    assert event.extra["auto_reply"] is False
+
+
+def test_threading_headers(shared_fixture):
+    [event] = make_adapter().parse(shared_fixture("email_gmail_reply_in_reply_to_quote.eml"))
+
+    assert event.provider_message_id == "CAFkiBVwJjO_k_e-LpiKi7MAQAKbHX5nkEPcf0y1R=bjcEHogMg@mail.gmail.com"
+    assert event.reply_to_id == "0100017b5d8efc70-c7f18809-aa55-48f6-91fd-b626092ed8b3-000000@email.amazonses.com"
+    assert event.extra["references"] == [
+        "CAFkiBVxGoURoqdkY-O_25F-8b41kb-GWBc6hh4Djd5ynwOikXA@mail.gmail.com",
+        "0100017b5d8efc70-c7f18809-aa55-48f6-91fd-b626092ed8b3-000000@email.amazonses.com"]
+    assert event.extra["to"] == ["reply+6bdc3f4d-0bec-4515-a284-5d916fdde489@example.com"]
+    assert event.text == "Yes, I am providing you step how to reproduce this issue"  # quote and signature gone
+    assert "Any update on this?" in event.extra["full_text"]
+
+
+def test_outlook_thread_keeps_real_attachments(shared_fixture):
+    [event] = make_adapter().parse(shared_fixture("email_reply_thread_with_attachments.eml"))
+
+    assert event.reply_to_id == "EEDDF5F5-2786-4B3F-B15A-124A9A29A8D3@agade.info"
+    assert event.text.startswith("Ciao sere mi puoi dire se il mio cliente deve fare questa dichiarazione?")
+    assert "Inviato:" not in event.text and "Buongiorno Mariachiara" not in event.text
+    assert "Inizio messaggio inoltrato:" in event.extra["full_text"]
+    assert [(a.filename, a.mime_type, a.size, a.kind) for a in event.attachments] == [
+        ("image001.jpg", "image/jpeg", 2478, "image"), ("att24916.htm", "text/html", 1392, "document"),
+        ("image002.jpg", "image/jpeg", 2057, "image"), ("att09558.htm", "text/html", 3588, "document"),
+        ("image003.jpg", "image/jpeg", 1832, "image"), ("att04803.htm", "text/html", 4860, "document"),
+        ("20170609091403417.pdf", "application/pdf", 34470, "document"), ("att18831.htm", "text/html", 524, "document")]
+    assert event.attachments[0].content[:3] == b"\xff\xd8\xff"  # JPEG magic
+    assert event.attachments[6].content[:5] == b"%PDF-"
+    assert event.attachments[6].sha256 == hashlib.sha256(event.attachments[6].content).hexdigest()
+
+
+def test_many_empty_attachments(shared_fixture):
+    [event] = make_adapter().parse(shared_fixture("email_gmail_quote_multiple_attachments.eml"))
+
+    assert len(event.attachments) == 30
+    assert {(a.mime_type, a.size) for a in event.attachments} == {("image/png", 0)}
+    assert event.attachments[0].filename == "Screenshot 2023-05-03 at 3.32.04 PM.png"
+    assert event.attachments[0].media_id == "f_lh8nwk8l3"
+    assert event.text.endswith("seamless and efficient.")
+    assert "Okay noted" not in event.text
+
+
+def test_own_auto_reply_is_flagged(own_fixture):
+    [event] = make_adapter().parse(own_fixture("email/auto_reply_out_of_office.eml"))
+
+    assert (event.kind, event.extra["auto_reply"], event.extra["auto_reply_reason"]) == ("message", True, "auto-submitted")
+    assert event.reply_to_id == "msg-42@cx.example.com"
+
+
+def test_own_bounce_becomes_failed_status_of_original(own_fixture):
+    [event] = make_adapter().parse(own_fixture("email/bounce_dsn.eml"))
+
+    assert (event.kind, event.status, event.provider_message_id) == ("status", "failed", "msg-43@cx.example.com")
+    assert (event.error_code, event.error_title) == (
+        "5.1.1", "smtp; 550 5.1.1 <nobody@example.co.id>: Recipient address rejected: User unknown")
+    assert event.extra["auto_reply"] is True
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "reply_to"),
+    [("email/indonesian_reply_html_only.eml", "Barang sudah sampai, terima kasih!\nSalam, Budi", "msg-42@cx.example.com"),
+     ("email/indonesian_reply_plain.eml", "Baik, saya tunggu.", "msg-42@cx.example.com")],
+)
+def test_own_indonesian_replies(own_fixture, name, text, reply_to):
+    [event] = make_adapter().parse(own_fixture(name))
+    assert (event.text, event.reply_to_id) == (text, reply_to)
+
+
+@pytest.mark.parametrize(
+    ("headers", "content_type", "reason"),
+    [
+        ({"Auto-Submitted": "auto-replied"}, "text/plain", "auto-submitted"),
+        ({"Auto-Submitted": "auto-generated"}, "text/plain", "auto-submitted"),
+        ({"Auto-Submitted": "no"}, "text/plain", ""),
+        ({"X-Autoreply": "yes"}, "text/plain", "autoreply"),
+        ({"X-Autorespond": "1"}, "text/plain", "autoreply"),
+        ({"Precedence": "bulk"}, "text/plain", "precedence"),
+        ({"Precedence": "auto_reply"}, "text/plain", "precedence"),
+        ({"From": "MAILER-DAEMON@mx.example.net"}, "text/plain", "bounce"),
+        ({"X-Failed-Recipients": "a@b.c"}, "text/plain", "bounce"),
+        ({}, "multipart/report", "bounce"),
+        ({"Return-Path": "<>"}, "text/plain", "null-sender"),
+        ({"From": "Sari <sari@example.co.id>"}, "text/plain", ""),
+    ],
+)
+def test_auto_reply_reason(headers, content_type, reason):
+    assert auto_reply_reason(headers, content_type) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Thanks!\n\n-----Original Message-----\nFrom: a\n", "Thanks!"),
+        ("Ok\n\nLe lun. 2 avr. 2012 à 18:26, Megan <x@y.z> a écrit :\n> hi", "Ok"),
+        ("Ok\nFrom: CX <support@cx.example.com>\nSent: Monday\nTo: me\n\nold", "Ok"),
+        ("From: me\nnot a header block\nbody", "From: me\nnot a header block\nbody"),
+        ("Terima kasih\n-- \nBudi\nCEO", "Terima kasih"),
+        ("no quote at all", "no quote at all"),
+    ],
+)
+def test_strip_quoted_reply(text, expected):
+    assert strip_quoted_reply(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [(b"", "empty message"), (b"   \n", "empty message"), (b"Subject: hi\n\nno sender", "no From address")],
+)
+def test_malformed_mime(body, reason):
+    with pytest.raises(ParseError, match=reason):
+        parse_mime(body)
+
+
+def test_message_without_message_id_gets_a_stable_synthetic_id():
+    body = b"From: a@example.com\nSubject: x\n\nhello"
+    first, second = parse_mime(body), parse_mime(body)
+    assert first.provider_message_id == second.provider_message_id == "sha256-" + hashlib.sha256(body).hexdigest()
+    assert first.extra["synthetic_id"] is True
+
+
+# --- Mailgun --------------------------------------------------------------------------------
+
+
+def mailgun_body(shared_fixture, **override) -> tuple[bytes, dict]:
+    fields = json.loads(shared_fixture("mailgun_inbound_route_fields.json"))
+    vector = json.loads(shared_fixture("mailgun_route_signature_vector.json"))
+    fields.update({"timestamp": vector["timestamp"], "token": vector["token"], "signature": vector["expected_signature"]})
+    fields.update(override)
+    return urlencode(fields).encode(), vector
+
+
+def test_mailgun_vector(shared_fixture):
+    vector = json.loads(shared_fixture("mailgun_route_signature_vector.json"))
+    assert mailgun_signature(vector["webhook_signing_key"], vector["timestamp"], vector["token"]) == vector["expected_signature"]
+
+
+def test_mailgun_verify_accepts_fresh_and_rejects_replay_and_forgery(shared_fixture):
+    body, vector = mailgun_body(shared_fixture)
+    adapter = make_adapter(inbound_format="mailgun", mailgun_signing_key=vector["webhook_signing_key"])
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    issued = int(vector["timestamp"])
+
+    adapter.verify(body, headers, now=issued + 30)
+    with pytest.raises(SignatureError, match="possible replay"):
+        adapter.verify(body, headers, now=issued + 11 * 60)
+    forged, _ = mailgun_body(shared_fixture, token=vector["forged_token_same_signature_must_fail"])
+    with pytest.raises(SignatureError, match="does not match"):
+        adapter.verify(forged, headers, now=issued + 30)
+    with pytest.raises(SignatureError, match="required"):
+        verify_mailgun({"timestamp": "1"}, "key")
+
+
+def test_mailgun_parse_route_fields(shared_fixture):
+    body, vector = mailgun_body(shared_fixture)
+    adapter = make_adapter(inbound_format="mailgun", mailgun_signing_key=vector["webhook_signing_key"])
+
+    [event] = adapter.parse(body, {"Content-Type": "application/x-www-form-urlencoded"})
+
+    assert event.provider_message_id == "CAEPk3R+4Zr@mail.example.org"
+    assert event.identities == [Identity("email", "from+test@example.org", False)]
+    assert event.display_name == "Displayed From"
+    assert event.text == "stripped plaintext body"
+    assert event.extra["full_text"] == "Test body plain"
+    assert event.extra["to"] == ["test@inbound.example.com", "other@example.com"]
+    assert event.extra["subject"] == "Test subject"
+    assert event.extra["recipient"] == "test@inbound.example.com"
+
+
+def test_mailgun_body_mime_is_parsed_as_mime(shared_fixture):
+    mime = shared_fixture("email_gmail_reply_quote.eml").decode()
+    body = urlencode({"body-mime": mime, "timestamp": "1", "token": "t", "signature": "s"}).encode()
+    adapter = make_adapter(inbound_format="mailgun", mailgun_signing_key="k")
+    [event] = adapter.parse(body, {"Content-Type": "application/x-www-form-urlencoded"})
+    assert (event.text, event.display_name) == ("Hello", "Megan One")
+
+
+# --- Postmark -------------------------------------------------------------------------------
+
+
+def test_postmark(shared_fixture):
+    body = shared_fixture("postmark_inbound.json")
+    adapter = make_adapter(inbound_format="postmark")
+    adapter.verify(body, basic(SECRET))
+    with pytest.raises(SignatureError):
+        adapter.verify(body, basic("wrong"))
+    with pytest.raises(SignatureError):
+        adapter.verify(body, {})
+
+    [event] = adapter.parse(body, {"Content-Type": "application/json"})
+
+    assert event.provider_message_id == "00000000-0000-0000-0000-000000000000"
+    assert event.identities == [Identity("email", "support@postmarkapp.com", False)]
+    assert (event.display_name, event.text) == ("Postmarkapp Support", "This is the reply text")
+    assert event.extra["full_text"] == "This is a test text body."
+    assert event.extra["mailbox_hash"] == "SampleHash"
+    [attachment] = event.attachments
+    assert (attachment.filename, attachment.mime_type, attachment.size, attachment.content) == (
+        "test.txt", "text/plain", 45, b"This is attachment contents, base-64 encoded.")
+
+
+def test_postmark_malformed():
+    with pytest.raises(ParseError, match="must be a JSON object"):
+        make_adapter(inbound_format="postmark").parse(b"[1]")
+
+
+# --- SendGrid -------------------------------------------------------------------------------
+
+SENDGRID_HEADERS = {"Content-Type": "multipart/form-data; boundary=xYzZY", **basic(SECRET)}
+
+
+def test_sendgrid_parsed_mode(shared_fixture):
+    adapter = make_adapter(inbound_format="sendgrid")
+    body = shared_fixture("sendgrid_inbound_parse_default.txt")
+    adapter.verify(body, SENDGRID_HEADERS)
+
+    [event] = adapter.parse(body, SENDGRID_HEADERS)
+
+    assert event.identities == [Identity("email", "test@example.com", False)]
+    assert (event.display_name, event.text, event.extra["subject"]) == (
+        "Example User", "Hello Twilio SendGrid!", "Testing non-raw")
+    assert event.extra["to"] == ["inbound@inbound.example.com"]
+    assert event.provider_message_id.startswith("sha256-") and event.extra["synthetic_id"] is True
+
+
+def test_sendgrid_raw_mode_with_attachment(shared_fixture):
+    adapter = make_adapter(inbound_format="sendgrid")
+    [event] = adapter.parse(shared_fixture("sendgrid_inbound_parse_raw_with_attachments.txt"), SENDGRID_HEADERS)
+
+    assert event.extra["subject"] == "Inbound Parse Test Raw Data with Attachment"
+    assert event.text == "Hello Twilio SendGrid!"
+    [attachment] = event.attachments
+    assert (attachment.filename, attachment.mime_type, attachment.size) == ("SendGrid.jpg", "image/jpeg", 10295)
+    assert attachment.content[:3] == b"\xff\xd8\xff"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "reason"),
+    [("multipart/form-data", "without a boundary"), ("multipart/form-data; boundary=other", "no parts")],
+)
+def test_sendgrid_malformed(shared_fixture, content_type, reason):
+    with pytest.raises(ParseError, match=reason):
+        make_adapter(inbound_format="sendgrid").parse(shared_fixture("sendgrid_inbound_parse_default.txt"),
+                                                      {"Content-Type": content_type})
+
+
+# --- config ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [({"address": "nope"}, "not an email address"), ({"inbound_format": "imap"}, "inbound_format"),
+     ({"inbound_format": "mailgun"}, "mailgun_signing_key"), ({"smtp_port": 0}, "smtp_port"),
+     ({"smtp_security": "tls"}, "smtp_security"), ({"inbound_secret": ""}, "inbound_secret is required")],
+)
+def test_config_validation(overrides, reason):
+    with pytest.raises(ConfigError, match=reason):
+        make_adapter(**overrides)
+
+
+# --- SMTP send ------------------------------------------------------------------------------
+
+
+class FakeSMTP:
+    """Just enough ESMTP (EHLO, AUTH PLAIN, MAIL, RCPT, DATA, QUIT) to record what we send."""
+
+    def __init__(self, rcpt_code: int = 250, data_code: int = 250) -> None:
+        self.messages: list[dict] = []
+        self.auth: list[str] = []
+        fake = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                envelope: dict = {"rcpt": []}
+                self.wfile.write(b"220 fake ESMTP\r\n")
+                while line := self.rfile.readline():
+                    command = line.decode().strip()
+                    verb = command.split(" ", 1)[0].upper()
+                    if verb == "EHLO":
+                        self.wfile.write(b"250-fake\r\n250 AUTH PLAIN\r\n")
+                    elif verb == "AUTH":
+                        fake.auth.append(base64.b64decode(command.split()[2]).decode())
+                        self.wfile.write(b"235 ok\r\n")
+                    elif verb == "MAIL":
+                        envelope["from"] = command
+                        self.wfile.write(b"250 ok\r\n")
+                    elif verb == "RCPT":
+                        envelope["rcpt"].append(command)
+                        self.wfile.write(f"{fake.rcpt_code} rcpt\r\n".encode())
+                    elif verb == "DATA":
+                        self.wfile.write(b"354 go\r\n")
+                        data = b""
+                        while (chunk := self.rfile.readline()) != b".\r\n":
+                            data += chunk
+                        envelope["data"] = data
+                        fake.messages.append(envelope)
+                        self.wfile.write(f"{fake.data_code} queued\r\n".encode())
+                    elif verb == "QUIT":
+                        self.wfile.write(b"221 bye\r\n")
+                        return
+                    else:
+                        self.wfile.write(b"250 ok\r\n")
+
+        self.rcpt_code, self.data_code = rcpt_code, data_code
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def smtp_server():
+    server = FakeSMTP()
+    yield server
+    server.close()
+
+
+def smtp_adapter(port: int) -> EmailAdapter:
+    return make_adapter(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none", smtp_username="cx",
+                        smtp_password="pw", display_name="CX Support")
+
+
+def test_send_reply_with_threading_headers(smtp_server):
+    message = OutboundMessage(to="budi@example.co.id", text="Pesanan Anda sudah dikirim.", subject="Re: Pesanan #42",
+                              reply_to_id="reply-99@example.co.id", references=("msg-42@cx.example.com",),
+                              idempotency_key="8c5e0b7a-0000-4000-8000-000000000042")
+
+    result = smtp_adapter(smtp_server.port).send(message)
+
+    assert result.provider_message_id == "8c5e0b7a-0000-4000-8000-000000000042@cx.example.com"
+    [envelope] = smtp_server.messages
+    assert envelope["from"].upper() == "MAIL FROM:<SUPPORT@CX.EXAMPLE.COM>"
+    assert [r.split(":", 1)[1] for r in envelope["rcpt"]] == ["<budi@example.co.id>"]
+    assert smtp_server.auth == ["\x00cx\x00pw"]
+    sent = message_from_bytes(envelope["data"], policy=policy.default)
+    assert sent["From"] == "CX Support <support@cx.example.com>"
+    assert sent["Message-ID"] == "<8c5e0b7a-0000-4000-8000-000000000042@cx.example.com>"
+    assert sent["In-Reply-To"] == "<reply-99@example.co.id>"
+    assert sent["References"] == "<msg-42@cx.example.com> <reply-99@example.co.id>"
+    assert sent["Subject"] == "Re: Pesanan #42"
+    assert sent.get_content().rstrip("\r\n") == "Pesanan Anda sudah dikirim."
+
+
+def test_same_idempotency_key_gives_same_message_id(smtp_server):
+    adapter = smtp_adapter(smtp_server.port)
+    message = OutboundMessage(to="a@example.com", text="x", idempotency_key="k1")
+    assert adapter.send(message).provider_message_id == adapter.send(message).provider_message_id == "k1@cx.example.com"
+
+
+@pytest.mark.parametrize(("rcpt_code", "data_code", "permanent"), [(550, 250, True), (450, 250, False),
+                                                                    (250, 554, True), (250, 451, False)])
+def test_smtp_errors(rcpt_code, data_code, permanent):
+    server = FakeSMTP(rcpt_code=rcpt_code, data_code=data_code)
+    try:
+        with pytest.raises(AdapterError) as info:
+            smtp_adapter(server.port).send(OutboundMessage(to="a@example.com", text="x", idempotency_key="k"))
+        assert info.value.permanent is permanent
+    finally:
+        server.close()
+
+
+def test_smtp_to_internal_address_is_refused(settings):
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    with pytest.raises(AdapterError, match="not a public address") as info:
+        smtp_adapter(25).send(OutboundMessage(to="a@example.com", text="x"))
+    assert info.value.permanent is True
+
+
+def test_send_without_smtp_is_permanent():
+    with pytest.raises(AdapterError, match="no SMTP server") as info:
+        make_adapter().send(OutboundMessage(to="a@example.com", text="x"))
+    assert info.value.permanent is True
