@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from channels_app import webhooks
+
+urlpatterns = [
+    path("<slug:kind>/<str:inbox_uuid>/", webhooks.webhook_receive, name="channels-webhook"),
+]

@@ -1,0 +1,256 @@
+"""Touchpoints and the conversations that flow through them.
+
+Fields, constraints and indexes only: writes go through `channels_app.services`, reads through
+`channels_app.selectors`.
+"""
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class InboxKind(models.TextChoices):
+    WHATSAPP = "whatsapp", _("WhatsApp")
+    MESSENGER = "messenger", _("Facebook Messenger")
+    INSTAGRAM = "instagram", _("Instagram")
+    TELEGRAM = "telegram", _("Telegram")
+    LINE = "line", _("LINE")
+    TWILIO_SMS = "twilio_sms", _("SMS (Twilio)")
+    EMAIL = "email", _("Email")
+    WEBCHAT = "webchat", _("Web chat")
+    API = "api", _("API")
+    VOICE = "voice", _("Call center")
+    IN_PERSON = "in_person", _("In person")
+
+
+# Meta kinds answer the GET hub.challenge subscription handshake.
+META_KINDS = frozenset({InboxKind.WHATSAPP, InboxKind.MESSENGER, InboxKind.INSTAGRAM})
+
+
+class Inbox(models.Model):
+    """One configured touchpoint: a WhatsApp number, a Facebook page, a bot, a mailbox, a store.
+
+    `config` holds the provider's non-secret settings; secrets (tokens, app secrets) live only
+    in `secrets_encrypted` (Fernet, see `services.inboxes`) and are never shown back in full.
+    Both are validated together through the adapter's typed config dataclass.
+    """
+
+    uuid = models.UUIDField(_("public id"), default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(_("channel"), max_length=20, choices=InboxKind.choices)
+    config = models.JSONField(_("settings"), default=dict, blank=True)
+    secrets_encrypted = models.TextField(_("secrets (encrypted)"), blank=True, editable=False)
+    default_team = models.ForeignKey(
+        "accounts.Team",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="inboxes",
+        verbose_name=_("default team"),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("inbox")
+        verbose_name_plural = _("inboxes")
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    @property
+    def webhook_path(self) -> str:
+        return f"/webhooks/{self.kind}/{self.uuid}/"
+
+    @property
+    def webhook_url(self) -> str:
+        """Where the provider must deliver webhooks: PUBLIC_BASE_URL + /webhooks/<kind>/<uuid>/."""
+        return (getattr(settings, "PUBLIC_BASE_URL", "") or "").rstrip("/") + self.webhook_path
+
+
+class WebhookEvent(models.Model):
+    """One provider delivery, stored verbatim before it is acknowledged so nothing is lost.
+
+    Processing happens in the background (`tasks.webhook_event_process_task`); after the
+    configured number of failed attempts the event is parked for an admin to inspect and replay.
+    """
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        PROCESSED = "processed", _("Processed")
+        FAILED = "failed", _("Failed (will retry)")
+        PARKED = "parked", _("Parked (needs attention)")
+
+    inbox = models.ForeignKey(Inbox, on_delete=models.CASCADE, related_name="webhook_events", verbose_name=_("inbox"))
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+    body = models.BinaryField(_("raw body"))
+    headers = models.JSONField(_("selected headers"), default=dict, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["status", "received_at"], name="webhook_event_status_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.inbox_id} {self.status}"
+
+
+class ConversationStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    PENDING = "pending", _("Pending")
+    SNOOZED = "snoozed", _("Snoozed")
+    RESOLVED = "resolved", _("Resolved")
+
+
+class ConversationPriority(models.TextChoices):
+    NONE = "none", _("None")
+    LOW = "low", _("Low")
+    MEDIUM = "medium", _("Medium")
+    HIGH = "high", _("High")
+    URGENT = "urgent", _("Urgent")
+
+
+class Conversation(models.Model):
+    """The single thread between the business and one customer, across every channel.
+
+    A customer has at most one conversation that is not resolved (enforced by a partial unique
+    constraint); a new message on ANY inbox continues it. `last_inbox` is where the customer last
+    wrote from and where replies go by default; `inboxes` records every channel it spans.
+    """
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="conversations", verbose_name=_("customer")
+    )
+    status = models.CharField(_("status"), max_length=10, choices=ConversationStatus.choices, default=ConversationStatus.OPEN)
+    snoozed_until = models.DateTimeField(_("snoozed until"), null=True, blank=True)
+    priority = models.CharField(
+        _("priority"), max_length=10, choices=ConversationPriority.choices, default=ConversationPriority.NONE
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_conversations",
+        verbose_name=_("assignee"),
+    )
+    team = models.ForeignKey(
+        "accounts.Team",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="conversations",
+        verbose_name=_("team"),
+    )
+    last_inbox = models.ForeignKey(
+        Inbox, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("last channel")
+    )
+    inboxes = models.ManyToManyField(Inbox, blank=True, related_name="conversations", verbose_name=_("channels"))
+    assigned_at = models.DateTimeField(_("assigned"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    last_message_at = models.DateTimeField(_("last message"), null=True, blank=True)
+    last_inbound_at = models.DateTimeField(_("last customer message"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+        ordering = ["-last_message_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=~models.Q(status="resolved"),
+                name="conversation_one_unresolved_per_customer",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "-id"], name="conversation_status_idx"),
+            models.Index(fields=["assignee", "status"], name="conversation_assignee_idx"),
+            models.Index(fields=["team", "status"], name="conversation_team_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} ({self.status})"
+
+
+class MessageDirection(models.TextChoices):
+    INBOUND = "inbound", _("Inbound")
+    OUTBOUND = "outbound", _("Outbound")
+
+
+class MessageSender(models.TextChoices):
+    CUSTOMER = "customer", _("Customer")
+    AGENT = "agent", _("Agent")
+    SYSTEM = "system", _("System")
+
+
+class MessageStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENT = "sent", _("Sent")
+    DELIVERED = "delivered", _("Delivered")
+    READ = "read", _("Read")
+    FAILED = "failed", _("Failed")
+    RECEIVED = "received", _("Received")
+
+
+class Message(models.Model):
+    """One message in a conversation, on one inbox (channel), in one direction.
+
+    `(inbox, provider_message_id)` is unique when the provider gave an id, so a redelivered
+    webhook can never store the same message twice. Private notes never leave the platform.
+    """
+
+    uuid = models.UUIDField(_("public id"), default=uuid.uuid4, unique=True, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages", verbose_name=_("conversation")
+    )
+    inbox = models.ForeignKey(Inbox, on_delete=models.PROTECT, related_name="messages", verbose_name=_("channel"))
+    direction = models.CharField(_("direction"), max_length=10, choices=MessageDirection.choices)
+    sender = models.CharField(_("sender"), max_length=10, choices=MessageSender.choices)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="authored_messages",
+        verbose_name=_("author"),
+    )
+    content = models.TextField(_("content"), blank=True)
+    private = models.BooleanField(_("private note"), default=False)
+    provider_message_id = models.CharField(_("provider message id"), max_length=255, blank=True)
+    reply_to_provider_id = models.CharField(_("in reply to"), max_length=255, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=MessageStatus.choices, default=MessageStatus.QUEUED)
+    error_code = models.CharField(_("error code"), max_length=50, blank=True)
+    error_title = models.CharField(_("error"), max_length=500, blank=True)
+    attachments = models.JSONField(_("attachments"), default=list, blank=True)
+    data = models.JSONField(_("provider details"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    status_changed_at = models.DateTimeField(_("status changed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["inbox", "provider_message_id"],
+                condition=~models.Q(provider_message_id=""),
+                name="message_inbox_provider_id_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["conversation", "created_at", "id"], name="message_conversation_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.direction} #{self.pk} in conversation #{self.conversation_id}"

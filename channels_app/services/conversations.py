@@ -1,0 +1,315 @@
+"""Conversations: continuity across channels, status, assignment (manual and round-robin)."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Max, OuterRef, Q, Subquery
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import Availability, Team, TeamMembership, User
+from channels_app import realtime
+from channels_app.models import Conversation, ConversationPriority, ConversationStatus, Inbox
+from customers.models import Customer, TimelineKind
+from customers.services import timeline_record
+
+
+def reopen_window() -> dt.timedelta:
+    return dt.timedelta(hours=float(getattr(settings, "CONVERSATION_REOPEN_WINDOW_HOURS", 24)))
+
+
+@dataclass
+class ContinueResult:
+    conversation: Conversation
+    created: bool = False
+    reopened: bool = False
+    channel_switched: bool = False
+
+
+def conversation_audience(*, conversation: Conversation) -> list[str]:
+    """Who is told about a conversation: its assignee; if unassigned, the online members of
+    its team. Narrow `agent.<id>` groups only."""
+    if conversation.assignee_id:
+        return [realtime.agent_group(conversation.assignee_id)]
+    if conversation.team_id:
+        member_ids = TeamMembership.objects.filter(
+            team_id=conversation.team_id, user__is_active=True, user__availability=Availability.ONLINE
+        ).values_list("user_id", flat=True)
+        return [realtime.agent_group(pk) for pk in member_ids]
+    return []
+
+
+def _conversation_payload(conversation: Conversation) -> dict:
+    return {
+        "conversation": {
+            "id": conversation.pk,
+            "status": conversation.status,
+            "customer": conversation.customer_id,
+            "assignee": conversation.assignee_id,
+            "team": conversation.team_id,
+            "last_inbox": conversation.last_inbox_id,
+        }
+    }
+
+
+@transaction.atomic
+def conversation_continue(*, customer: Customer, inbox: Inbox, at: dt.datetime | None = None) -> ContinueResult:
+    """The conversation a new inbound message from `customer` on `inbox` belongs to.
+
+    Continues the customer's unresolved conversation whatever channel it started on; else
+    reopens the one resolved within CONVERSATION_REOPEN_WINDOW_HOURS (default 24); else starts
+    a new one routed to the inbox's default team (and auto-assigned when someone is free).
+    """
+    at = at or timezone.now()
+    customer = _live(customer)
+    current = (
+        Conversation.objects.select_for_update().filter(customer=customer).exclude(status=ConversationStatus.RESOLVED).first()
+    )
+    result: ContinueResult
+    if current is not None:
+        result = ContinueResult(current, channel_switched=current.last_inbox_id not in (None, inbox.pk))
+        if current.status != ConversationStatus.OPEN:
+            current.status = ConversationStatus.OPEN
+            current.snoozed_until = None
+    else:
+        recent = (
+            Conversation.objects.select_for_update()
+            .filter(customer=customer, status=ConversationStatus.RESOLVED, resolved_at__gte=at - reopen_window())
+            .order_by("-resolved_at", "-id")
+            .first()
+        )
+        if recent is not None:
+            recent.status = ConversationStatus.OPEN
+            recent.resolved_at = None
+            result = ContinueResult(recent, reopened=True, channel_switched=recent.last_inbox_id not in (None, inbox.pk))
+        else:
+            try:
+                with transaction.atomic():
+                    created = Conversation.objects.create(customer=customer, team=inbox.default_team, last_inbox=inbox, created_at=at)
+            except IntegrityError:
+                # A concurrent message of the same customer opened it first: continue that one.
+                existing = (
+                    Conversation.objects.select_for_update()
+                    .filter(customer=customer)
+                    .exclude(status=ConversationStatus.RESOLVED)
+                    .get()
+                )
+                result = ContinueResult(existing, channel_switched=existing.last_inbox_id != inbox.pk)
+            else:
+                result = ContinueResult(created, created=True)
+    conversation = result.conversation
+    conversation.last_inbox = inbox
+    conversation.save()
+    conversation.inboxes.add(inbox)
+    if result.created or result.reopened:
+        timeline_record(
+            customer=customer,
+            kind=TimelineKind.CONVERSATION_OPENED,
+            occurred_at=at,
+            channel=inbox.kind,
+            title=_("Conversation reopened") if result.reopened else _("Conversation started"),
+            ref_type="channels.conversation.opened",
+            ref_id=f"{conversation.pk}:{at.isoformat()}",
+            data={"conversation": conversation.pk, "inbox": inbox.pk},
+        )
+        if conversation.assignee_id is None:
+            conversation_auto_assign(conversation=conversation)
+    elif result.channel_switched:
+        timeline_record(
+            customer=customer,
+            kind=TimelineKind.CHANNEL_SWITCHED,
+            occurred_at=at,
+            channel=inbox.kind,
+            title=_("Continued on %(channel)s") % {"channel": inbox.get_kind_display()},
+            data={"conversation": conversation.pk, "inbox": inbox.pk},
+        )
+    return result
+
+
+def _live(customer: Customer) -> Customer:
+    """Follow merges: a message for a merged-away profile belongs to its survivor."""
+    seen = 0
+    while customer.merged_into_id is not None and seen < 10:
+        customer = Customer.objects.get(pk=customer.merged_into_id)
+        seen += 1
+    return customer
+
+
+def _check_team_member(agent: User, team: Team | None) -> None:
+    if not agent.is_active:
+        raise ValidationError({"agent": [_("This agent is deactivated.")]})
+
+
+@transaction.atomic
+def conversation_assign(
+    *,
+    conversation: Conversation,
+    actor: User | None,
+    agent: User | None = None,
+    team: Team | None = None,
+    unassign: bool = False,
+) -> Conversation:
+    """Assign (or transfer) to an agent and/or a team. Assigning an agent without a team keeps
+    the conversation's team when the agent belongs to it, else moves it to the agent's team
+    (their first), so team visibility follows the person who owns it."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    previous_assignee = conversation.assignee_id
+    if unassign:
+        conversation.assignee = None
+    if agent is not None:
+        _check_team_member(agent, team)
+        conversation.assignee = agent
+        conversation.assigned_at = timezone.now()
+        if team is None:
+            member_teams = list(TeamMembership.objects.filter(user=agent).values_list("team_id", flat=True))
+            if conversation.team_id not in member_teams and member_teams:
+                conversation.team_id = member_teams[0]
+    if team is not None:
+        conversation.team = team
+        if agent is None and conversation.assignee_id and not TeamMembership.objects.filter(
+            team=team, user_id=conversation.assignee_id
+        ).exists():
+            conversation.assignee = None  # transferred to a team the assignee is not in
+    if agent is None and team is None and not unassign:
+        raise ValidationError(_("Choose an agent or a team."))
+    conversation.full_clean()
+    conversation.save()
+    if conversation.assignee_id and conversation.assignee_id != previous_assignee:
+        timeline_record(
+            customer=conversation.customer,
+            kind=TimelineKind.CONVERSATION_ASSIGNED,
+            occurred_at=timezone.now(),
+            title=_("Assigned to %(agent)s") % {"agent": conversation.assignee},
+            data={"conversation": conversation.pk, "agent": conversation.assignee_id, "by": actor.pk if actor else None},
+        )
+    groups = set(conversation_audience(conversation=conversation))
+    if previous_assignee and previous_assignee != conversation.assignee_id:
+        groups.add(realtime.agent_group(previous_assignee))
+    realtime.publish("channels.conversation.assigned", _conversation_payload(conversation), groups=groups)
+    if unassign and conversation.assignee_id is None:
+        conversation_auto_assign(conversation=conversation)
+    return conversation
+
+
+@transaction.atomic
+def conversation_status_set(
+    *,
+    conversation: Conversation,
+    status: str,
+    actor: User | None,
+    snoozed_until: dt.datetime | None = None,
+) -> Conversation:
+    """Open / pending / snoozed (until a time in the future) / resolved."""
+    if status not in ConversationStatus.values:
+        raise ValidationError({"status": [_("“%(value)s” is not a conversation status.") % {"value": status}]})
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    now = timezone.now()
+    if status == ConversationStatus.SNOOZED:
+        if snoozed_until is None or snoozed_until <= now:
+            raise ValidationError({"snoozed_until": [_("A snoozed conversation needs a time in the future.")]})
+        conversation.snoozed_until = snoozed_until
+    else:
+        conversation.snoozed_until = None
+    was_resolved = conversation.status == ConversationStatus.RESOLVED
+    if status != ConversationStatus.RESOLVED and was_resolved:
+        if Conversation.objects.filter(customer_id=conversation.customer_id).exclude(
+            status=ConversationStatus.RESOLVED
+        ).exists():
+            raise ValidationError({"status": [_("This customer already has an unresolved conversation.")]})
+    conversation.status = status
+    conversation.resolved_at = now if status == ConversationStatus.RESOLVED else None
+    conversation.save()
+    if status == ConversationStatus.RESOLVED and not was_resolved:
+        timeline_record(
+            customer=conversation.customer,
+            kind=TimelineKind.CONVERSATION_RESOLVED,
+            occurred_at=now,
+            title=_("Conversation resolved"),
+            data={"conversation": conversation.pk, "by": actor.pk if actor else None},
+        )
+    realtime.publish("channels.conversation.status_changed", _conversation_payload(conversation),
+                     groups=conversation_audience(conversation=conversation))
+    if status == ConversationStatus.RESOLVED and conversation.assignee_id:
+        # The agent freed a slot: give them the oldest conversation waiting in their teams.
+        conversation_assign_waiting(agent=conversation.assignee)
+    return conversation
+
+
+# --- automatic assignment -----------------------------------------------------------------
+
+
+def _open_load() -> Count:
+    return Count("assigned_conversations", filter=~Q(assigned_conversations__status=ConversationStatus.RESOLVED))
+
+
+def agent_candidates(*, team_id: int) -> list[User]:
+    """Online, active members of the team below their max concurrent conversations, least
+    loaded first, then the one who waited longest since their last assignment (round-robin)."""
+    last_assigned = (
+        Conversation.objects.filter(assignee=OuterRef("pk")).order_by().values("assignee").annotate(m=Max("assigned_at")).values("m")
+    )
+    users = (
+        User.objects.filter(
+            team_memberships__team_id=team_id, is_active=True, availability=Availability.ONLINE
+        )
+        .annotate(open_count=_open_load(), last_assigned_at=Subquery(last_assigned))
+    )
+    candidates = [u for u in users if u.open_count < u.max_concurrent_conversations]
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    candidates.sort(key=lambda u: (u.open_count, u.last_assigned_at or epoch, u.pk))
+    return candidates
+
+
+@transaction.atomic
+def conversation_auto_assign(*, conversation: Conversation) -> User | None:
+    """Round-robin among online members of the conversation's team, respecting capacity.
+    Leaves it unassigned (waiting in the team queue) when nobody is free."""
+    if conversation.assignee_id or not conversation.team_id or conversation.status == ConversationStatus.RESOLVED:
+        return None
+    candidates = agent_candidates(team_id=conversation.team_id)
+    if not candidates:
+        return None
+    agent = candidates[0]
+    Conversation.objects.filter(pk=conversation.pk).update(assignee=agent, assigned_at=timezone.now())
+    conversation.assignee = agent
+    return agent
+
+
+@transaction.atomic
+def conversation_assign_waiting(*, agent: User) -> list[Conversation]:
+    """When an agent frees up (comes online, resolves one), assign them the oldest unassigned
+    conversations of their teams until they reach their capacity: no backlog left behind."""
+    agent = User.objects.get(pk=agent.pk)
+    if not agent.is_active or agent.availability != Availability.ONLINE:
+        return []
+    open_count = Conversation.objects.filter(assignee=agent).exclude(status=ConversationStatus.RESOLVED).count()
+    free = agent.max_concurrent_conversations - open_count
+    if free <= 0:
+        return []
+    team_ids = TeamMembership.objects.filter(user=agent).values_list("team_id", flat=True)
+    waiting = list(
+        Conversation.objects.select_for_update(skip_locked=True)
+        .filter(assignee__isnull=True, team_id__in=team_ids, status=ConversationStatus.OPEN)
+        .order_by("created_at", "id")[:free]
+    )
+    now = timezone.now()
+    for conversation in waiting:
+        conversation.assignee = agent
+        conversation.assigned_at = now
+        conversation.save(update_fields=["assignee", "assigned_at"])
+        realtime.publish("channels.conversation.assigned", _conversation_payload(conversation),
+                         groups=[realtime.agent_group(agent.pk)])
+    return waiting
+
+
+@transaction.atomic
+def conversation_priority_set(*, conversation: Conversation, priority: str) -> Conversation:
+    if priority not in ConversationPriority.values:
+        raise ValidationError({"priority": [_("“%(value)s” is not a priority.") % {"value": priority}]})
+    Conversation.objects.filter(pk=conversation.pk).update(priority=priority)
+    conversation.priority = priority
+    return conversation

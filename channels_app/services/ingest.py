@@ -1,0 +1,269 @@
+"""Webhook ingest: store the raw delivery durably, then process it in the background.
+
+Never lose an acknowledged message: the view answers 200 only after `webhook_event_store`
+committed the raw bytes. Never store one twice: `message_record` relies on the unique
+(inbox, provider message id) constraint. Processing is idempotent and retried; after
+WEBHOOK_PROCESS_MAX_ATTEMPTS (default 5) failures the event is parked for an admin to replay.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from channels_app.adapters.base import AdapterError, DeliveryStatus, EventKind, InboundEvent
+from channels_app.models import Inbox, Message, MessageDirection, MessageSender, WebhookEvent
+from channels_app.services.conversations import conversation_continue
+from channels_app.services.inboxes import inbox_adapter
+from channels_app.services.messages import message_record, message_status_update, message_status_update_until
+from customers.models import SCOPED_KINDS, Customer
+from customers.services import IdentityInput, customer_resolve, customer_touch
+
+logger = logging.getLogger(__name__)
+
+# Headers kept with the raw body: what parsing needs (content type) and what helps an admin
+# investigate. Shared secrets sent as headers (Telegram's secret token) are never stored.
+STORED_HEADERS = (
+    "content-type",
+    "user-agent",
+    "x-hub-signature-256",
+    "x-line-signature",
+    "x-twilio-signature",
+    "x-request-id",
+)
+
+# Adapter identity kinds that customers.IdentityKind spells differently.
+IDENTITY_KIND_ALIASES = {"webchat": "web_visitor", "api": "external_id"}
+
+MESSAGE_KINDS = (EventKind.MESSAGE, EventKind.POSTBACK, EventKind.REACTION)
+
+
+def max_process_attempts() -> int:
+    return int(getattr(settings, "WEBHOOK_PROCESS_MAX_ATTEMPTS", 5))
+
+
+def process_backoff_seconds(attempt: int) -> int:
+    return int(min(3600, 15 * 2 ** max(0, attempt - 1)))
+
+
+def selected_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    wanted = set(STORED_HEADERS)
+    return {key.lower(): str(value) for key, value in headers.items() if key.lower() in wanted}
+
+
+@transaction.atomic
+def webhook_event_store(*, inbox: Inbox, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+    """Persist one verified delivery verbatim and schedule its processing after commit."""
+    event = WebhookEvent.objects.create(inbox=inbox, body=bytes(body), headers=selected_headers(headers))
+    _schedule(event.pk)
+    return event
+
+
+def _schedule(event_id: int) -> None:
+    from channels_app.tasks import webhook_event_process_task
+
+    transaction.on_commit(lambda: webhook_event_process_task.delay(event_id))
+
+
+@transaction.atomic
+def webhook_event_replay(*, event: WebhookEvent) -> WebhookEvent:
+    """An admin retries a parked or failed event (processing is idempotent)."""
+    event = WebhookEvent.objects.select_for_update().get(pk=event.pk)
+    if event.status == WebhookEvent.Status.PROCESSED:
+        return event
+    event.status = WebhookEvent.Status.RECEIVED
+    event.save(update_fields=["status"])
+    _schedule(event.pk)
+    return event
+
+
+def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
+    """Parse the stored delivery and apply every event in it, in one transaction.
+
+    On failure the work is rolled back, the attempt and error are recorded and the event is
+    `failed` (the task retries with backoff) or, after the last attempt or on a permanent error
+    (malformed body, broken config), `parked`.
+    """
+    with transaction.atomic():
+        event = WebhookEvent.objects.select_for_update().select_related("inbox").filter(pk=event_id).first()
+        if event is None or event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.PARKED):
+            return event
+        event.attempts += 1
+        try:
+            with transaction.atomic():
+                adapter = inbox_adapter(inbox=event.inbox)
+                if adapter is None:
+                    raise AdapterError(f"no adapter for {event.inbox.kind}", permanent=True)
+                for item in adapter.parse(bytes(event.body), event.headers):
+                    inbound_event_apply(inbox=event.inbox, item=item)
+        except Exception as exc:
+            permanent = isinstance(exc, AdapterError) and exc.permanent
+            logger.warning("webhook event %s failed (attempt %s): %s", event.pk, event.attempts, exc,
+                           exc_info=not isinstance(exc, AdapterError))
+            event.last_error = f"{type(exc).__name__}: {exc}"[:4000]
+            if permanent or event.attempts >= max_process_attempts():
+                event.status = WebhookEvent.Status.PARKED
+            else:
+                event.status = WebhookEvent.Status.FAILED
+        else:
+            event.status = WebhookEvent.Status.PROCESSED
+            event.processed_at = timezone.now()
+            event.last_error = ""
+        event.save(update_fields=["attempts", "status", "last_error", "processed_at"])
+    return event
+
+
+# --- applying one parsed event ------------------------------------------------------------
+
+
+def _identity_inputs(inbox: Inbox, item: InboundEvent) -> list[IdentityInput]:
+    inputs = []
+    for identity in item.identities:
+        kind = IDENTITY_KIND_ALIASES.get(identity.kind, identity.kind)
+        scope = str(inbox.uuid) if kind in SCOPED_KINDS else ""
+        inputs.append(IdentityInput(kind, identity.value, verified=identity.verified, scope=scope,
+                                    source_ref=f"inbox:{inbox.pk}"))
+    return inputs
+
+
+def _attachments(item: InboundEvent) -> list[dict[str, Any]]:
+    out = []
+    for attachment in item.attachments:
+        values = dataclasses.asdict(attachment)
+        values.pop("content", None)  # inline bytes (email) are stored through storage, not JSON
+        out.append({k: v for k, v in values.items() if v not in ("", None)})
+    if item.location is not None:
+        out.append({"kind": "location", **dataclasses.asdict(item.location)})
+    for card in item.contacts:
+        out.append({"kind": "contact", "name": card.name, "phones": list(card.phones), "emails": list(card.emails)})
+    return out
+
+
+def _content(item: InboundEvent) -> str:
+    if item.kind == EventKind.REACTION:
+        return item.emoji
+    if item.text:
+        return item.text
+    if item.kind == EventKind.POSTBACK:
+        return item.payload
+    if item.location is not None:
+        loc = item.location
+        return " ".join(p for p in (loc.name, loc.address) if p) or f"{loc.latitude},{loc.longitude}"
+    return ""
+
+
+def _data(item: InboundEvent) -> dict[str, Any]:
+    data: dict[str, Any] = {"event": item.kind}
+    for key in ("payload", "event_id", "error_code", "error_title"):
+        value = getattr(item, key)
+        if value:
+            data[key] = value
+    if item.kind == EventKind.REACTION:
+        data["reaction_to"] = item.reply_to_id
+    extra = {k: v for k, v in item.extra.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))}
+    if extra:
+        data["extra"] = extra
+    return data
+
+
+def inbound_event_apply(*, inbox: Inbox, item: InboundEvent) -> Message | None:
+    """One parsed provider event: a customer message becomes a Message in the customer's
+    conversation (whatever channel it started on); a receipt moves an outbound message forward."""
+    if item.kind in MESSAGE_KINDS:
+        return _inbound_message(inbox, item)
+    if item.kind == EventKind.STATUS:
+        _status(inbox, item)
+    elif item.kind == EventKind.EDIT and item.provider_message_id:
+        _edit(inbox, item)
+    elif item.kind == EventKind.UNSEND and item.reply_to_id:
+        _unsend(inbox, item)
+    return None
+
+
+def _inbound_message(inbox: Inbox, item: InboundEvent) -> Message | None:
+    if item.provider_message_id:
+        existing = Message.objects.filter(inbox=inbox, provider_message_id=item.provider_message_id).first()
+        if existing is not None:
+            return existing  # a redelivery: nothing to do (the constraint still guards races)
+    identities = _identity_inputs(inbox, item)
+    if not identities:
+        logger.info("inbox %s: %s event without a sender identity ignored", inbox.pk, item.kind)
+        return None
+    at = item.timestamp or timezone.now()
+    now = timezone.now()
+    if at > now + dt.timedelta(minutes=5):
+        at = now  # a provider clock far ahead must not reorder the conversation
+    resolved = customer_resolve(identities=identities, source=f"channel:{inbox.kind}",
+                                display_name=item.display_name, seen_at=at)
+    if resolved.rejected and not (resolved.attached or resolved.matched):
+        # Storing it on a fresh anonymous profile would split the customer on every message:
+        # fail loudly so the event is parked where an admin can see it.
+        reasons = "; ".join(f"{item.kind}={item.value!r}: {reason}" for item, reason in resolved.rejected)
+        raise AdapterError(f"sender identity rejected by customer_resolve ({reasons})", permanent=True)
+    customer: Customer = resolved.customer
+    conversation = conversation_continue(customer=customer, inbox=inbox, at=at).conversation
+    message, _created = message_record(
+        conversation=conversation,
+        inbox=inbox,
+        direction=MessageDirection.INBOUND,
+        sender=MessageSender.CUSTOMER,
+        content=_content(item),
+        provider_message_id=item.provider_message_id,
+        reply_to_provider_id=item.reply_to_id if item.kind != EventKind.REACTION else "",
+        attachments=_attachments(item),
+        data=_data(item),
+        created_at=at,
+    )
+    customer_touch(customer=conversation.customer, seen_at=at)
+    return message
+
+
+def _status(inbox: Inbox, item: InboundEvent) -> None:
+    mids = [str(m) for m in item.extra.get("mids", []) if m]
+    if item.provider_message_id and item.provider_message_id not in mids:
+        mids.append(item.provider_message_id)
+    for mid in mids:
+        message_status_update(inbox=inbox, provider_message_id=mid, status=item.status,
+                              error_code=item.error_code, error_title=item.error_title, at=item.timestamp)
+    watermark = item.extra.get("watermark")
+    if not mids and isinstance(watermark, dt.datetime) and item.status in (DeliveryStatus.DELIVERED, DeliveryStatus.READ):
+        identities = _identity_inputs(inbox, item)
+        if not identities:
+            return
+        from customers.identity import IdentityValueError, identity_normalise
+        from customers.models import Identity
+
+        try:
+            norm = identity_normalise(kind=identities[0].kind, value=identities[0].value, scope=identities[0].scope)
+        except IdentityValueError:
+            return
+        identity = Identity.objects.select_related("customer").filter(
+            kind=norm.kind, scope=norm.scope, value=norm.value).first()
+        if identity is not None:
+            message_status_update_until(inbox=inbox, customer=identity.customer, status=item.status,
+                                        watermark=watermark)
+
+
+def _edit(inbox: Inbox, item: InboundEvent) -> None:
+    message = Message.objects.select_for_update().filter(inbox=inbox, provider_message_id=item.provider_message_id).first()
+    if message is None:
+        return
+    edits = list(message.data.get("edits", []))
+    edits.append({"previous": message.content, "at": (item.timestamp or timezone.now()).isoformat()})
+    message.data = {**message.data, "edits": edits}
+    message.content = item.text
+    message.save(update_fields=["content", "data"])
+
+
+def _unsend(inbox: Inbox, item: InboundEvent) -> None:
+    message = Message.objects.select_for_update().filter(inbox=inbox, provider_message_id=item.reply_to_id).first()
+    if message is None:
+        return
+    message.data = {**message.data, "unsent_at": (item.timestamp or timezone.now()).isoformat()}
+    message.save(update_fields=["data"])

@@ -1,0 +1,385 @@
+"""Messages: record inbound ones exactly once, create and deliver outbound ones, track status."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import User
+from channels_app import realtime
+from channels_app.adapters.base import AdapterError, OutboundMessage
+from channels_app.models import (
+    Conversation,
+    Inbox,
+    InboxKind,
+    Message,
+    MessageDirection,
+    MessageSender,
+    MessageStatus,
+)
+from channels_app.services.conversations import conversation_audience
+from channels_app.services.inboxes import inbox_adapter
+from customers.models import Customer, IdentityKind, TimelineKind
+from customers.services import customer_touch, timeline_record
+
+logger = logging.getLogger(__name__)
+
+MAX_CONTENT_LENGTH = 10_000
+
+# Delivery states only move forward; `failed` may replace queued/sent only.
+STATUS_RANK = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENT: 1,
+    MessageStatus.DELIVERED: 2,
+    MessageStatus.READ: 3,
+}
+
+# Where a reply on an inbox of this kind is addressed: (identity kind, scoped to the inbox?).
+RECIPIENT_IDENTITY = {
+    InboxKind.WHATSAPP: (IdentityKind.PHONE, False),
+    InboxKind.TWILIO_SMS: (IdentityKind.PHONE, False),
+    InboxKind.MESSENGER: (IdentityKind.MESSENGER, True),
+    InboxKind.INSTAGRAM: (IdentityKind.INSTAGRAM, True),
+    InboxKind.TELEGRAM: (IdentityKind.TELEGRAM, True),
+    InboxKind.LINE: (IdentityKind.LINE, True),
+    InboxKind.EMAIL: (IdentityKind.EMAIL, False),
+    InboxKind.WEBCHAT: (IdentityKind.WEB_VISITOR, True),
+    InboxKind.API: (IdentityKind.EXTERNAL_ID, False),
+}
+# Touchpoints without a provider: an outbound message there is a log (a call, a visit).
+LOG_ONLY_KINDS = frozenset({InboxKind.VOICE, InboxKind.IN_PERSON})
+
+
+def max_deliver_attempts() -> int:
+    return int(getattr(settings, "MESSAGE_DELIVER_MAX_ATTEMPTS", 6))
+
+
+def backoff_seconds(attempt: int) -> int:
+    """Exponential backoff: 10 s, 20 s, 40 s, ... capped at one hour."""
+    return int(min(3600, 10 * 2 ** max(0, attempt - 1)))
+
+
+def message_payload(message: Message) -> dict[str, Any]:
+    return {
+        "message": {
+            "id": message.pk,
+            "uuid": str(message.uuid),
+            "conversation": message.conversation_id,
+            "inbox": message.inbox_id,
+            "direction": message.direction,
+            "sender": message.sender,
+            "private": message.private,
+            "status": message.status,
+            "content": message.content[:500],
+            "created_at": message.created_at.isoformat(),
+        }
+    }
+
+
+def _publish(event: str, message: Message, conversation: Conversation) -> None:
+    groups = set(conversation_audience(conversation=conversation))
+    if message.author_id:
+        groups.add(realtime.agent_group(message.author_id))
+    realtime.publish(event, message_payload(message), groups=groups)
+
+
+@transaction.atomic
+def message_record(
+    *,
+    conversation: Conversation,
+    inbox: Inbox,
+    direction: str,
+    sender: str,
+    content: str = "",
+    provider_message_id: str = "",
+    reply_to_provider_id: str = "",
+    author: User | None = None,
+    private: bool = False,
+    attachments: list[dict[str, Any]] | None = None,
+    data: dict[str, Any] | None = None,
+    status: str = MessageStatus.RECEIVED,
+    created_at: dt.datetime | None = None,
+) -> tuple[Message, bool]:
+    """Store a message; returns (message, created). A provider message id already stored for
+    this inbox returns the existing row: the unique constraint decides, inside a savepoint, so
+    two concurrent deliveries of the same webhook cannot both insert."""
+    created_at = created_at or timezone.now()
+    message = Message(
+        conversation=conversation,
+        inbox=inbox,
+        direction=direction,
+        sender=sender,
+        author=author,
+        content=(content or "")[:MAX_CONTENT_LENGTH],
+        private=private,
+        provider_message_id=provider_message_id[:255],
+        reply_to_provider_id=reply_to_provider_id[:255],
+        attachments=attachments or [],
+        data=data or {},
+        status=status,
+        created_at=created_at,
+    )
+    try:
+        with transaction.atomic():
+            message.save()
+    except IntegrityError:
+        if not provider_message_id:
+            raise
+        return Message.objects.get(inbox=inbox, provider_message_id=provider_message_id[:255]), False
+    updates: dict[str, Any] = {}
+    if conversation.last_message_at is None or created_at > conversation.last_message_at:
+        updates["last_message_at"] = conversation.last_message_at = created_at
+    if direction == MessageDirection.INBOUND and (
+        conversation.last_inbound_at is None or created_at > conversation.last_inbound_at
+    ):
+        updates["last_inbound_at"] = conversation.last_inbound_at = created_at
+    if updates:
+        Conversation.objects.filter(pk=conversation.pk).update(**updates)
+    if not private:
+        timeline_record(
+            customer=conversation.customer,
+            kind=TimelineKind.MESSAGE,
+            occurred_at=created_at,
+            channel=inbox.kind,
+            title=(_("Message from the customer on %(channel)s") if direction == MessageDirection.INBOUND
+                   else _("Reply on %(channel)s")) % {"channel": inbox.get_kind_display()},
+            body=message.content[:500],
+            ref_type="channels.message",
+            ref_id=str(message.pk),
+            data={"conversation": conversation.pk, "inbox": inbox.pk, "direction": direction},
+        )
+    _publish("channels.message.created", message, conversation)
+    return message, True
+
+
+# --- outbound -----------------------------------------------------------------------------
+
+
+def recipient_for(*, customer: Customer, inbox: Inbox) -> str:
+    """The customer's address on this inbox ("" when they are not reachable there)."""
+    kind_scope = RECIPIENT_IDENTITY.get(inbox.kind)
+    if kind_scope is None:
+        return ""
+    kind, scoped = kind_scope
+    identities = customer.identities.filter(kind=kind)
+    if scoped:
+        identities = identities.filter(scope=str(inbox.uuid))
+    identity = identities.order_by("-verified", "-last_seen_at", "-id").first()
+    return identity.value if identity is not None else ""
+
+
+def whatsapp_window_open(*, conversation: Conversation, inbox: Inbox, now: dt.datetime | None = None) -> bool:
+    """WhatsApp allows free-form replies only within 24 h of the customer's last message there."""
+    from channels_app.adapters.whatsapp import customer_service_window_open
+
+    last = Message.objects.filter(
+        conversation__customer_id=conversation.customer_id, inbox=inbox, direction=MessageDirection.INBOUND
+    ).aggregate(at=Max("created_at"))["at"]
+    return customer_service_window_open(last, now=now)
+
+
+@transaction.atomic
+def message_create_outbound(
+    *,
+    conversation: Conversation,
+    author: User | None,
+    content: str,
+    private: bool = False,
+    inbox: Inbox | None = None,
+) -> Message:
+    """An agent's reply (status queued, delivered after commit by `message_deliver_task`) or a
+    private note. The channel defaults to the inbox the customer last wrote from; another inbox
+    may be chosen when the customer is reachable there."""
+    content = (content or "").strip()
+    if not content:
+        raise ValidationError({"content": [_("Write a message first.")]})
+    if len(content) > MAX_CONTENT_LENGTH:
+        raise ValidationError({"content": [_("A message is at most %(n)s characters.") % {"n": MAX_CONTENT_LENGTH}]})
+    conversation = Conversation.objects.select_related("customer", "last_inbox").get(pk=conversation.pk)
+    inbox = inbox or conversation.last_inbox
+    if inbox is None:
+        raise ValidationError({"inbox": [_("This conversation has no channel yet: choose one.")]})
+    data: dict[str, Any] = {}
+    status = MessageStatus.QUEUED
+    if private:
+        status = MessageStatus.SENT  # a note never leaves the platform
+    elif inbox.kind in LOG_ONLY_KINDS:
+        status = MessageStatus.SENT
+    else:
+        if not inbox.is_active:
+            raise ValidationError({"inbox": [_("This channel is switched off.")]})
+        recipient = recipient_for(customer=conversation.customer, inbox=inbox)
+        if not recipient:
+            raise ValidationError({"inbox": [_("The customer cannot be reached on %(inbox)s.") % {"inbox": inbox}]})
+        if inbox.kind == InboxKind.WHATSAPP and not whatsapp_window_open(conversation=conversation, inbox=inbox):
+            raise ValidationError({"content": [_(
+                "WhatsApp only allows free-form replies within 24 hours of the customer's last message. "
+                "Send an approved template, or wait until the customer writes again."
+            )]})
+        data["to"] = recipient
+    message, _created = message_record(
+        conversation=conversation,
+        inbox=inbox,
+        direction=MessageDirection.OUTBOUND,
+        sender=MessageSender.AGENT if author else MessageSender.SYSTEM,
+        author=author,
+        content=content,
+        private=private,
+        status=status,
+        data=data,
+    )
+    if status == MessageStatus.QUEUED:
+        from channels_app.tasks import message_deliver_task
+
+        transaction.on_commit(lambda: message_deliver_task.delay(message.pk))
+    return message
+
+
+@dataclass
+class DeliverOutcome:
+    message: Message | None
+    retry_in: int | None = None  # seconds; None: nothing more to do
+
+
+def _reply_context(message: Message) -> str:
+    last_inbound = (
+        Message.objects.filter(conversation_id=message.conversation_id, inbox_id=message.inbox_id,
+                               direction=MessageDirection.INBOUND)
+        .exclude(provider_message_id="")
+        .order_by("-created_at", "-id")
+        .values_list("provider_message_id", flat=True)
+        .first()
+    )
+    return last_inbound or ""
+
+
+def message_deliver(*, message_id: int, attempt: int = 1) -> DeliverOutcome:
+    """Send a queued message through its inbox's adapter. Idempotent: anything not queued is
+    left alone, so a redelivered task never sends twice once the result was stored. The network
+    call happens outside any transaction; the message uuid is the provider idempotency key."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update().select_related("inbox").filter(pk=message_id).first()
+        if message is None or message.status != MessageStatus.QUEUED or message.private:
+            return DeliverOutcome(message)
+        inbox = message.inbox
+        to = str(message.data.get("to", ""))
+        metadata = {"conversation": message.conversation_id}
+        if inbox.kind == InboxKind.LINE:
+            metadata["line"] = "push"
+    outbound = OutboundMessage(to=to, text=message.content, idempotency_key=str(message.uuid), metadata=metadata)
+    try:
+        adapter = inbox_adapter(inbox=inbox)
+        if adapter is None:
+            raise AdapterError(f"{inbox.get_kind_display()} cannot send messages", permanent=True)
+        result = adapter.send(outbound)
+    except AdapterError as exc:
+        if not exc.permanent and attempt < max_deliver_attempts():
+            message_deliver_attempt_failed(message=message, error=exc, final=False)
+            delay = int(exc.retry_after) if exc.retry_after else backoff_seconds(attempt)
+            return DeliverOutcome(message, retry_in=max(1, delay))
+        return DeliverOutcome(message_deliver_attempt_failed(message=message, error=exc, final=True))
+    except Exception as exc:  # an adapter bug or config problem must not leave it queued silently
+        logger.exception("sending message %s failed unexpectedly", message.pk)
+        error = AdapterError(f"{type(exc).__name__}: {exc}", permanent=False)
+        if attempt < max_deliver_attempts():
+            message_deliver_attempt_failed(message=message, error=error, final=False)
+            return DeliverOutcome(message, retry_in=backoff_seconds(attempt))
+        return DeliverOutcome(message_deliver_attempt_failed(message=message, error=error, final=True))
+    return DeliverOutcome(message_sent(message=message, provider_message_id=result.provider_message_id,
+                                       raw=result.raw))
+
+
+@transaction.atomic
+def message_sent(*, message: Message, provider_message_id: str, raw: Any = None) -> Message:
+    """The provider accepted the message: sent, with its id (status webhooks refer to it)."""
+    message = Message.objects.select_for_update().select_related("conversation").get(pk=message.pk)
+    now = timezone.now()
+    if STATUS_RANK.get(message.status, -1) < STATUS_RANK[MessageStatus.SENT]:
+        message.status = MessageStatus.SENT
+        message.status_changed_at = now
+    if provider_message_id and not message.provider_message_id:
+        message.provider_message_id = provider_message_id[:255]
+    message.sent_at = message.sent_at or now
+    message.error_code = message.error_title = ""
+    message.save()
+    customer_touch(customer=message.conversation.customer, contacted_at=now)
+    _publish("channels.message.updated", message, message.conversation)
+    return message
+
+
+@transaction.atomic
+def message_deliver_attempt_failed(*, message: Message, error: AdapterError, final: bool) -> Message:
+    """Record a failed send: the reason is kept; `final` marks the message failed."""
+    message = Message.objects.select_for_update().select_related("conversation").get(pk=message.pk)
+    if message.status != MessageStatus.QUEUED:
+        return message
+    message.error_code = str(error.code or error.status or "")[:50]
+    message.error_title = str(error.message)[:500]
+    attempts = int(message.data.get("attempts", 0)) + 1
+    message.data = {**message.data, "attempts": attempts}
+    if final:
+        message.status = MessageStatus.FAILED
+        message.status_changed_at = timezone.now()
+    message.save()
+    if final:
+        _publish("channels.message.updated", message, message.conversation)
+    return message
+
+
+@transaction.atomic
+def message_status_update(
+    *,
+    inbox: Inbox,
+    provider_message_id: str,
+    status: str,
+    error_code: str = "",
+    error_title: str = "",
+    at: dt.datetime | None = None,
+) -> Message | None:
+    """Apply a provider status callback to our message. States only move forward (a late
+    "delivered" never undoes "read"); "failed" records the provider's code and reason. Returns
+    the message when it changed, None when unknown or not a step forward."""
+    if status not in STATUS_RANK and status != MessageStatus.FAILED:
+        return None
+    message = (
+        Message.objects.select_for_update()
+        .select_related("conversation")
+        .filter(inbox=inbox, provider_message_id=provider_message_id)
+        .first()
+    )
+    if message is None or message.direction != MessageDirection.OUTBOUND:
+        return None
+    current = STATUS_RANK.get(message.status, -1)
+    if status == MessageStatus.FAILED:
+        if message.status not in (MessageStatus.QUEUED, MessageStatus.SENT):
+            return None
+        message.error_code = str(error_code)[:50]
+        message.error_title = str(error_title)[:500]
+    elif STATUS_RANK[status] <= current:
+        return None
+    message.status = status
+    message.status_changed_at = at or timezone.now()
+    message.save()
+    _publish("channels.message.updated", message, message.conversation)
+    return message
+
+
+@transaction.atomic
+def message_status_update_until(
+    *, inbox: Inbox, customer: Customer, status: str, watermark: dt.datetime
+) -> int:
+    """Messenger/Instagram receipts without ids: every outbound message to this customer on this
+    inbox sent up to `watermark` reached `status` (only forward)."""
+    lower = [s for s, rank in STATUS_RANK.items() if 0 < rank < STATUS_RANK.get(status, 0)]
+    return Message.objects.filter(
+        inbox=inbox, direction=MessageDirection.OUTBOUND, conversation__customer=customer,
+        status__in=lower, sent_at__lte=watermark,
+    ).update(status=status, status_changed_at=timezone.now())

@@ -1,0 +1,35 @@
+"""Celery tasks: load by id, call a service, retry with backoff. No business logic here."""
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from channels_app.models import WebhookEvent
+from channels_app.services import ingest, messages
+
+
+def _retry(task: Any, countdown: int, *args: Any) -> Any:
+    if task.request.is_eager:
+        # Eager mode (tests, the embedded default without a broker): Celery would re-raise the
+        # Retry into the caller, so run the next attempt inline (no waiting).
+        return task.apply(args=args, retries=task.request.retries + 1).result
+    raise task.retry(countdown=countdown)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def webhook_event_process_task(self, event_id: int) -> str | None:
+    """Process one stored webhook delivery; retried with backoff until processed or parked."""
+    event = ingest.webhook_event_process(event_id=event_id)
+    if event is not None and event.status == WebhookEvent.Status.FAILED:
+        return _retry(self, ingest.process_backoff_seconds(event.attempts), event_id)
+    return event.status if event is not None else None
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def message_deliver_task(self, message_id: int) -> str | None:
+    """Send one queued outbound message; retryable provider errors back off exponentially."""
+    outcome = messages.message_deliver(message_id=message_id, attempt=self.request.retries + 1)
+    if outcome.retry_in is not None:
+        return _retry(self, outcome.retry_in, message_id)
+    return outcome.message.status if outcome.message is not None else None

@@ -1,0 +1,98 @@
+"""Provider webhook endpoints: verify → store raw → 200; processing runs in the background.
+
+    GET  /webhooks/<kind>/<uuid>/   Meta subscription handshake (echo hub.challenge)
+    POST /webhooks/<kind>/<uuid>/   a delivery
+
+Answers: unknown inbox or kind mismatch 404; bad signature 403 (nothing stored); malformed
+body 400 with the reason; database unavailable 503 (the provider retries); otherwise 200 once
+the raw body is committed.
+"""
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from channels_app import selectors
+from channels_app.adapters.base import ParseError, SignatureError
+from channels_app.models import META_KINDS
+from channels_app.services import inbox_adapter, webhook_event_store
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 30
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+
+
+def public_url(request: HttpRequest) -> str:
+    """The URL the provider called, as it signed it: PUBLIC_BASE_URL + path (+ query) when
+    the deployment sits behind a proxy, else what Django sees."""
+    base = (getattr(settings, "PUBLIC_BASE_URL", "") or "").rstrip("/")
+    if not base:
+        return request.build_absolute_uri()
+    query = request.META.get("QUERY_STRING", "")
+    return base + request.path + (f"?{query}" if query else "")
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def webhook_receive(request: HttpRequest, kind: str, inbox_uuid: str) -> HttpResponse:
+    try:
+        inbox = selectors.inbox_for_webhook(kind=kind, inbox_uuid=inbox_uuid)
+    except DatabaseError:
+        logger.exception("webhook %s/%s: database unavailable", kind, inbox_uuid)
+        return _unavailable()
+    if inbox is None:
+        return _error(404, "not_found", "No such inbox.")
+    try:
+        adapter = inbox_adapter(inbox=inbox)
+    except Exception:
+        logger.exception("inbox %s: provider settings are broken", inbox.pk)
+        return _error(503, "inbox_misconfigured", "This inbox cannot receive webhooks right now.")
+    if adapter is None:
+        return _error(404, "not_found", "This channel does not receive provider webhooks.")
+
+    if request.method == "GET":
+        if kind not in META_KINDS or not hasattr(adapter, "handshake"):
+            return _error(405, "method_not_allowed", "Use POST.")
+        try:
+            challenge = adapter.handshake(request.GET)
+        except SignatureError as exc:
+            return _error(403, "forbidden", exc.message)
+        except ParseError as exc:
+            return _error(400, "malformed", exc.message)
+        return HttpResponse(challenge, content_type="text/plain")
+
+    body = request.body
+    headers = request.headers
+    context = {"url": public_url(request)}
+    if request.content_type == "application/x-www-form-urlencoded":
+        context["params"] = request.POST
+    try:
+        adapter.verify(body, headers, **context)
+    except SignatureError as exc:
+        logger.warning("webhook for inbox %s rejected: %s", inbox.pk, exc.message)
+        return _error(403, "invalid_signature", exc.message)
+    try:
+        adapter.parse(body, headers)  # validate now so a malformed body is refused, not parked
+    except ParseError as exc:
+        return _error(400, "malformed", exc.message)
+    try:
+        event = webhook_event_store(inbox=inbox, body=body, headers=headers)
+    except DatabaseError:
+        logger.exception("webhook for inbox %s: database unavailable, asking the provider to retry", inbox.pk)
+        return _unavailable()
+    return JsonResponse({"ok": True, "event": event.pk})
+
+
+def _unavailable() -> JsonResponse:
+    response = _error(503, "unavailable", "Temporarily unavailable, retry later.")
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
