@@ -272,3 +272,6 @@ class TwilioAdapter:
         retryable = status in (429, 503) or status >= 500 or code in RETRYABLE_CODES
         return AdapterError(f"{message} (code {code})" if code else message,
                             permanent=not retryable, code=code, status=status)
+
+
+TwilioSmsAdapter = TwilioAdapter  # the name other modules look up for kind "twilio_sms"
