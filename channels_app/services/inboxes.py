@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import importlib
 import json
 import logging
 from typing import Any
@@ -23,23 +22,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from accounts.models import Team
+from channels_app.adapters import registry
 from channels_app.adapters.base import AdapterConfig, ConfigError
 from channels_app.models import Inbox, InboxKind
 
 logger = logging.getLogger(__name__)
-
-# Used until channels_app/adapters/registry.py provides the mapping: kind -> (module, class).
-_KNOWN_ADAPTERS: dict[str, tuple[str, str]] = {
-    InboxKind.WHATSAPP: ("channels_app.adapters.whatsapp", "WhatsAppAdapter"),
-    InboxKind.MESSENGER: ("channels_app.adapters.messenger", "MessengerAdapter"),
-    InboxKind.INSTAGRAM: ("channels_app.adapters.instagram", "InstagramAdapter"),
-    InboxKind.TELEGRAM: ("channels_app.adapters.telegram", "TelegramAdapter"),
-    InboxKind.LINE: ("channels_app.adapters.line", "LineAdapter"),
-    InboxKind.TWILIO_SMS: ("channels_app.adapters.twilio_sms", "TwilioSmsAdapter"),
-    InboxKind.EMAIL: ("channels_app.adapters.email", "EmailAdapter"),
-    InboxKind.WEBCHAT: ("channels_app.adapters.webchat", "WebchatAdapter"),
-    InboxKind.API: ("channels_app.adapters.api", "ApiAdapter"),
-}
 
 # For kinds without a config dataclass (yet): field names that are treated as secrets.
 _SECRET_WORDS = ("secret", "token", "password", "api_key")
@@ -55,29 +42,10 @@ class InboxConfigError(ValidationError):
 
 
 def adapter_class_for(kind: str) -> type | None:
-    """The adapter class for a kind: from adapters.registry when present, else the modules."""
+    """The adapter class for a kind, or None for kinds without a provider (voice, in person)."""
     try:
-        registry = importlib.import_module("channels_app.adapters.registry")
-    except ImportError:
-        registry = None
-    if registry is not None:
-        for name in ("adapter_class", "get_adapter_class", "adapter_class_for"):
-            lookup = getattr(registry, name, None)
-            if callable(lookup):
-                try:
-                    return lookup(kind)
-                except (KeyError, LookupError, ValueError):
-                    return None
-        for name in ("ADAPTERS", "REGISTRY", "adapters"):
-            mapping = getattr(registry, name, None)
-            if isinstance(mapping, dict):
-                return mapping.get(kind)
-    module_name, class_name = _KNOWN_ADAPTERS.get(kind, ("", ""))
-    if not module_name:
-        return None
-    try:
-        return getattr(importlib.import_module(module_name), class_name, None)
-    except ImportError:
+        return registry.adapter_class(kind)
+    except KeyError:
         return None
 
 

@@ -39,7 +39,7 @@ STORED_HEADERS = (
 )
 
 # Adapter identity kinds that customers.IdentityKind spells differently.
-IDENTITY_KIND_ALIASES = {"webchat": "web_visitor", "api": "external_id"}
+IDENTITY_KIND_ALIASES = {"webchat": "web_visitor", "webchat_user": "external_id", "api": "external_id"}
 
 MESSAGE_KINDS = (EventKind.MESSAGE, EventKind.POSTBACK, EventKind.REACTION)
 
