@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -160,13 +161,20 @@ def parse_messaging(data: Any, *, expected_object: str, identity_kind: str) -> l
         entry = require_dict(entry, "entry[]")
         for item in require_list(entry.get("messaging", []), "entry[].messaging"):
             item = require_dict(item, "entry[].messaging[]")
-            event = _messaging_event(item, identity_kind)
-            if event is not None:
-                events.append(event)
+            events.extend(_messaging_events(item, identity_kind))
     return events
 
 
-def _messaging_event(item: dict[str, Any], identity_kind: str) -> InboundEvent | None:
+def _messaging_events(item: dict[str, Any], identity_kind: str) -> list[InboundEvent]:
+    event = _messaging_event(item, identity_kind)
+    mids = event.extra.get("mids") or []
+    if event.kind == EventKind.STATUS and len(mids) > 1:
+        # One receipt naming several messages: one status event per message id.
+        return [dataclasses.replace(event, provider_message_id=mid) for mid in mids]
+    return [event]
+
+
+def _messaging_event(item: dict[str, Any], identity_kind: str) -> InboundEvent:
     sender = require_dict(item.get("sender"), "messaging[].sender").get("id")
     if not sender:
         raise ParseError("messaging[].sender.id is missing")
@@ -220,7 +228,7 @@ def _messaging_event(item: dict[str, Any], identity_kind: str) -> InboundEvent |
         extra["watermark"] = watermark
         # A delivery receipt without mids means "everything before the watermark".
         return InboundEvent(kind=EventKind.STATUS, status=DeliveryStatus.DELIVERED,
-                            provider_message_id=str(mids[0]) if len(mids) == 1 else "",
+                            provider_message_id=str(mids[0]) if mids else "",
                             extra={**extra, "mids": [str(m) for m in mids]},
                             **{**common, "timestamp": timestamp or watermark})
     if "read" in item:

@@ -8,7 +8,15 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from channels_app.adapters.api import ApiAdapter, ApiConfig, signed_headers, verify_signature
-from channels_app.adapters.base import AdapterError, Attachment, ConfigError, Identity, OutboundMessage, ParseError, SignatureError
+from channels_app.adapters.base import (
+    AdapterError,
+    Attachment,
+    ConfigError,
+    Identity,
+    OutboundMessage,
+    ParseError,
+    SignatureError,
+)
 
 SECRET = "integrator-secret-0123456789"
 NOW = 1750039200

@@ -5,7 +5,15 @@ import hmac
 
 import pytest
 
-from channels_app.adapters.base import AdapterError, Attachment, ConfigError, Identity, OutboundMessage, ParseError, SignatureError
+from channels_app.adapters.base import (
+    AdapterError,
+    Attachment,
+    ConfigError,
+    Identity,
+    OutboundMessage,
+    ParseError,
+    SignatureError,
+)
 from channels_app.adapters.instagram import InstagramAdapter, InstagramConfig
 
 SECRET = "ig-app-secret"

@@ -6,7 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from channels_app.adapters.base import AdapterError, Attachment, Identity, Location, OutboundMessage, ParseError, SignatureError
+from channels_app.adapters.base import (
+    AdapterError,
+    Attachment,
+    Identity,
+    Location,
+    OutboundMessage,
+    ParseError,
+    SignatureError,
+)
 from channels_app.adapters.line import LineAdapter, LineConfig, compute_signature, retry_key_for
 
 

@@ -152,3 +152,19 @@ def test_handshake():
     assert make_adapter().handshake({"hub.mode": "subscribe", "hub.verify_token": "vt", "hub.challenge": "c1"}) == "c1"
     with pytest.raises(SignatureError):
         make_adapter().handshake({"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "c1"})
+
+
+def test_delivery_with_several_mids_gives_one_status_each():
+    body = (b'{"object":"page","entry":[{"id":"1","time":1,"messaging":[{"sender":{"id":"9"},"recipient":{"id":"1"},'
+            b'"delivery":{"mids":["m_a","m_b"],"watermark":1750000000000}}]}]}')
+    events = make_adapter().parse(body)
+    assert [(e.kind, e.status, e.provider_message_id) for e in events] == [
+        ("status", "delivered", "m_a"), ("status", "delivered", "m_b")]
+
+
+def test_delivery_without_mids_is_a_watermark_receipt():
+    body = (b'{"object":"page","entry":[{"id":"1","messaging":[{"sender":{"id":"9"},"recipient":{"id":"1"},'
+            b'"delivery":{"watermark":1750000000000}}]}]}')
+    [event] = make_adapter().parse(body)
+    assert (event.provider_message_id, event.extra["mids"]) == ("", [])
+    assert event.timestamp == datetime.fromtimestamp(1750000000, tz=UTC)
