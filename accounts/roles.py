@@ -23,6 +23,11 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "mergesuggestion": ("view",),
             "customermerge": ("view",),
         },
+        "channels_app": {
+            "inbox": ("view",),
+            "conversation": ("view", "change"),
+            "message": ("view", "add"),
+        },
     },
     Role.SUPERVISOR: {
         "accounts": {
@@ -43,6 +48,12 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "mergesuggestion": ("view", "change"),
             "customermerge": ("view", "add", "change"),
             "importjob": ("view", "add"),
+        },
+        "channels_app": {
+            "inbox": ("view", "add", "change"),
+            "conversation": ("view", "change"),
+            "message": ("view", "add"),
+            "webhookevent": ("view", "change"),
         },
     },
     # Admins get every permission of every model (see roles_sync).

@@ -1,3 +1,13 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from channels_app.api import views
+
+urlpatterns = [
+    path("inboxes/", views.InboxListApi.as_view(), name="api-inbox-list"),
+    path("inboxes/<int:pk>/", views.InboxDetailApi.as_view(), name="api-inbox-detail"),
+    path("conversations/", views.ConversationListApi.as_view(), name="api-conversation-list"),
+    path("conversations/<int:pk>/", views.ConversationDetailApi.as_view(), name="api-conversation-detail"),
+    path("conversations/<int:pk>/messages/", views.ConversationMessageListApi.as_view(), name="api-conversation-messages"),
+    path("conversations/<int:pk>/assign/", views.ConversationAssignApi.as_view(), name="api-conversation-assign"),
+    path("conversations/<int:pk>/status/", views.ConversationStatusApi.as_view(), name="api-conversation-status"),
+]

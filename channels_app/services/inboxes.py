@@ -176,6 +176,25 @@ def inbox_create(
 _UNSET: Any = object()
 
 
+def _merged_settings(inbox: Inbox, config: dict[str, Any]) -> dict[str, Any]:
+    current = inbox_settings(inbox=inbox)
+    secret_names = _secret_names(inbox.kind, {**current, **config})
+    merged = dict(current)
+    for key, value in config.items():
+        if key in secret_names and (value in ("", None) or str(value).startswith(REDACTED_PREFIX)):
+            continue
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def inbox_config_check(*, kind: str, config: dict[str, Any], inbox: Inbox | None = None) -> None:
+    """Validate settings without saving (forms call it); raises InboxConfigError."""
+    _validated_split(kind, _merged_settings(inbox, config) if inbox is not None else dict(config))
+
+
 @transaction.atomic
 def inbox_update(
     *,
@@ -189,17 +208,7 @@ def inbox_update(
     or sent back in its redacted form ("…abcd") keeps its stored value; null removes a field."""
     inbox = Inbox.objects.select_for_update().get(pk=inbox.pk)
     if config is not None:
-        current = inbox_settings(inbox=inbox)
-        secret_names = _secret_names(inbox.kind, {**current, **config})
-        merged = dict(current)
-        for key, value in config.items():
-            if key in secret_names and (value in ("", None) or str(value).startswith(REDACTED_PREFIX)):
-                continue
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
-        plain, secrets = _validated_split(inbox.kind, merged)
+        plain, secrets = _validated_split(inbox.kind, _merged_settings(inbox, config))
         inbox.config = plain
         inbox.secrets_encrypted = secrets_encrypt(secrets)
     if name is not None:

@@ -1,0 +1,146 @@
+"""Shapes of the channels API. Parsing and representation only: no writes here."""
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from channels_app.models import Conversation, ConversationStatus, Inbox, InboxKind, Message, MessageStatus
+
+
+def _inline_enum(choices) -> type[serializers.ChoiceField]:
+    """A ChoiceField documented by pattern instead of an enum component: "status" and "kind" are
+    also names of other choice sets (customers' identity kinds, message statuses), and
+    drf-spectacular cannot name the colliding enum components without a settings override."""
+    values = [value for value, _label in choices]
+
+    @extend_schema_field({"type": "string", "pattern": "^(" + "|".join(values) + ")$",
+                          "description": "One of: " + ", ".join(values)})
+    class InlineChoiceField(serializers.ChoiceField):
+        pass
+
+    return InlineChoiceField
+
+
+InboxKindField = _inline_enum(InboxKind.choices)
+ConversationStatusField = _inline_enum(ConversationStatus.choices)
+MessageStatusField = _inline_enum(MessageStatus.choices)
+
+
+class InboxSerializer(serializers.ModelSerializer):
+    kind = InboxKindField(choices=InboxKind.choices, read_only=True)
+    webhook_url = serializers.CharField(read_only=True)
+    config = serializers.SerializerMethodField(
+        help_text="Provider settings; secrets are shown as their last four characters only."
+    )
+
+    class Meta:
+        model = Inbox
+        fields = ["id", "uuid", "name", "kind", "config", "default_team", "is_active", "webhook_url", "created_at",
+                  "updated_at"]
+
+    @extend_schema_field(serializers.DictField())
+    def get_config(self, obj: Inbox) -> dict[str, Any]:
+        redacted = self.context.get("redacted_config", {})
+        return redacted.get(obj.pk, {})
+
+
+class InboxCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    kind = InboxKindField(choices=InboxKind.choices)
+    config = serializers.DictField(required=False, default=dict)
+    default_team = serializers.IntegerField(required=False, allow_null=True, default=None)
+    is_active = serializers.BooleanField(required=False, default=True)
+
+
+class InboxUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    config = serializers.DictField(
+        required=False,
+        help_text="Merged into the current settings. A secret left out, empty or sent back redacted keeps its value.",
+    )
+    default_team = serializers.IntegerField(required=False, allow_null=True)
+    is_active = serializers.BooleanField(required=False)
+
+
+class _CustomerRef(serializers.Serializer):
+    id = serializers.IntegerField()
+    display_name = serializers.CharField()
+
+
+class _UserRef(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField(source="get_full_name")
+
+
+class _TeamRef(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class _InboxRef(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    status = ConversationStatusField(choices=ConversationStatus.choices, read_only=True)
+    customer = _CustomerRef(read_only=True)
+    assignee = _UserRef(read_only=True, allow_null=True)
+    team = _TeamRef(read_only=True, allow_null=True)
+    last_inbox = _InboxRef(read_only=True, allow_null=True)
+    inboxes = _InboxRef(many=True, read_only=True)
+
+    class Meta:
+        model = Conversation
+        fields = ["id", "status", "snoozed_until", "priority", "customer", "assignee", "team", "last_inbox",
+                  "inboxes", "created_at", "last_message_at", "last_inbound_at", "resolved_at"]
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    status = MessageStatusField(choices=MessageStatus.choices, read_only=True)
+    author = _UserRef(read_only=True, allow_null=True)
+    channel = serializers.CharField(source="inbox.kind", read_only=True)
+
+    class Meta:
+        model = Message
+        fields = ["id", "uuid", "conversation", "inbox", "channel", "direction", "sender", "author", "content",
+                  "private", "status", "error_code", "error_title", "attachments", "provider_message_id",
+                  "created_at"]
+
+
+class MessageCreateSerializer(serializers.Serializer):
+    content = serializers.CharField(max_length=10_000, trim_whitespace=True)
+    private = serializers.BooleanField(required=False, default=False)
+    inbox = serializers.IntegerField(required=False, allow_null=True, default=None,
+                                     help_text="Channel to reply on; default: where the customer last wrote from.")
+
+
+class AssignSerializer(serializers.Serializer):
+    agent = serializers.IntegerField(required=False, allow_null=True)
+    team = serializers.IntegerField(required=False, allow_null=True)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Send {\"agent\": id} and/or {\"team\": id} (null unassigns the agent).")
+        return attrs
+
+
+class StatusSerializer(serializers.Serializer):
+    status = ConversationStatusField(choices=ConversationStatus.choices)
+    snoozed_until = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class ConversationListQuerySerializer(serializers.Serializer):
+    status = ConversationStatusField(choices=ConversationStatus.choices, required=False)
+    inbox = serializers.IntegerField(required=False)
+    assignee = serializers.CharField(required=False, help_text="An agent id, \"me\" or \"none\".")
+    team = serializers.IntegerField(required=False)
+    customer = serializers.IntegerField(required=False)
+
+    def validate_assignee(self, value: str) -> str:
+        if value not in ("me", "none") and not value.isdigit():
+            raise serializers.ValidationError("Use an agent id, \"me\" or \"none\".")
+        return value

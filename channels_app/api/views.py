@@ -1,0 +1,260 @@
+"""Channels API: parse → service/selector → serialize, nothing else."""
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, generics, permissions, status
+from rest_framework.response import Response
+
+from accounts.models import Team, User
+from channels_app import selectors, services
+from channels_app.api.serializers import (
+    AssignSerializer,
+    ConversationListQuerySerializer,
+    ConversationSerializer,
+    InboxCreateSerializer,
+    InboxSerializer,
+    InboxUpdateSerializer,
+    MessageCreateSerializer,
+    MessageSerializer,
+    StatusSerializer,
+)
+from channels_app.models import Conversation, Inbox, Message
+
+
+class ModelPermission(permissions.BasePermission):
+    """`<app>.<action>_<model>` by HTTP method; the view names the model."""
+
+    action_for_method = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "add", "PATCH": "change",
+                         "PUT": "change", "DELETE": "delete"}
+
+    def has_permission(self, request, view):
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        action = (getattr(view, "required_actions", {}) or {}).get(request.method) or self.action_for_method.get(
+            request.method, "change")
+        return user.has_perm(f"channels_app.{action}_{view.permission_model}")
+
+
+def _team_or_400(team_id: int | None, field: str = "team") -> Team | None:
+    if team_id is None:
+        return None
+    team = Team.objects.filter(pk=team_id).first()
+    if team is None:
+        raise exceptions.ValidationError({field: ["No such team."]})
+    return team
+
+
+def _conversation_or_404(request, pk: int) -> Conversation:
+    try:
+        return selectors.conversation_get(viewer=request.user, conversation_id=pk)
+    except Conversation.DoesNotExist:
+        raise Http404 from None
+
+
+def _inbox_context(inboxes) -> dict:
+    return {"redacted_config": {inbox.pk: services.inbox_config_redacted(inbox=inbox) for inbox in inboxes}}
+
+
+# --- inboxes ------------------------------------------------------------------------------
+
+
+class InboxListApi(generics.ListAPIView):
+    queryset = Inbox.objects.none()
+    serializer_class = InboxSerializer
+    permission_classes = [ModelPermission]
+    permission_model = "inbox"
+    pagination_class = None
+
+    def get_queryset(self):
+        return selectors.inbox_list(viewer=self.request.user)
+
+    @extend_schema(summary="List inboxes (configured channels)")
+    def get(self, request, *args, **kwargs):
+        inboxes = list(self.get_queryset())
+        return Response(InboxSerializer(inboxes, many=True, context=_inbox_context(inboxes)).data)
+
+    @extend_schema(summary="Create an inbox", request=InboxCreateSerializer, responses={201: InboxSerializer})
+    def post(self, request):
+        serializer = InboxCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        inbox = services.inbox_create(
+            name=data["name"], kind=data["kind"], config=data["config"],
+            default_team=_team_or_400(data["default_team"], "default_team"), is_active=data["is_active"],
+        )
+        return Response(InboxSerializer(inbox, context=_inbox_context([inbox])).data, status=status.HTTP_201_CREATED)
+
+
+class InboxDetailApi(generics.GenericAPIView):
+    queryset = Inbox.objects.none()
+    serializer_class = InboxSerializer
+    permission_classes = [ModelPermission]
+    permission_model = "inbox"
+
+    def _inbox(self, pk: int) -> Inbox:
+        try:
+            return selectors.inbox_get(viewer=self.request.user, inbox_id=pk)
+        except Inbox.DoesNotExist:
+            raise Http404 from None
+
+    @extend_schema(summary="One inbox")
+    def get(self, request, pk: int):
+        inbox = self._inbox(pk)
+        return Response(InboxSerializer(inbox, context=_inbox_context([inbox])).data)
+
+    @extend_schema(summary="Change an inbox", request=InboxUpdateSerializer, responses={200: InboxSerializer})
+    def patch(self, request, pk: int):
+        inbox = self._inbox(pk)
+        serializer = InboxUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        if "default_team" in data:
+            data["default_team"] = _team_or_400(data["default_team"], "default_team")
+        inbox = services.inbox_update(inbox=inbox, **data)
+        return Response(InboxSerializer(inbox, context=_inbox_context([inbox])).data)
+
+
+# --- conversations ------------------------------------------------------------------------
+
+LIST_PARAMETERS = [
+    OpenApiParameter("status", str, enum=["open", "pending", "snoozed", "resolved"]),
+    OpenApiParameter("inbox", int, description="Conversations that span this inbox."),
+    OpenApiParameter("assignee", str, description="Agent id, \"me\" or \"none\" (unassigned)."),
+    OpenApiParameter("team", int),
+    OpenApiParameter("customer", int),
+]
+
+
+class ConversationListApi(generics.ListAPIView):
+    queryset = Conversation.objects.none()
+    serializer_class = ConversationSerializer
+    permission_classes = [ModelPermission]
+    permission_model = "conversation"
+    filter_backends: list = []
+
+    def get_queryset(self):
+        query = ConversationListQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        assignee = params.get("assignee", "")
+        return selectors.conversation_list(
+            viewer=self.request.user,
+            status=params.get("status", ""),
+            inbox_id=params.get("inbox"),
+            assignee_id=self.request.user.pk if assignee == "me" else (int(assignee) if assignee.isdigit() else None),
+            unassigned=assignee == "none",
+            team_id=params.get("team"),
+            customer_id=params.get("customer"),
+        )
+
+    @extend_schema(summary="List the conversations you may see", parameters=LIST_PARAMETERS)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class ConversationDetailApi(generics.GenericAPIView):
+    queryset = Conversation.objects.none()
+    serializer_class = ConversationSerializer
+    permission_classes = [ModelPermission]
+    permission_model = "conversation"
+
+    @extend_schema(summary="One conversation")
+    def get(self, request, pk: int):
+        return Response(ConversationSerializer(_conversation_or_404(request, pk)).data)
+
+
+class ConversationMessageListApi(generics.ListAPIView):
+    queryset = Message.objects.none()
+    serializer_class = MessageSerializer
+    permission_classes = [ModelPermission]
+    permission_model = "message"
+    filter_backends: list = []
+
+    def get_queryset(self):
+        conversation = _conversation_or_404(self.request, self.kwargs["pk"])
+        return selectors.message_list(viewer=self.request.user, conversation=conversation)
+
+    @extend_schema(summary="Messages of a conversation, newest first")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Reply to the customer, or add a private note",
+        description="The reply is queued and sent in the background on the channel the customer last wrote "
+        "from, or on `inbox` when given. Its status moves to sent / delivered / read, or failed with the "
+        "provider's reason.",
+        request=MessageCreateSerializer,
+        responses={201: MessageSerializer},
+    )
+    def post(self, request, pk: int):
+        conversation = _conversation_or_404(request, pk)
+        serializer = MessageCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        inbox = None
+        if data["inbox"] is not None:
+            inbox = Inbox.objects.filter(pk=data["inbox"]).first()
+            if inbox is None:
+                raise exceptions.ValidationError({"inbox": ["No such inbox."]})
+        message = services.message_create_outbound(
+            conversation=conversation, author=request.user, content=data["content"],
+            private=data["private"], inbox=inbox,
+        )
+        message = Message.objects.select_related("inbox", "author").get(pk=message.pk)
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class ConversationAssignApi(generics.GenericAPIView):
+    queryset = Conversation.objects.none()
+    serializer_class = AssignSerializer
+    permission_classes = [ModelPermission]
+    permission_model = "conversation"
+    required_actions = {"POST": "change"}
+
+    @extend_schema(summary="Assign or transfer to an agent and/or a team", request=AssignSerializer,
+                   responses={200: ConversationSerializer})
+    def post(self, request, pk: int):
+        conversation = _conversation_or_404(request, pk)
+        serializer = AssignSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        agent = None
+        if data.get("agent") is not None:
+            agent = User.objects.filter(pk=data["agent"], is_active=True).first()
+            if agent is None:
+                raise exceptions.ValidationError({"agent": ["No such active agent."]})
+        team = _team_or_400(data.get("team"))
+        services.conversation_assign(
+            conversation=conversation, actor=request.user, agent=agent, team=team,
+            unassign="agent" in data and data["agent"] is None,
+        )
+        return Response(ConversationSerializer(self._fresh(request, pk)).data)
+
+    @staticmethod
+    def _fresh(request, pk: int) -> Conversation:
+        # After a transfer the actor may no longer see it: answer with what was stored.
+        try:
+            return selectors.conversation_get(viewer=request.user, conversation_id=pk)
+        except Conversation.DoesNotExist:
+            return Conversation.objects.select_related("customer", "assignee", "team", "last_inbox").get(pk=pk)
+
+
+class ConversationStatusApi(generics.GenericAPIView):
+    queryset = Conversation.objects.none()
+    serializer_class = StatusSerializer
+    permission_classes = [ModelPermission]
+    permission_model = "conversation"
+    required_actions = {"POST": "change"}
+
+    @extend_schema(summary="Open, pending, snooze (until) or resolve", request=StatusSerializer,
+                   responses={200: ConversationSerializer})
+    def post(self, request, pk: int):
+        conversation = _conversation_or_404(request, pk)
+        serializer = StatusSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        services.conversation_status_set(conversation=conversation, status=data["status"], actor=request.user,
+                                         snoozed_until=data["snoozed_until"])
+        return Response(ConversationSerializer(_conversation_or_404(request, pk)).data)
