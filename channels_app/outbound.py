@@ -160,8 +160,11 @@ def request(
     max_redirects: int = 3,
     allowed_networks: Iterable[IPNetwork] | None = None,
     max_response_bytes: int = MAX_RESPONSE_BYTES,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> HttpResponse:
-    """Send one HTTP request and return status, headers and body. Never raises on HTTP status."""
+    """Send one HTTP request and return status, headers and body. Never raises on HTTP status.
+
+    ``ssl_context`` defaults to the system trust store with host name checking."""
     if sum(x is not None for x in (body, json, form)) > 1:
         raise ValueError("pass only one of body, json, form")
     send_headers: dict[str, str] = {"User-Agent": "cxplatform/1.0", "Accept": "application/json"}
@@ -181,7 +184,8 @@ def request(
     method = method.upper()
     origin = _origin(url)
     for _hop in range(max_redirects + 1):
-        response = _request_once(method, url, send_headers, body, timeout, networks, max_response_bytes)
+        response = _request_once(method, url, send_headers, body, timeout, networks, max_response_bytes,
+                                 ssl_context or ssl.create_default_context())
         response.history = list(history)
         if response.status not in REDIRECT_STATUSES or "location" not in response.headers:
             return response
@@ -208,6 +212,7 @@ def _request_once(
     timeout: float,
     networks: list[IPNetwork],
     max_response_bytes: int,
+    context: ssl.SSLContext,
 ) -> HttpResponse:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
@@ -223,9 +228,7 @@ def _request_once(
         raise OutboundBlocked(f"invalid port in {url!r}") from exc
     ip = resolve_allowed(host, port, networks)
     if parts.scheme == "https":
-        conn: http.client.HTTPConnection = _PinnedHTTPSConnection(
-            host, port, str(ip), timeout, ssl.create_default_context()
-        )
+        conn: http.client.HTTPConnection = _PinnedHTTPSConnection(host, port, str(ip), timeout, context)
     else:
         conn = _PinnedHTTPConnection(host, port, str(ip), timeout)
     path = parts.path or "/"
@@ -243,8 +246,12 @@ def _request_once(
             body=data,
             url=url,
         )
-    except (TimeoutError, socket.timeout) as exc:
+    except TimeoutError as exc:
         raise OutboundConnectionError(f"timed out talking to {host}") from exc
+    except ssl.SSLError as exc:
+        # Includes certificate / host name mismatches: retryable (a certificate may be mid-rotation);
+        # the reason reaches the agent after the last attempt.
+        raise OutboundConnectionError(f"TLS with {host} failed: {exc}") from exc
     except (OSError, http.client.HTTPException) as exc:
         raise OutboundConnectionError(f"connection to {host} failed: {exc}") from exc
     finally:

@@ -186,3 +186,102 @@ def test_oversized_response_is_refused(provider_server):
     provider_server.respond(200, body=b"x" * 101)
     with pytest.raises(outbound.OutboundBlocked, match="larger than 100"):
         outbound.request("GET", provider_server.url + "/", max_response_bytes=100)
+
+
+# --- HTTPS: pinned address, certificate still checked against the host name ----------------
+
+
+def _self_signed(tmp_path, name: str):
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    cert_path, key_path = _self_signed(tmp_path, "provider.test")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = f"secure {self.headers['Host']}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            return None
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_path, key_path)
+    httpd.socket = server_context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield httpd.server_address[1], cert_path
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _resolve_everything_to_loopback(monkeypatch):
+    real_getaddrinfo = socket.getaddrinfo
+
+    def fake_getaddrinfo(host, port, *args, **kwargs):
+        if host in ("127.0.0.1", "localhost"):
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+
+
+def test_https_to_pinned_address_verifies_the_host_name(tls_server, monkeypatch):
+    import ssl
+
+    port, cert_path = tls_server
+    _resolve_everything_to_loopback(monkeypatch)
+    context = ssl.create_default_context(cafile=str(cert_path))
+
+    response = outbound.request("GET", f"https://provider.test:{port}/x", ssl_context=context,
+                                allowed_networks=LOOPBACK_ONLY)
+
+    assert (response.status, response.body) == (200, f"secure provider.test:{port}".encode())
+
+
+def test_https_certificate_for_another_name_is_refused(tls_server, monkeypatch):
+    import ssl
+
+    port, cert_path = tls_server
+    _resolve_everything_to_loopback(monkeypatch)
+    context = ssl.create_default_context(cafile=str(cert_path))
+
+    with pytest.raises(outbound.OutboundConnectionError, match="TLS with other.test failed"):
+        outbound.request("GET", f"https://other.test:{port}/x", ssl_context=context, allowed_networks=LOOPBACK_ONLY)
+
+
+def test_https_untrusted_certificate_is_refused_by_default(tls_server, monkeypatch):
+    port, _cert_path = tls_server
+    _resolve_everything_to_loopback(monkeypatch)
+    with pytest.raises(outbound.OutboundConnectionError, match="certificate verify failed"):
+        outbound.request("GET", f"https://provider.test:{port}/x", allowed_networks=LOOPBACK_ONLY)
