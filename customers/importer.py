@@ -230,6 +230,7 @@ def _import_row(*, job: ImportJob, headers: list[str], row: list[str], source: s
         )
         if attributes:
             fields["attributes"] = attributes
+            fields["attribute_definitions"] = job._attribute_definitions  # loaded once per run
         if fields:
             services.customer_update(customer=result.customer, **fields)
     return result.created
@@ -249,6 +250,7 @@ def import_job_run(*, job_id: int) -> ImportJob:
         return job
     ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING, started_at=timezone.now())
     source = f"import:{job.pk}"
+    job._attribute_definitions = {d.key: d for d in AttributeDefinition.objects.all()}
     counters = _Counters()
     errors: list[dict] = []
     try:

@@ -19,6 +19,7 @@ from accounts.selectors import user_is_supervisor_or_admin
 from customers.identity import IdentityValueError, identity_normalise, phone_search_digits
 from customers.models import (
     Customer,
+    CustomerConsent,
     CustomerMerge,
     Identity,
     IdentityKind,
@@ -248,3 +249,52 @@ def import_job_list(*, viewer: User) -> QuerySet[ImportJob]:
 
 def tag_list_with_counts() -> QuerySet[Tag]:
     return Tag.objects.annotate(customer_count=Count("customers")).order_by("name")
+
+
+@dataclass
+class MergePreview:
+    survivor: Customer
+    merged: Customer
+    moves: list[tuple[str, int]]  # (what, how many rows)
+    fields_filled: dict[str, object]
+    attributes_added: dict[str, object]
+    attribute_conflicts: dict[str, dict]
+    tags_added: list[str]
+    consent_conflicts: list[str]
+
+
+def merge_preview(*, survivor: Customer, merged: Customer) -> MergePreview:
+    """What `customer_merge` would do, without doing it (for the confirm page)."""
+    from customers import merge_hooks
+
+    moves = []
+    for hook in merge_hooks.registered():
+        model = hook.model()
+        count = model._default_manager.filter(**{hook.field: merged}).count()
+        moves.append((str(model._meta.verbose_name_plural), count))
+    survivor_channels = set(survivor.consents.values_list("channel", flat=True))
+    merged_channels = list(merged.consents.values_list("channel", flat=True))
+    moves.append((str(CustomerConsent._meta.verbose_name_plural), len([c for c in merged_channels if c not in survivor_channels])))
+    filled = {}
+    for name in ("display_name", "language", "time_zone", "owner_agent", "owner_team"):
+        if not getattr(survivor, name) and getattr(merged, name):
+            filled[name] = getattr(merged, name)
+    added = {k: v for k, v in merged.attributes.items() if k not in survivor.attributes}
+    conflicts = {
+        k: {"survivor": survivor.attributes[k], "merged": v}
+        for k, v in merged.attributes.items()
+        if k in survivor.attributes and survivor.attributes[k] != v
+    }
+    if survivor.lifecycle_stage != merged.lifecycle_stage:
+        conflicts["lifecycle_stage"] = {"survivor": survivor.get_lifecycle_stage_display(), "merged": merged.get_lifecycle_stage_display()}
+    survivor_tags = {t.pk for t in survivor.tags.all()}
+    return MergePreview(
+        survivor=survivor,
+        merged=merged,
+        moves=moves,
+        fields_filled=filled,
+        attributes_added=added,
+        attribute_conflicts=conflicts,
+        tags_added=[t.name for t in merged.tags.all() if t.pk not in survivor_tags],
+        consent_conflicts=[c for c in merged_channels if c in survivor_channels],
+    )

@@ -90,10 +90,18 @@ def _key(norm: NormalisedIdentity) -> tuple[str, str, str]:
 def _identity_lookup(keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], Identity]:
     if not keys:
         return {}
-    condition = Q()
-    for kind, scope, value in keys:
-        condition |= Q(kind=kind, scope=scope, value=value)
-    rows = Identity.objects.select_for_update().select_related("customer").filter(condition)
+    wanted = set(keys)
+    # One indexed IN on value, exact (kind, scope) checked here: far cheaper to build than
+    # an OR of per-key conditions, and the few extra rows (same value, other kind) are rare.
+    rows = [
+        row
+        for row in Identity.objects.select_for_update().filter(value__in={key[2] for key in keys})
+        if (row.kind, row.scope, row.value) in wanted
+    ]
+    if rows:  # most rows of an import or a first contact match nothing: no join needed
+        customers = Customer.objects.in_bulk({row.customer_id for row in rows})
+        for row in rows:
+            row.customer = customers[row.customer_id]
     return {(row.kind, row.scope, row.value): row for row in rows}
 
 
@@ -260,7 +268,7 @@ def _resolve_once(
 
     new_items = [(item, norm) for key, (item, norm) in wanted.items() if key not in existing]
     if new_items:
-        per_kind = Counter(Identity.objects.filter(customer=anchor).values_list("kind", flat=True))
+        per_kind = Counter() if created else Counter(Identity.objects.filter(customer=anchor).values_list("kind", flat=True))
         limit = max_identities_per_kind()
         to_create = []
         for item, norm in new_items:
@@ -405,14 +413,16 @@ def _coerce_attribute(definition: AttributeDefinition, value: Any) -> Any:
     raise ValueError(_("has an unknown type"))
 
 
-def customer_attributes_clean(*, attributes: dict) -> dict:
+def customer_attributes_clean(*, attributes: dict, definitions: dict[str, AttributeDefinition] | None = None) -> dict:
     """Validate and coerce values against the attribute definitions; None removes a key.
 
+    `definitions` (key → definition) may be passed by bulk callers to save a query per row.
     Raises ValidationError({"attributes": [...]}) with one message per bad key.
     """
     if not isinstance(attributes, dict):
         raise ValidationError({"attributes": [_("Attributes must be an object of key: value.")]})
-    definitions = {d.key: d for d in AttributeDefinition.objects.filter(key__in=list(attributes))}
+    if definitions is None:
+        definitions = {d.key: d for d in AttributeDefinition.objects.filter(key__in=list(attributes))}
     cleaned: dict[str, Any] = {}
     errors: list[str] = []
     for key, value in attributes.items():
@@ -458,12 +468,14 @@ def customer_update(
     attributes: dict = UNSET,
     tags: list[str] = UNSET,
     add_tags: list[str] = UNSET,
+    attribute_definitions: dict[str, AttributeDefinition] | None = None,
 ) -> Customer:
     """Change profile fields. `attributes` are merged key by key (None removes a key);
     `tags` replaces the tag set by names, `add_tags` adds to it. Raises ValidationError
     naming the field."""
     if not customer.is_active_profile:
         raise ValidationError(_("This profile was merged or erased and can no longer be edited."))
+    changed: list[str] = []
     for name, value in (
         ("display_name", display_name),
         ("language", language),
@@ -474,8 +486,10 @@ def customer_update(
     ):
         if value is not UNSET:
             setattr(customer, name, value)
+            changed.append(name)
     if attributes is not UNSET:
-        cleaned = customer_attributes_clean(attributes=attributes)
+        changed.append("attributes")
+        cleaned = customer_attributes_clean(attributes=attributes, definitions=attribute_definitions)
         merged = dict(customer.attributes)
         for key, value in cleaned.items():
             if value is None:
@@ -485,8 +499,9 @@ def customer_update(
         customer.attributes = merged
     if customer.language and customer.language not in {code for code, _n in _languages()}:
         raise ValidationError({"language": [_("Unknown language code.")]})
-    customer.full_clean(exclude=["tags"])
-    customer.save()
+    if changed:
+        customer.full_clean(exclude=["tags"])
+        customer.save(update_fields=[*changed, "updated_at"])
     if tags is not UNSET:
         customer.tags.set(tags_for_names(names=tags))
     if add_tags is not UNSET and add_tags:

@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from customers import services
+from customers.models import Customer, CustomerMerge, ImportJob
+from customers.services import IdentityInput, customer_resolve
+from tests.customers.factories import AttributeDefinitionFactory, CustomerFactory, IdentityFactory, TimelineEntryFactory
+
+pytestmark = pytest.mark.django_db
+
+XSS = '<script>alert("x")</script>'
+
+
+class ControlLabels(HTMLParser):
+    """Collects form controls without a <label for>, a wrapping label or an aria-label."""
+
+    def __init__(self):
+        super().__init__()
+        self.label_for: set[str] = set()
+        self.controls: list[dict] = []
+        self.in_label = 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "label":
+            self.in_label += 1
+            if attrs.get("for"):
+                self.label_for.add(attrs["for"])
+        if tag in ("input", "select", "textarea") and attrs.get("type") not in ("hidden", "submit"):
+            self.controls.append({**attrs, "_wrapped": self.in_label > 0})
+
+    def handle_endtag(self, tag):
+        if tag == "label":
+            self.in_label -= 1
+
+    def unlabelled(self) -> list[dict]:
+        return [c for c in self.controls if not (c["_wrapped"] or c.get("aria-label") or c.get("id") in self.label_for)]
+
+
+def unlabelled_controls(html: str) -> list[dict]:
+    parser = ControlLabels()
+    parser.feed(html)
+    return parser.unlabelled()
+
+
+@pytest.fixture
+def budi(db):
+    AttributeDefinitionFactory(key="city", label="City")
+    customer = CustomerFactory(display_name=XSS, attributes={"city": XSS})
+    IdentityFactory(customer=customer, kind="phone", value="+6281234567890")
+    services.note_add(customer=customer, author=None, body=XSS)
+    TimelineEntryFactory(customer=customer, title=XSS, body=XSS)
+    return customer
+
+
+def test_list_searches_by_partial_phone(client, agent, budi):
+    CustomerFactory(display_name="Siti")
+    client.force_login(agent)
+
+    response = client.get(reverse("customers:list"), {"q": "0812-3456"})
+
+    assert response.status_code == 200
+    assert [c.pk for c in response.context["page"]] == [budi.pk]
+    assert unlabelled_controls(response.content.decode()) == []
+
+
+def test_profile_escapes_user_text_and_labels_every_control(client, supervisor, budi):
+    client.force_login(supervisor)
+
+    response = client.get(reverse("customers:detail", args=[budi.pk]))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert XSS not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert unlabelled_controls(html) == []
+
+
+def test_agent_adds_a_note_and_it_appears_on_the_timeline(client, agent):
+    customer = CustomerFactory()
+    client.force_login(agent)
+
+    response = client.post(reverse("customers:note_add", args=[customer.pk]), {"body": "Called back about the order"})
+
+    assert response.status_code == 302
+    assert list(customer.notes.values_list("body", flat=True)) == ["Called back about the order"]
+    assert list(customer.timeline.values_list("kind", "body")) == [("note", "Called back about the order")]
+
+
+def test_invalid_phone_on_profile_shows_the_reason(client, agent):
+    customer = CustomerFactory()
+    client.force_login(agent)
+
+    response = client.post(reverse("customers:identity_add", args=[customer.pk]), {"kind": "phone", "value": "123"}, follow=True)
+
+    assert "“123” is not a valid phone number." in response.content.decode()
+    assert customer.identities.count() == 0
+
+
+def test_agent_cannot_open_merge_preview(client, agent):
+    one, two = CustomerFactory(), CustomerFactory()
+    client.force_login(agent)
+
+    response = client.get(reverse("customers:merge", args=[one.pk]), {"source": two.pk})
+
+    assert response.status_code == 403
+
+
+def test_supervisor_previews_merges_and_undoes(client, supervisor):
+    one, two = CustomerFactory(display_name="Budi", attributes={}), CustomerFactory(display_name="Budi S")
+    IdentityFactory(customer=two, kind="email", value="budi@mail.co.id")
+    client.force_login(supervisor)
+
+    preview = client.get(reverse("customers:merge", args=[one.pk]), {"source": two.pk})
+    merged = client.post(reverse("customers:merge", args=[one.pk]), {"source": two.pk, "reason": "same email"})
+    merge = CustomerMerge.objects.get()
+    confirm = client.get(reverse("customers:unmerge", args=[merge.pk]))
+    undone = client.post(reverse("customers:unmerge", args=[merge.pk]))
+
+    assert preview.status_code == 200
+    assert "budi@mail.co.id" in preview.content.decode()
+    assert unlabelled_controls(preview.content.decode()) == []
+    assert merged.status_code == 302 and merge.reason == "same email"
+    assert confirm.status_code == 200
+    assert undone.status_code == 302
+    two.refresh_from_db()
+    assert two.merged_into_id is None
+    assert list(two.identities.values_list("value", flat=True)) == ["budi@mail.co.id"]
+
+
+def test_erase_needs_the_second_step(client, supervisor):
+    customer = CustomerFactory(display_name="Budi")
+    client.force_login(supervisor)
+
+    page = client.get(reverse("customers:erase", args=[customer.pk]))
+    unconfirmed = client.post(reverse("customers:erase", args=[customer.pk]), {})
+    customer.refresh_from_db()
+    assert (page.status_code, unconfirmed.status_code, customer.is_erased) == (200, 200, False)
+
+    client.post(reverse("customers:erase", args=[customer.pk]), {"confirm": "on"})
+
+    customer.refresh_from_db()
+    assert (customer.is_erased, customer.display_name) == (True, "")
+
+
+def test_duplicates_page_lists_suggestions_with_evidence(client, supervisor):
+    victim = CustomerFactory(display_name="Siti")
+    IdentityFactory(customer=victim, kind="email", value="siti@mail.co.id")
+    customer_resolve(
+        identities=[IdentityInput("web_visitor", "v1", verified=True, scope="w"), IdentityInput("email", "siti@mail.co.id")],
+        source="inbox:widget",
+    )
+    client.force_login(supervisor)
+
+    response = client.get(reverse("customers:duplicates"))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "an unverified email siti@mail.co.id was typed via inbox:widget" in html
+    assert unlabelled_controls(html) == []
+
+
+def test_fuzzy_duplicate_scan_needs_a_second_signal(client, supervisor):
+    one = CustomerFactory(display_name="Budi Santoso")
+    IdentityFactory(customer=one, kind="email", value="budi.santoso@mail.co.id")
+    two = CustomerFactory(display_name="Budi Santosa")
+    IdentityFactory(customer=two, kind="email", value="budi.santoso@kantor.co.id")
+    three = CustomerFactory(display_name="Budi Santoso")  # same name, nothing else in common
+    IdentityFactory(customer=three, kind="email", value="other@mail.co.id")
+    client.force_login(supervisor)
+
+    response = client.get(reverse("customers:duplicates"), {"scan": "1"})
+
+    assert [(c.a.pk, c.b.pk) for c in response.context["fuzzy"]] == [(one.pk, two.pk)]
+
+
+def test_import_upload_map_and_progress(client, supervisor, django_capture_on_commit_callbacks):
+    client.force_login(supervisor)
+    upload = SimpleUploadedFile("list.csv", b"Nama,No HP\nBudi,0812-3456-7890\nBad,12\n", content_type="text/csv")
+
+    uploaded = client.post(reverse("customers:import_upload"), {"file": upload})
+    job = ImportJob.objects.get()
+    mapping_page = client.get(reverse("customers:import_mapping", args=[job.pk]))
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client.post(reverse("customers:import_mapping", args=[job.pk]), {"col_0": "display_name", "col_1": "phone"})
+    status = client.get(reverse("customers:import_status", args=[job.pk])).json()
+    progress = client.get(reverse("customers:import_progress", args=[job.pk]))
+
+    assert uploaded.status_code == 302
+    assert unlabelled_controls(mapping_page.content.decode()) == []
+    assert started.status_code == 302
+    assert (status["status"], status["processed"], status["created"], status["failed"], status["percent"]) == ("done", 2, 1, 1, 100)
+    assert status["errors"] == [{"row": 3, "reason": "identities: “12” is not a valid phone number."}]
+    assert progress.status_code == 200
+    assert Customer.objects.get().display_name == "Budi"
+
+
+def test_agents_cannot_import(client, agent):
+    client.force_login(agent)
+
+    assert client.get(reverse("customers:import_upload")).status_code == 403
