@@ -90,6 +90,9 @@ class TelegramAdapter:
             event = self._message(require_dict(update["edited_message"], "edited_message"), EventKind.EDIT)
         elif "callback_query" in update:
             event = self._callback_query(require_dict(update["callback_query"], "callback_query"))
+        elif "message_reaction" in update and isinstance(update["message_reaction"], dict) \
+                and update["message_reaction"].get("user"):
+            event = self._reaction(update["message_reaction"])
         else:
             event = InboundEvent(kind=EventKind.OTHER, raw=update,
                                  extra={"update_type": next((k for k in update if k != "update_id"), "")})
@@ -163,6 +166,18 @@ class TelegramAdapter:
         if query.get("inline_message_id"):
             event.extra["inline_message_id"] = query["inline_message_id"]
         return event
+
+    def _reaction(self, reaction: dict[str, Any]) -> InboundEvent:
+        identities, name, extra = self._sender(reaction.get("user"))
+        chat = require_dict(reaction.get("chat"), "message_reaction.chat")
+        emojis = [r.get("emoji", "") for r in reaction.get("new_reaction") or []
+                  if isinstance(r, dict) and r.get("type") == "emoji"]
+        extra["chat_id"] = str(chat.get("id"))
+        # An empty new_reaction means the user removed their reaction.
+        return InboundEvent(kind=EventKind.REACTION, identities=identities, display_name=name,
+                            reply_to_id=message_key(chat.get("id"), reaction.get("message_id")),
+                            emoji=str(emojis[0]) if emojis else "", timestamp=from_unix(reaction.get("date")),
+                            extra=extra, raw=reaction)
 
     # --- outbound -------------------------------------------------------------------------
 

@@ -121,6 +121,12 @@ class WhatsAppAdapter:
             events.append(self._message(require_dict(message, "value.messages[]"), profiles, phone_number_id))
         for status in require_list(value.get("statuses", []), "value.statuses"):
             events.append(self._status(require_dict(status, "value.statuses[]"), phone_number_id))
+        for error in require_list(value.get("errors", []), "value.errors"):
+            # System-level errors (not tied to one message), e.g. 130429 throughput reached.
+            error = require_dict(error, "value.errors[]")
+            events.append(InboundEvent(kind=EventKind.OTHER, error_code=str(error.get("code", "")),
+                                       error_title=str(error.get("title") or error.get("message") or ""),
+                                       extra={"phone_number_id": phone_number_id, "webhook_error": True}, raw=error))
         return events
 
     def _message(self, msg: dict[str, Any], profiles: dict[str, dict[str, Any]], phone_number_id: str) -> InboundEvent:

@@ -160,3 +160,16 @@ def test_send_errors(provider_server, status, body, permanent, retry_after, mess
 def test_config_validation(overrides, reason):
     with pytest.raises(ConfigError, match=reason):
         make_adapter(**overrides)
+
+
+def test_parse_reaction_and_its_removal(own_fixture):
+    [reaction] = make_adapter().parse(own_fixture("telegram/message_reaction_update.json"))
+
+    assert (reaction.kind, reaction.emoji, reaction.reply_to_id, reaction.event_id) == (
+        "reaction", "\U0001F44D", "5566778899:44", "733100005")
+    assert reaction.identities == [Identity("telegram", "5566778899", True)]
+
+    removed = own_fixture("telegram/message_reaction_update.json").replace(
+        b'[{"type": "emoji", "emoji": "\\ud83d\\udc4d"}]', b"[]")
+    [event] = make_adapter().parse(removed)
+    assert (event.kind, event.emoji) == ("reaction", "")

@@ -388,3 +388,14 @@ def test_media_info(provider_server):
     assert info["url"] == "https://lookaside.fbsbx.com/x"
     assert (provider_server.last.method, provider_server.last.path) == ("GET", "/v26.0/65463453")
     assert provider_server.last.headers["authorization"] == "Bearer EAAtoken"
+
+
+def test_system_level_webhook_error_is_kept():
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
+        {"field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {
+            "display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+            "errors": [{"code": 130429, "title": "Rate limit hit", "message": "Rate limit hit",
+                        "error_data": {"details": "Message failed to send because there were too many messages"}}]}}]}]})
+    [event] = make_adapter().parse(body.encode())
+    assert (event.kind, event.error_code, event.error_title, event.extra["webhook_error"]) == (
+        "other", "130429", "Rate limit hit", True)
