@@ -1,0 +1,147 @@
+"""Demo data for channels: one inbox of every kind and conversations that cross channels.
+
+Called by `seed_demo`; safe to run again (inboxes are found by name, demo messages by their
+provider ids). Provider secrets are random per installation: demo inboxes cannot talk to the
+real providers until an admin enters real credentials.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Team
+from channels_app.models import Inbox, InboxKind, Message, MessageDirection, MessageSender, MessageStatus
+from channels_app.services import (
+    conversation_continue,
+    conversation_status_set,
+    inbox_create,
+    message_record,
+    message_status_update,
+)
+from customers.services import IdentityInput, customer_resolve
+
+
+def _token(n: int = 24) -> str:
+    return secrets.token_urlsafe(n)
+
+
+def _demo_configs() -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(name, kind, team name, settings)"""
+    return [
+        ("WhatsApp Toko Jakarta", InboxKind.WHATSAPP, "Sales", {
+            "phone_number_id": "106540352242922", "access_token": _token(), "app_secret": _token(16),
+            "verify_token": _token(12)}),
+        ("Facebook Page", InboxKind.MESSENGER, "Support", {
+            "page_id": "108123456789012", "page_access_token": _token(), "app_secret": _token(16),
+            "verify_token": _token(12)}),
+        ("Instagram @tokodemo", InboxKind.INSTAGRAM, "Sales", {
+            "instagram_account_id": "17841400000000123", "access_token": _token(), "app_secret": _token(16),
+            "verify_token": _token(12)}),
+        ("Telegram bot", InboxKind.TELEGRAM, "Support", {
+            "bot_token": f"7000000001:{secrets.token_urlsafe(26)[:35]}", "secret_token": secrets.token_hex(16)}),
+        ("LINE Official Account", InboxKind.LINE, "Support", {
+            "channel_access_token": _token(), "channel_secret": secrets.token_hex(16)}),
+        ("SMS (Twilio)", InboxKind.TWILIO_SMS, "Support", {
+            "account_sid": "AC" + secrets.token_hex(16), "auth_token": secrets.token_hex(16),
+            "from_number": "+14155550100"}),
+        ("Email halo@tokodemo.test", InboxKind.EMAIL, "Support", {
+            "address": "halo@tokodemo.test", "inbound_secret": _token()}),
+        ("Web chat", InboxKind.WEBCHAT, "Sales", {
+            "allowed_origins": ["https://tokodemo.test"], "identity_secret": _token(),
+            "greeting": "Halo! Ada yang bisa kami bantu?"}),
+        ("API (integrations)", InboxKind.API, "Support", {
+            "callback_url": "https://integrations.tokodemo.test/cx-callback", "secret": _token()}),
+        ("Call center", InboxKind.VOICE, "Support", {}),
+        ("Toko Kemang (store visits)", InboxKind.IN_PERSON, "Sales", {}),
+    ]
+
+
+def seed_demo_inboxes(stdout=None) -> dict[str, Inbox]:
+    teams = {team.name: team for team in Team.objects.filter(name__in=["Sales", "Support"])}
+    inboxes: dict[str, Inbox] = {}
+    for name, kind, team_name, config in _demo_configs():
+        inbox = Inbox.objects.filter(name=name, kind=kind).first()
+        if inbox is None:
+            inbox = inbox_create(name=name, kind=kind, config=config, default_team=teams.get(team_name))
+            if stdout is not None:
+                stdout.write(f"  inbox {inbox.get_kind_display():<20} {inbox.webhook_url}")
+        inboxes[kind] = inbox
+    return inboxes
+
+
+def _inbound(inbox: Inbox, customer, pid: str, text: str, at: dt.datetime, **data):
+    conversation = conversation_continue(customer=customer, inbox=inbox, at=at).conversation
+    message, _ = message_record(conversation=conversation, inbox=inbox, direction=MessageDirection.INBOUND,
+                                sender=MessageSender.CUSTOMER, content=text, provider_message_id=pid,
+                                created_at=at, data=data)
+    return conversation, message
+
+
+def _outbound(conversation, inbox: Inbox, pid: str, text: str, at: dt.datetime, status: str, **data):
+    message, _ = message_record(conversation=conversation, inbox=inbox, direction=MessageDirection.OUTBOUND,
+                                sender=MessageSender.AGENT, author=conversation.assignee, content=text,
+                                provider_message_id=pid, created_at=at, status=MessageStatus.SENT, data=data)
+    Message.objects.filter(pk=message.pk).update(sent_at=at)
+    if status != MessageStatus.SENT:
+        message_status_update(inbox=inbox, provider_message_id=pid, status=status, at=at)
+    return message
+
+
+@transaction.atomic
+def seed_demo_channels(stdout=None) -> None:
+    """One inbox of every kind, and demo customers whose conversations span channels."""
+    if stdout is not None:
+        stdout.write("Channels:")
+    inboxes = seed_demo_inboxes(stdout)
+    if Message.objects.filter(provider_message_id__startswith="demo-").exists():
+        return  # conversations were seeded before
+    now = timezone.now()
+    wa, ig, tg = inboxes[InboxKind.WHATSAPP], inboxes[InboxKind.INSTAGRAM], inboxes[InboxKind.TELEGRAM]
+
+    # Rina writes on WhatsApp, follows up on Instagram, then on Telegram: ONE conversation.
+    rina = customer_resolve(identities=[
+        IdentityInput("phone", "+6281234500001", verified=True),
+        IdentityInput("instagram", "17841459000000001", verified=True, scope=str(ig.uuid)),
+        IdentityInput("telegram", "530000001", verified=True, scope=str(tg.uuid)),
+    ], source="demo", display_name="Rina Wijaya").customer
+    conversation, _ = _inbound(wa, rina, "demo-wa-1", "Halo, sepatu lari ukuran 39 masih ada?", now - dt.timedelta(hours=5))
+    _outbound(conversation, wa, "demo-wa-out-1", "Halo Kak Rina, masih ada warna hitam dan putih.",
+              now - dt.timedelta(hours=4, minutes=50), MessageStatus.READ)
+    _inbound(ig, rina, "demo-ig-1", "Yang di foto postingan kemarin ya kak, warna putih.", now - dt.timedelta(hours=3))
+    _inbound(tg, rina, "demo-tg-1", "Kak, sudah saya transfer. Bisa dikirim hari ini?", now - dt.timedelta(minutes=40))
+
+    # Andi chats on the website, then emails: resolved after the answer.
+    web, email = inboxes[InboxKind.WEBCHAT], inboxes[InboxKind.EMAIL]
+    andi = customer_resolve(identities=[
+        IdentityInput("email", "andi.kurniawan@example.com", verified=True),
+        IdentityInput("web_visitor", "demo-visitor-7f3a", verified=True, scope=str(web.uuid)),
+    ], source="demo", display_name="Andi Kurniawan", asserted_by="business").customer
+    conversation, _ = _inbound(web, andi, "demo-web-1", "Apakah bisa retur kalau ukurannya tidak pas?",
+                               now - dt.timedelta(days=2, hours=3))
+    _inbound(email, andi, "demo-email-1", "Berikut nomor pesanan saya: INV-2026-00123.",
+             now - dt.timedelta(days=2, hours=2), subject="Retur pesanan INV-2026-00123")
+    _outbound(conversation, email, "demo-email-out-1", "Bisa, Pak Andi. Label retur sudah kami kirim ke email.",
+              now - dt.timedelta(days=2, hours=1), MessageStatus.DELIVERED)
+    conversation_status_set(conversation=conversation, status="resolved", actor=None)
+
+    # Maya calls the call center, then visits the store: logs in the same conversation.
+    voice, store, line = inboxes[InboxKind.VOICE], inboxes[InboxKind.IN_PERSON], inboxes[InboxKind.LINE]
+    maya = customer_resolve(identities=[
+        IdentityInput("phone", "+6281234500003", verified=True),
+        IdentityInput("line", "U1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d", verified=True, scope=str(line.uuid)),
+    ], source="demo", display_name="Maya Sari").customer
+    _inbound(voice, maya, "demo-call-1", "Menanyakan garansi blender (panggilan masuk, 4 menit).",
+             now - dt.timedelta(days=1, hours=6), call={"direction": "inbound", "duration_seconds": 240,
+                                                       "outcome": "answered"})
+    _inbound(store, maya, "demo-visit-1", "Datang ke toko membawa blender untuk klaim garansi.",
+             now - dt.timedelta(days=1, hours=2), visit={"location": "Toko Kemang", "staff": "Rizky"})
+    _inbound(line, maya, "demo-line-1", "Terima kasih, blendernya sudah bisa dipakai lagi 🙏",
+             now - dt.timedelta(hours=1))
+
+    if stdout is not None:
+        stdout.write("  conversations: Rina (WhatsApp → Instagram → Telegram), Andi (web chat → email, resolved), "
+                     "Maya (call → store visit → LINE)")
