@@ -22,12 +22,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import imaplib
 import json
 import re
 import smtplib
+import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email import policy
 from email.headerregistry import Address
@@ -79,6 +81,8 @@ class EmailConfig(AdapterConfig):
     imap_port: int = 993
     imap_username: str = ""
     imap_password: str = ""
+    imap_security: str = "ssl"  # "ssl" | "starttls" | "none"
+    imap_mailbox: str = "INBOX"
 
     required: ClassVar[tuple[str, ...]] = ("address", "inbound_secret")
     secrets: ClassVar[tuple[str, ...]] = ("inbound_secret", "smtp_password", "mailgun_signing_key", "imap_password")
@@ -92,6 +96,10 @@ class EmailConfig(AdapterConfig):
             raise ConfigError("mailgun_signing_key is required for the mailgun inbound format")
         if self.smtp_security not in ("starttls", "ssl", "none"):
             raise ConfigError("smtp_security must be starttls, ssl or none")
+        if self.imap_security not in ("starttls", "ssl", "none"):
+            raise ConfigError("imap_security must be starttls, ssl or none")
+        if self.imap_host and not self.imap_username:
+            raise ConfigError("imap_username is required when imap_host is set")
         for name in ("smtp_port", "imap_port"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 0 < value < 65536:
@@ -623,6 +631,80 @@ class EmailAdapter:
         except (smtplib.SMTPException, OSError) as exc:
             raise AdapterError(f"SMTP connection failed: {exc}", permanent=False) from exc
         return DeliveryResult(provider_message_id=_msgid(mail["Message-ID"]), raw={"message_id": mail["Message-ID"]})
+
+
+class _PinnedIMAP4(imaplib.IMAP4):
+    def __init__(self, host: str, port: int, ip: str, timeout: float) -> None:
+        self._pinned_ip = ip
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout):  # type: ignore[override]
+        return socket.create_connection((self._pinned_ip, self.port), timeout)
+
+
+class _PinnedIMAP4SSL(imaplib.IMAP4_SSL):
+    def __init__(self, host: str, port: int, ip: str, timeout: float, context: ssl.SSLContext) -> None:
+        self._pinned_ip = ip
+        super().__init__(host, port, ssl_context=context, timeout=timeout)
+
+    def _create_socket(self, timeout):  # type: ignore[override]
+        sock = socket.create_connection((self._pinned_ip, self.port), timeout)
+        return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+
+
+def imap_poll(config: EmailConfig, handle: Callable[[str, bytes], None], *, limit: int = 50,
+              ssl_context: ssl.SSLContext | None = None) -> int:
+    """Fetch unseen messages and hand each raw message to ``handle(uid, raw)``.
+
+    A message is flagged \\Seen only after ``handle`` returned (it stores the raw message
+    durably), and it is read with BODY.PEEK so a crash in between leaves it unseen: at worst it
+    is handed over twice, and the ingest de-duplicates on Message-ID. Returns how many were handled.
+    """
+    from channels_app import outbound
+
+    if not config.imap_host:
+        raise AdapterError("this inbox has no IMAP server configured", permanent=True)
+    try:
+        ip = str(outbound.resolve_allowed(config.imap_host, config.imap_port, outbound._allowed_networks()))
+    except outbound.OutboundBlocked as exc:
+        raise AdapterError(str(exc), permanent=True) from exc
+    except outbound.OutboundError as exc:
+        raise AdapterError(str(exc), permanent=False) from exc
+    context = ssl_context or ssl.create_default_context()
+    handled = 0
+    try:
+        if config.imap_security == "ssl":
+            imap: imaplib.IMAP4 = _PinnedIMAP4SSL(config.imap_host, config.imap_port, ip, 30, context)
+        else:
+            imap = _PinnedIMAP4(config.imap_host, config.imap_port, ip, 30)
+            if config.imap_security == "starttls":
+                imap.starttls(ssl_context=context)
+        try:
+            imap.login(config.imap_username, config.imap_password)
+            status, _ = imap.select(config.imap_mailbox)
+            if status != "OK":
+                raise AdapterError(f"IMAP mailbox {config.imap_mailbox!r} cannot be selected", permanent=True)
+            _, data = imap.uid("SEARCH", None, "UNSEEN")
+            uids = (data[0] or b"").split()[:limit] if data else []
+            for uid in uids:
+                _, fetched = imap.uid("FETCH", uid, "(BODY.PEEK[])")
+                raw = next((part[1] for part in fetched or [] if isinstance(part, tuple)), None)
+                if raw is None:
+                    continue
+                handle(uid.decode(), raw)
+                imap.uid("STORE", uid, "+FLAGS", "(\\Seen)")
+                handled += 1
+        finally:
+            try:
+                imap.logout()
+            except (imaplib.IMAP4.error, OSError):
+                pass
+    except imaplib.IMAP4.error as exc:
+        permanent = "AUTHENTICATIONFAILED" in str(exc).upper() or "LOGIN" in str(exc).upper()
+        raise AdapterError(f"IMAP: {exc}", permanent=permanent) from exc
+    except OSError as exc:
+        raise AdapterError(f"IMAP connection failed: {exc}", permanent=False) from exc
+    return handled
 
 
 def _now():

@@ -314,7 +314,8 @@ def test_sendgrid_malformed(shared_fixture, content_type, reason):
     ("overrides", "reason"),
     [({"address": "nope"}, "not an email address"), ({"inbound_format": "imap"}, "inbound_format"),
      ({"inbound_format": "mailgun"}, "mailgun_signing_key"), ({"smtp_port": 0}, "smtp_port"),
-     ({"smtp_security": "tls"}, "smtp_security"), ({"inbound_secret": ""}, "inbound_secret is required")],
+     ({"smtp_security": "tls"}, "smtp_security"), ({"inbound_secret": ""}, "inbound_secret is required"),
+     ({"imap_security": "tls"}, "imap_security"), ({"imap_host": "imap.example.com"}, "imap_username")],
 )
 def test_config_validation(overrides, reason):
     with pytest.raises(ConfigError, match=reason):
@@ -436,4 +437,126 @@ def test_smtp_to_internal_address_is_refused(settings):
 def test_send_without_smtp_is_permanent():
     with pytest.raises(AdapterError, match="no SMTP server") as info:
         make_adapter().send(OutboundMessage(to="a@example.com", text="x"))
+    assert info.value.permanent is True
+
+
+# --- IMAP polling ---------------------------------------------------------------------------
+
+
+class FakeIMAP:
+    """Minimal IMAP4rev1 server: LOGIN, SELECT, UID SEARCH UNSEEN, UID FETCH BODY.PEEK[], UID STORE."""
+
+    def __init__(self, messages: dict[int, bytes], password: str = "pw") -> None:
+        self.messages = messages
+        self.seen: set[int] = set()
+        self.commands: list[str] = []
+        fake = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def reply(self, text: str) -> None:
+                self.wfile.write(text.encode() + b"\r\n")
+
+            def handle(self) -> None:
+                self.reply("* OK fake IMAP ready")
+                while line := self.rfile.readline():
+                    tag, _, rest = line.decode().strip().partition(" ")
+                    fake.commands.append(rest)
+                    words = rest.split(" ")
+                    verb = words[0].upper()
+                    if verb == "CAPABILITY":
+                        self.reply("* CAPABILITY IMAP4rev1 AUTH=PLAIN")
+                        self.reply(f"{tag} OK done")
+                    elif verb == "LOGIN":
+                        ok = words[2].strip('"') == password
+                        self.reply(f"{tag} OK logged in" if ok else f"{tag} NO [AUTHENTICATIONFAILED] bad")
+                    elif verb == "SELECT":
+                        self.reply(f"* {len(fake.messages)} EXISTS")
+                        self.reply(f"{tag} OK [READ-WRITE] selected")
+                    elif verb == "UID" and words[1].upper() == "SEARCH":
+                        unseen = " ".join(str(u) for u in sorted(fake.messages) if u not in fake.seen)
+                        self.reply(f"* SEARCH {unseen}".rstrip())
+                        self.reply(f"{tag} OK search done")
+                    elif verb == "UID" and words[1].upper() == "FETCH":
+                        uid = int(words[2])
+                        raw = fake.messages[uid]
+                        self.wfile.write(f"* {uid} FETCH (UID {uid} BODY[] {{{len(raw)}}}\r\n".encode() + raw + b")\r\n")
+                        self.reply(f"{tag} OK fetch done")
+                    elif verb == "UID" and words[1].upper() == "STORE":
+                        fake.seen.add(int(words[2]))
+                        self.reply(f"{tag} OK stored")
+                    elif verb == "LOGOUT":
+                        self.reply("* BYE")
+                        self.reply(f"{tag} OK bye")
+                        return
+                    else:
+                        self.reply(f"{tag} BAD unknown")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def imap_config(port: int, password: str = "pw") -> EmailConfig:
+    return make_adapter(imap_host="127.0.0.1", imap_port=port, imap_security="none", imap_username="support",
+                        imap_password=password).config
+
+
+def test_imap_poll_hands_over_then_marks_seen(shared_fixture, own_fixture):
+    from channels_app.adapters.email import imap_poll
+
+    first, second = shared_fixture("email_gmail_reply_quote.eml"), own_fixture("email/indonesian_reply_plain.eml")
+    server = FakeIMAP({7: first, 9: second})
+    received: list[tuple[str, bytes]] = []
+    try:
+        count = imap_poll(imap_config(server.port), lambda uid, raw: received.append((uid, raw)))
+        again = imap_poll(imap_config(server.port), lambda uid, raw: received.append((uid, raw)))
+    finally:
+        server.close()
+
+    assert (count, again) == (2, 0)
+    assert received == [("7", first), ("9", second)]
+    assert parse_mime(received[0][1]).text == "Hello"
+    assert server.seen == {7, 9}
+    assert "UID FETCH 7 (BODY.PEEK[])" in server.commands
+
+
+def test_imap_message_stays_unseen_when_handling_fails(own_fixture):
+    from channels_app.adapters.email import imap_poll
+
+    server = FakeIMAP({3: own_fixture("email/indonesian_reply_plain.eml")})
+
+    def failing_store(uid, raw):
+        raise RuntimeError("database down")
+
+    try:
+        with pytest.raises(RuntimeError):
+            imap_poll(imap_config(server.port), failing_store)
+    finally:
+        server.close()
+    assert server.seen == set()
+
+
+def test_imap_wrong_password_is_permanent():
+    from channels_app.adapters.email import imap_poll
+
+    server = FakeIMAP({})
+    try:
+        with pytest.raises(AdapterError, match="IMAP") as info:
+            imap_poll(imap_config(server.port, password="wrong"), lambda uid, raw: None)
+    finally:
+        server.close()
+    assert info.value.permanent is True
+
+
+def test_imap_to_internal_address_is_refused(settings):
+    from channels_app.adapters.email import imap_poll
+
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    with pytest.raises(AdapterError, match="not a public address") as info:
+        imap_poll(imap_config(993), lambda uid, raw: None)
     assert info.value.permanent is True
