@@ -65,7 +65,9 @@ class NoteInline(admin.TabularInline):
 class CustomerAdminForm(forms.ModelForm):
     class Meta:
         model = Customer
-        fields = "__all__"
+        fields = [
+            "display_name", "language", "time_zone", "owner_agent", "owner_team", "tags", "attributes", "lifecycle_stage",
+        ]
 
     def clean_attributes(self):
         cleaned = services.customer_attributes_clean(attributes=self.cleaned_data.get("attributes") or {})

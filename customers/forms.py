@@ -43,7 +43,9 @@ class ProfileForm(forms.Form):
 
 
 class IdentityForm(forms.Form):
-    kind = forms.ChoiceField(label=_("Kind"), choices=[(k, l) for k, l in IdentityKind.choices if k in ("phone", "email", "external_id")])
+    kind = forms.ChoiceField(
+        label=_("Kind"), choices=[(value, label) for value, label in IdentityKind.choices if value in ("phone", "email", "external_id")]
+    )
     value = forms.CharField(label=_("Value"), max_length=255)
 
 

@@ -220,7 +220,7 @@ def _resolve_once(
                     },
                 )
             )
-    for item, identity in weak:
+    for _item, identity in weak:
         if identity.customer_id == anchor.pk:
             identity.last_seen_at = seen_at
             identity.save(update_fields=["last_seen_at"])
@@ -497,8 +497,8 @@ def customer_update(
             else:
                 merged[key] = value
         customer.attributes = merged
-    if customer.language and customer.language not in {code for code, _n in _languages()}:
-        raise ValidationError({"language": [_("Unknown language code.")]})
+    if customer.language and customer.language not in _language_codes():
+        raise ValidationError({"language": [_("Unknown language code; use an ISO code such as id, en or jv.")]})
     if changed:
         customer.full_clean(exclude=["tags"])
         customer.save(update_fields=[*changed, "updated_at"])
@@ -509,10 +509,11 @@ def customer_update(
     return customer
 
 
-def _languages():
-    from django.conf import settings
+def _language_codes() -> set[str]:
+    # Customers speak more languages than the agent UI is translated into.
+    from django.conf import global_settings, settings
 
-    return settings.LANGUAGES
+    return {code for code, _name in (*global_settings.LANGUAGES, *settings.LANGUAGES)} | {"jv", "su", "ms"}
 
 
 def customer_touch(*, customer: Customer, seen_at: dt.datetime | None = None, contacted_at: dt.datetime | None = None) -> None:

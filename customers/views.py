@@ -32,7 +32,15 @@ from customers.forms import (
     StageForm,
     TagsForm,
 )
-from customers.models import AttributeDefinition, Customer, CustomerMerge, Identity, ImportJob, MergeSuggestion, TimelineKind
+from customers.models import (
+    AttributeDefinition,
+    Customer,
+    CustomerMerge,
+    Identity,
+    ImportJob,
+    MergeSuggestion,
+    TimelineKind,
+)
 
 LIST_PAGE_SIZE = 25
 

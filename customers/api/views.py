@@ -19,8 +19,8 @@ from customers.api.serializers import (
     MergeRequestSerializer,
     MergeResultSerializer,
     SegmentSerializer,
-    TimelinePageSerializer,
     TimelineEntrySerializer,
+    TimelinePageSerializer,
     TimelineQuerySerializer,
     UndoResultSerializer,
 )
