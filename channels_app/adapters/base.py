@@ -202,6 +202,7 @@ class AdapterConfig:
     required: ClassVar[tuple[str, ...]] = ()
     secrets: ClassVar[tuple[str, ...]] = ()
     default_api_base_url: ClassVar[str] = ""
+    provider: ClassVar[str] = ""  # key in settings.CHANNEL_API_BASE_URLS
 
     def __post_init__(self) -> None:
         for name in self.required:
@@ -218,7 +219,16 @@ class AdapterConfig:
 
     @property
     def base_url(self) -> str:
-        return getattr(self, "api_base_url", "") or self.default_api_base_url
+        """Per-inbox ``api_base_url``, else ``settings.CHANNEL_API_BASE_URLS[provider]`` (e.g. a
+        staging proxy for every inbox), else the provider's real API."""
+        own = getattr(self, "api_base_url", "")
+        if own:
+            return own
+        from django.conf import settings
+
+        configured = (getattr(settings, "CHANNEL_API_BASE_URLS", None) or {}).get(self.provider, "")
+        return _check_base_url(configured, f"CHANNEL_API_BASE_URLS[{self.provider!r}]") if configured \
+            else self.default_api_base_url
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AdapterConfig:

@@ -30,6 +30,7 @@ class InstagramConfig(AdapterConfig):
     required: ClassVar[tuple[str, ...]] = ("instagram_account_id", "access_token", "app_secret", "verify_token")
     secrets: ClassVar[tuple[str, ...]] = ("access_token", "app_secret", "verify_token")
     default_api_base_url: ClassVar[str] = DEFAULT_INSTAGRAM_BASE_URL
+    provider: ClassVar[str] = "instagram"
 
     def validate(self) -> None:
         if not self.instagram_account_id.isdigit():

@@ -55,6 +55,7 @@ class LineConfig(AdapterConfig):
     required: ClassVar[tuple[str, ...]] = ("channel_access_token", "channel_secret")
     secrets: ClassVar[tuple[str, ...]] = ("channel_access_token", "channel_secret")
     default_api_base_url: ClassVar[str] = "https://api.line.me"
+    provider: ClassVar[str] = "line"
 
 
 def compute_signature(raw_body: bytes, channel_secret: str) -> str:

@@ -37,6 +37,7 @@ class MessengerConfig(AdapterConfig):
     required: ClassVar[tuple[str, ...]] = ("page_id", "page_access_token", "app_secret", "verify_token")
     secrets: ClassVar[tuple[str, ...]] = ("page_access_token", "app_secret", "verify_token")
     default_api_base_url: ClassVar[str] = meta.DEFAULT_GRAPH_BASE_URL
+    provider: ClassVar[str] = "messenger"
 
     def validate(self) -> None:
         if not meta.valid_graph_version(self.api_version):

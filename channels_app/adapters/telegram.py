@@ -53,6 +53,7 @@ class TelegramConfig(AdapterConfig):
     required: ClassVar[tuple[str, ...]] = ("bot_token", "secret_token")
     secrets: ClassVar[tuple[str, ...]] = ("bot_token", "secret_token")
     default_api_base_url: ClassVar[str] = "https://api.telegram.org"
+    provider: ClassVar[str] = "telegram"
 
     def validate(self) -> None:
         if not _BOT_TOKEN_RE.match(self.bot_token):

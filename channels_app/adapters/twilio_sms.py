@@ -83,6 +83,7 @@ class TwilioConfig(AdapterConfig):
     required: ClassVar[tuple[str, ...]] = ("account_sid", "auth_token", "from_number")
     secrets: ClassVar[tuple[str, ...]] = ("auth_token",)
     default_api_base_url: ClassVar[str] = "https://api.twilio.com"
+    provider: ClassVar[str] = "twilio_sms"
 
     def validate(self) -> None:
         if not _SID_RE.match(self.account_sid):

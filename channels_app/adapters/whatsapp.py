@@ -51,6 +51,7 @@ class WhatsAppConfig(AdapterConfig):
     required: ClassVar[tuple[str, ...]] = ("phone_number_id", "access_token", "app_secret", "verify_token")
     secrets: ClassVar[tuple[str, ...]] = ("access_token", "app_secret", "verify_token")
     default_api_base_url: ClassVar[str] = meta.DEFAULT_GRAPH_BASE_URL
+    provider: ClassVar[str] = "whatsapp"
 
     def validate(self) -> None:
         if not self.phone_number_id.isdigit():
@@ -203,8 +204,14 @@ class WhatsAppAdapter:
             event.kind = EventKind.REACTION
             event.reply_to_id = str(reaction.get("message_id", ""))
             event.emoji = str(reaction.get("emoji", ""))  # absent: the reaction was removed
+        elif kind == "system":
+            # e.g. the customer changed number: not a message to show, but ingest may act on it.
+            system = require_dict(body, "system")
+            event.kind = EventKind.OTHER
+            event.text = str(system.get("body", ""))
+            event.extra["system"] = system
         else:
-            # unsupported / system / order...: kept so an agent sees something arrived.
+            # unsupported / unknown / order...: kept so an agent sees something arrived.
             errors = msg.get("errors") or []
             if errors and isinstance(errors[0], dict):
                 event.error_code = str(errors[0].get("code", ""))

@@ -45,3 +45,18 @@ def test_invalid_config_and_wrong_config_type():
         registry.get_adapter("whatsapp", TwilioConfig(**VALID["twilio_sms"]))
     assert isinstance(registry.get_adapter("twilio_sms", TwilioConfig(**VALID["twilio_sms"])), TwilioAdapter)
     assert registry.adapter_class("whatsapp") is WhatsAppAdapter
+
+
+@pytest.mark.parametrize(
+    ("kind", "default"),
+    [("whatsapp", "https://graph.facebook.com"), ("messenger", "https://graph.facebook.com"),
+     ("instagram", "https://graph.instagram.com"), ("telegram", "https://api.telegram.org"),
+     ("line", "https://api.line.me"), ("twilio_sms", "https://api.twilio.com")],
+)
+def test_base_url_inbox_then_settings_then_provider_default(settings, kind, default):
+    settings.CHANNEL_API_BASE_URLS = {}
+    assert registry.get_adapter(kind, VALID[kind]).config.base_url == default
+    settings.CHANNEL_API_BASE_URLS = {kind: "http://127.0.0.1:8999/"}
+    assert registry.get_adapter(kind, VALID[kind]).config.base_url == "http://127.0.0.1:8999"
+    own = {**VALID[kind], "api_base_url": "https://staging.example.com/"}
+    assert registry.get_adapter(kind, own).config.base_url == "https://staging.example.com"

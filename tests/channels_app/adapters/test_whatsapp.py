@@ -399,3 +399,14 @@ def test_system_level_webhook_error_is_kept():
     [event] = make_adapter().parse(body.encode())
     assert (event.kind, event.error_code, event.error_title, event.extra["webhook_error"]) == (
         "other", "130429", "Rate limit hit", True)
+
+
+def test_system_message_is_not_a_customer_message():
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages",
+        "value": {"messaging_product": "whatsapp", "metadata": {"phone_number_id": "106540352242922"},
+                  "messages": [{"from": "6281234567890", "id": "wamid.SYS", "timestamp": "1750000000", "type": "system",
+                                "system": {"body": "User A changed from 6281234567890 to 6289999999999",
+                                           "wa_id": "6289999999999", "type": "user_changed_number"}}]}}]}]})
+    [event] = make_adapter().parse(body.encode())
+    assert (event.kind, event.text, event.extra["system"]["wa_id"]) == (
+        "other", "User A changed from 6281234567890 to 6289999999999", "6289999999999")
