@@ -69,12 +69,18 @@ def _allowed_networks() -> list[IPNetwork]:
     return list(getattr(settings, "OUTBOUND_ALLOWED_NETWORKS", []) or [])
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def _unwrap(ip: IPAddress) -> IPAddress:
+    """The IPv4 address hidden in mapped, 6to4 and NAT64 IPv6 forms (checked like any IPv4)."""
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return ip.ipv4_mapped
         if ip.sixtofour is not None:
             return ip.sixtofour
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip
 
 

@@ -57,13 +57,14 @@ def test_settings_allowed_networks_are_used(provider_server, settings):
 @pytest.mark.parametrize(
     "address",
     ["10.0.0.1", "172.16.5.4", "192.168.1.1", "127.0.0.1", "169.254.169.254", "0.0.0.0", "100.64.0.1",
-     "224.0.0.1", "240.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1"],
+     "224.0.0.1", "240.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+     "2002:a00:1::", "64:ff9b::a9fe:a9fe"],
 )
 def test_internal_addresses_are_not_public(address):
     assert outbound.is_public_address(ipaddress.ip_address(address)) is False
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "157.240.1.1"])
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "157.240.1.1", "64:ff9b::808:808"])
 def test_public_addresses_are_public(address):
     assert outbound.is_public_address(ipaddress.ip_address(address)) is True
 
