@@ -4,18 +4,21 @@ Views parse the request, call a selector or a service and render; nothing else.
 """
 from __future__ import annotations
 
+import csv
 import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.models import AuditEntry
+from accounts.services import audit_record
 from customers import duplicates, importer, selectors, services
 from customers.forms import (
     AttributesForm,
@@ -234,6 +237,60 @@ def consent_record(request, pk: int):
     else:
         messages.error(request, _("Give the channel, the choice and where it was given."))
     return redirect("customers:detail", pk=customer.pk)
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@login_required
+@require_GET
+def customer_list_csv(request):
+    """The current list (search, filters or a segment) as CSV; supervisors only, audited."""
+    _require_supervisor(request)
+    form = CustomerSearchForm(request.GET or None, segments=selectors.segment_list(viewer=request.user))
+    filters = form.cleaned_data if form.is_valid() else {}
+    customers = selectors.customer_list(
+        viewer=request.user,
+        q=filters.get("q", ""),
+        stage=filters.get("stage", ""),
+        tag=filters.get("tag", ""),
+        channel=filters.get("channel", ""),
+        segment=filters.get("segment"),
+    ).order_by("id")
+    audit_record(
+        action=AuditEntry.Action.DATA_EXPORTED,
+        actor=request.user,
+        request=request,
+        data={"what": "customer list", "filters": {k: str(v) for k, v in filters.items() if v}},
+    )
+    writer = csv.writer(_Echo())
+
+    def rows():
+        yield writer.writerow(["id", "name", "stage", "phones", "emails", "tags", "last_contacted_at"])
+        for customer in customers.iterator(chunk_size=500):
+            identities = list(customer.identities.all())
+            yield writer.writerow(
+                [
+                    customer.pk,
+                    _csv_safe(customer.display_name),
+                    customer.lifecycle_stage,
+                    " ".join(i.value for i in identities if i.kind == "phone"),
+                    _csv_safe(" ".join(i.value for i in identities if i.kind == "email")),
+                    _csv_safe(", ".join(t.name for t in customer.tags.all())),
+                    customer.last_contacted_at.isoformat() if customer.last_contacted_at else "",
+                ]
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="customers.csv"'
+    return response
+
+
+def _csv_safe(value: str) -> str:
+    # Spreadsheets execute cells starting with = + - @ (CSV injection); quote them as text.
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
 # --- Merge --------------------------------------------------------------------------------

@@ -204,3 +204,22 @@ def test_agents_cannot_import(client, agent):
     client.force_login(agent)
 
     assert client.get(reverse("customers:import_upload")).status_code == 403
+
+
+def test_segment_csv_export_is_supervisor_only_audited_and_injection_safe(client, agent, supervisor):
+    from accounts.models import AuditEntry
+
+    vip = CustomerFactory(display_name="=HYPERLINK(\"http://evil\")", lifecycle_stage="loyalty")
+    IdentityFactory(customer=vip, kind="phone", value="+6281234567890")
+    CustomerFactory(lifecycle_stage="reach")
+    segment = services.segment_create(name="Loyal", filters={"stage": "loyalty"})
+
+    client.force_login(agent)
+    assert client.get(reverse("customers:list_csv"), {"segment": segment.pk}).status_code == 403
+    client.force_login(supervisor)
+    response = client.get(reverse("customers:list_csv"), {"segment": segment.pk})
+
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert lines[0] == "id,name,stage,phones,emails,tags,last_contacted_at"
+    assert lines[1:] == [f"{vip.pk},\"'=HYPERLINK(\"\"http://evil\"\")\",loyalty,+6281234567890,,,"]
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.DATA_EXPORTED, actor=supervisor).count() == 1
