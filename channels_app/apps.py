@@ -8,7 +8,11 @@ class ChannelsAppConfig(AppConfig):
     verbose_name = _("Channels and conversations")
 
     def ready(self) -> None:
-        from customers import merge_hooks
+        from channels_app.services import privacy
+        from customers import events, merge_hooks
 
         # Conversations follow the customer when profiles are merged (and go back on unmerge).
         merge_hooks.register("channels_app.Conversation", "customer")
+        # Erasing or exporting a customer covers their messages too.
+        events.customer_erased.connect(privacy.on_customer_erased, dispatch_uid="channels_app.erase")
+        events.customer_export_collect.connect(privacy.on_customer_export_collect, dispatch_uid="channels_app.export")

@@ -235,6 +235,15 @@ class Message(models.Model):
     error_title = models.CharField(_("error"), max_length=500, blank=True)
     attachments = models.JSONField(_("attachments"), default=list, blank=True)
     data = models.JSONField(_("provider details"), default=dict, blank=True)
+    webhook_event = models.ForeignKey(
+        WebhookEvent,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="messages",
+        verbose_name=_("raw delivery"),
+        help_text=_("The stored webhook delivery this inbound message came from."),
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     status_changed_at = models.DateTimeField(_("status changed"), null=True, blank=True)

@@ -33,3 +33,19 @@ def message_deliver_task(self, message_id: int) -> str | None:
     if outcome.retry_in is not None:
         return _retry(self, outcome.retry_in, message_id)
     return outcome.message.status if outcome.message is not None else None
+
+
+@shared_task
+def conversations_wake_snoozed_task() -> int:
+    """Periodic (every minute): reopen snoozed conversations whose time has come."""
+    from channels_app.services import conversations
+
+    return conversations.conversations_wake_snoozed()
+
+
+@shared_task
+def webhook_event_prune_task() -> int:
+    """Periodic (daily): delete processed raw deliveries past WEBHOOK_EVENT_RETENTION_DAYS."""
+    from channels_app.services import privacy
+
+    return privacy.webhook_event_prune()

@@ -313,3 +313,18 @@ def conversation_priority_set(*, conversation: Conversation, priority: str) -> C
     Conversation.objects.filter(pk=conversation.pk).update(priority=priority)
     conversation.priority = priority
     return conversation
+
+
+@transaction.atomic
+def conversations_wake_snoozed(*, now: dt.datetime | None = None) -> int:
+    """Snoozed conversations whose time has come are open again (and their agent told)."""
+    now = now or timezone.now()
+    due = list(Conversation.objects.select_for_update(skip_locked=True)
+               .filter(status=ConversationStatus.SNOOZED, snoozed_until__lte=now))
+    for conversation in due:
+        conversation.status = ConversationStatus.OPEN
+        conversation.snoozed_until = None
+        conversation.save(update_fields=["status", "snoozed_until"])
+        realtime.publish("channels.conversation.status_changed", _conversation_payload(conversation),
+                         groups=conversation_audience(conversation=conversation))
+    return len(due)

@@ -101,7 +101,7 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
                 if adapter is None:
                     raise AdapterError(f"no adapter for {event.inbox.kind}", permanent=True)
                 for item in adapter.parse(bytes(event.body), event.headers):
-                    inbound_event_apply(inbox=event.inbox, item=item)
+                    inbound_event_apply(inbox=event.inbox, item=item, webhook_event=event)
         except Exception as exc:
             permanent = isinstance(exc, AdapterError) and exc.permanent
             logger.warning("webhook event %s failed (attempt %s): %s", event.pk, event.attempts, exc,
@@ -172,11 +172,11 @@ def _data(item: InboundEvent) -> dict[str, Any]:
     return data
 
 
-def inbound_event_apply(*, inbox: Inbox, item: InboundEvent) -> Message | None:
+def inbound_event_apply(*, inbox: Inbox, item: InboundEvent, webhook_event: WebhookEvent | None = None) -> Message | None:
     """One parsed provider event: a customer message becomes a Message in the customer's
     conversation (whatever channel it started on); a receipt moves an outbound message forward."""
     if item.kind in MESSAGE_KINDS:
-        return _inbound_message(inbox, item)
+        return _inbound_message(inbox, item, webhook_event)
     if item.kind == EventKind.STATUS:
         _status(inbox, item)
     elif item.kind == EventKind.EDIT and item.provider_message_id:
@@ -186,7 +186,7 @@ def inbound_event_apply(*, inbox: Inbox, item: InboundEvent) -> Message | None:
     return None
 
 
-def _inbound_message(inbox: Inbox, item: InboundEvent) -> Message | None:
+def _inbound_message(inbox: Inbox, item: InboundEvent, webhook_event: WebhookEvent | None) -> Message | None:
     if item.provider_message_id:
         existing = Message.objects.filter(inbox=inbox, provider_message_id=item.provider_message_id).first()
         if existing is not None:
@@ -219,6 +219,7 @@ def _inbound_message(inbox: Inbox, item: InboundEvent) -> Message | None:
         attachments=_attachments(item),
         data=_data(item),
         created_at=at,
+        webhook_event=webhook_event,
     )
     customer_touch(customer=conversation.customer, seen_at=at)
     return message

@@ -24,6 +24,7 @@ from channels_app.models import (
     MessageDirection,
     MessageSender,
     MessageStatus,
+    WebhookEvent,
 )
 from channels_app.services.conversations import conversation_audience
 from channels_app.services.inboxes import inbox_adapter
@@ -107,6 +108,7 @@ def message_record(
     data: dict[str, Any] | None = None,
     status: str = MessageStatus.RECEIVED,
     created_at: dt.datetime | None = None,
+    webhook_event: WebhookEvent | None = None,
 ) -> tuple[Message, bool]:
     """Store a message; returns (message, created). A provider message id already stored for
     this inbox returns the existing row: the unique constraint decides, inside a savepoint, so
@@ -126,6 +128,7 @@ def message_record(
         data=data or {},
         status=status,
         created_at=created_at,
+        webhook_event=webhook_event,
     )
     try:
         with transaction.atomic():
