@@ -1,0 +1,103 @@
+"""Ingest for the form-encoded, MIME and first-party channels through the real webhook URL."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from urllib.parse import parse_qsl
+
+import pytest
+
+from channels_app.adapters import api as api_adapter
+from channels_app.adapters import twilio_sms
+from channels_app.models import Conversation, Message, WebhookEvent
+from channels_app.services import inbox_create
+from customers.models import Identity
+
+pytestmark = pytest.mark.django_db
+
+TWILIO_TOKEN = "12345678901234567890123456789012"
+EMAIL_SECRET = "email-inbound-secret-1"
+API_SECRET = "api-secret-at-least-16"
+
+
+def twilio_inbox():
+    return inbox_create(name="SMS", kind="twilio_sms", config={
+        "account_sid": "AC58f1e8f2b1c6b88ca90a012a4be0c279", "auth_token": TWILIO_TOKEN, "from_number": "+19253920364"})
+
+
+def test_twilio_sms_signed_on_the_public_url(client, settings, shared_fixture, django_capture_on_commit_callbacks):
+    settings.PUBLIC_BASE_URL = "https://cx.example.com"
+    inbox = twilio_inbox()
+    body = shared_fixture("twilio_sms_inbound.txt")
+    signature = twilio_sms.compute_signature(f"https://cx.example.com{inbox.webhook_path}",
+                                             parse_qsl(body.decode(), keep_blank_values=True), TWILIO_TOKEN)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(inbox.webhook_path, data=body, content_type="application/x-www-form-urlencoded",
+                               HTTP_X_TWILIO_SIGNATURE=signature)
+
+    assert response.status_code == 200, response.content
+    message = Message.objects.get()
+    assert (message.content, message.provider_message_id) == ("twilio-go testing!", "SM1521fa559fb923c1ed64f56cd1bed8ef")
+    identity = Identity.objects.get(customer=message.conversation.customer)
+    assert (identity.kind, identity.value) == ("phone", "+19253920364")
+
+
+def test_twilio_signature_on_another_url_is_403(client, settings, shared_fixture):
+    settings.PUBLIC_BASE_URL = "https://cx.example.com"
+    inbox = twilio_inbox()
+    body = shared_fixture("twilio_sms_inbound.txt")
+    signature = twilio_sms.compute_signature(f"https://evil.example.com{inbox.webhook_path}",
+                                             parse_qsl(body.decode(), keep_blank_values=True), TWILIO_TOKEN)
+
+    response = client.post(inbox.webhook_path, data=body, content_type="application/x-www-form-urlencoded",
+                           HTTP_X_TWILIO_SIGNATURE=signature)
+
+    assert response.status_code == 403
+    assert WebhookEvent.objects.count() == 0
+
+
+def test_email_raw_mime_with_hmac(client, shared_fixture, django_capture_on_commit_callbacks):
+    inbox = inbox_create(name="Email", kind="email", config={"address": "halo@tokodemo.test",
+                                                              "inbound_secret": EMAIL_SECRET})
+    body = shared_fixture("email_gmail_reply_quote.eml")
+    signature = "sha256=" + hmac.new(EMAIL_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(inbox.webhook_path, data=body, content_type="message/rfc822",
+                               HTTP_X_INBOUND_SIGNATURE=signature)
+
+    assert response.status_code == 200, response.content
+    event = WebhookEvent.objects.get()
+    assert event.status == "processed", event.last_error
+    message = Message.objects.get()
+    assert message.inbox_id == inbox.pk
+    assert message.provider_message_id
+    identity = Identity.objects.get(customer=message.conversation.customer)
+    assert identity.kind == "email"
+
+
+def test_api_channel_signed_batch(client, django_capture_on_commit_callbacks):
+    inbox = inbox_create(name="API", kind="api", config={"callback_url": "https://example.com/cb", "secret": API_SECRET})
+    body = json.dumps({"messages": [
+        {"id": "ext-1", "from": {"kind": "phone", "value": "+6281234567890", "name": "Budi"}, "text": "Pesanan #1"},
+        {"id": "ext-2", "from": {"kind": "phone", "value": "+6281234567890"}, "text": "Pesanan #2"},
+    ]}).encode()
+    headers = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in api_adapter.signed_headers(API_SECRET, body).items()}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(inbox.webhook_path, data=body, content_type="application/json", **headers)
+
+    assert response.status_code == 200, response.content
+    assert list(Message.objects.order_by("id").values_list("provider_message_id", "content")) == [
+        ("ext-1", "Pesanan #1"), ("ext-2", "Pesanan #2")]
+    assert Conversation.objects.count() == 1
+
+
+def test_voice_inbox_has_no_webhook(client):
+    inbox = inbox_create(name="Calls", kind="voice")
+
+    response = client.post(inbox.webhook_path, data=b"{}", content_type="application/json")
+
+    assert response.status_code == 404
