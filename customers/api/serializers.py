@@ -53,6 +53,8 @@ class CustomerSerializer(serializers.ModelSerializer):
             "created_at",
             "last_seen_at",
             "last_contacted_at",
+            "merged_into",
+            "is_erased",
         ]
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))

@@ -47,9 +47,9 @@ class SupervisorPermission(permissions.BasePermission):
         return bool(request.user and request.user.is_authenticated and selectors.customer_can_merge(viewer=request.user))
 
 
-def _customer_or_404(request, pk: int) -> Customer:
+def _customer_or_404(request, pk: int, *, include_inactive: bool = False) -> Customer:
     try:
-        return selectors.customer_get(viewer=request.user, customer_id=pk)
+        return selectors.customer_get(viewer=request.user, customer_id=pk, include_inactive=include_inactive)
     except Customer.DoesNotExist:
         raise Http404 from None
 
@@ -132,9 +132,14 @@ class CustomerListApi(generics.ListAPIView):
 class CustomerDetailApi(APIView):
     permission_classes = [CustomerPermission]
 
-    @extend_schema(summary="One customer with identities, tags, attributes and consent", responses=CustomerSerializer)
+    @extend_schema(
+        summary="One customer with identities, tags, attributes and consent",
+        description="A merged-away profile is still returned, with `merged_into` naming the survivor, so "
+        "integrators holding an old id can follow it.",
+        responses=CustomerSerializer,
+    )
     def get(self, request, pk: int):
-        return Response(CustomerSerializer(_customer_or_404(request, pk)).data)
+        return Response(CustomerSerializer(_customer_or_404(request, pk, include_inactive=True)).data)
 
     @extend_schema(
         summary="Update a customer",

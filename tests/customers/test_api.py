@@ -264,3 +264,16 @@ def test_customer_list_query_count_is_flat(agent, django_assert_max_num_queries)
         response = client.get("/api/v1/customers/")
 
     assert len(response.json()["results"]) == 25
+
+
+def test_merged_away_customer_points_at_its_survivor(supervisor):
+    one, two = CustomerFactory(), CustomerFactory()
+    client = bearer(supervisor)
+    client.post(f"/api/v1/customers/{one.pk}/merge/", {"source": two.pk}, format="json")
+
+    response = client.get(f"/api/v1/customers/{two.pk}/")
+    patch = client.patch(f"/api/v1/customers/{two.pk}/", {"display_name": "x"}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["merged_into"] == one.pk
+    assert patch.status_code == 404
