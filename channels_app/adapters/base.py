@@ -177,6 +177,26 @@ class OutboundMessage:
 
 
 @dataclass(frozen=True)
+class MediaContent:
+    """Bytes of an inbound attachment downloaded from the provider (in the worker, not the webhook)."""
+
+    content: bytes
+    mime_type: str = ""
+
+
+MAX_MEDIA_BYTES = 25 * 1024 * 1024
+
+
+def fetch_media_bytes(url: str, *, headers: Mapping[str, str] | None = None,
+                      basic_auth: tuple[str, str] | None = None, max_bytes: int = MAX_MEDIA_BYTES) -> MediaContent:
+    response = call_provider("GET", url, headers={"Accept": "*/*", **(headers or {})}, basic_auth=basic_auth,
+                             max_response_bytes=max_bytes)
+    if not response.ok:
+        raise http_status_error(response.status, f"media download answered HTTP {response.status}")
+    return MediaContent(response.body, response.headers.get("content-type", "").split(";")[0].strip())
+
+
+@dataclass(frozen=True)
 class DeliveryResult:
     provider_message_id: str
     status: str = DeliveryStatus.SENT

@@ -27,11 +27,13 @@ from .base import (
     Identity,
     InboundEvent,
     Location,
+    MediaContent,
     OutboundMessage,
     ParseError,
     SignatureError,
     call_provider,
     constant_time_equals,
+    fetch_media_bytes,
     from_unix_ms,
     get_header,
     load_json,
@@ -41,6 +43,7 @@ from .base import (
 )
 
 SIGNATURE_HEADER = "X-Line-Signature"
+DEFAULT_DATA_BASE_URL = "https://api-data.line.me"  # message content lives on the data API host
 RETRY_KEY_HEADER = "X-Line-Retry-Key"
 # Namespace for turning our outbound message key into the UUID LINE requires.
 RETRY_KEY_NAMESPACE = uuid.UUID("6f1c1a0e-2d4b-5c7e-9a8b-1f2e3d4c5b6a")
@@ -189,6 +192,14 @@ class LineAdapter:
             raise self._error(response.status, body)
         sent = (body or {}).get("sentMessages") or [{}]
         return DeliveryResult(provider_message_id=str(sent[0].get("id", "")), raw=body)
+
+    def fetch_media(self, attachment: Attachment) -> MediaContent:
+        """External content by its URL; content kept by LINE from the data API by message id."""
+        if attachment.url:
+            return fetch_media_bytes(attachment.url)
+        base = self.config.api_base_url or DEFAULT_DATA_BASE_URL
+        return fetch_media_bytes(f"{base}/v2/bot/message/{attachment.media_id}/content",
+                                 headers={"Authorization": f"Bearer {self.config.channel_access_token}"})
 
     @staticmethod
     def _error(status: int, body: Any) -> AdapterError:

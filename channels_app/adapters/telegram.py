@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 from .base import (
     AdapterConfig,
@@ -27,11 +28,13 @@ from .base import (
     Identity,
     InboundEvent,
     Location,
+    MediaContent,
     OutboundMessage,
     ParseError,
     SignatureError,
     call_provider,
     constant_time_equals,
+    fetch_media_bytes,
     from_unix,
     get_header,
     load_json,
@@ -198,6 +201,19 @@ class TelegramAdapter:
         result = body.get("result") or {}
         chat_id = (result.get("chat") or {}).get("id", message.to)
         return DeliveryResult(provider_message_id=message_key(chat_id, result.get("message_id")), raw=body)
+
+    def fetch_media(self, attachment: Attachment) -> MediaContent:
+        """getFile, then download from /file/bot<token>/<file_path> (links live at least 1 hour)."""
+        base, token = self.config.base_url, self.config.bot_token
+        response = call_provider("GET", f"{base}/bot{token}/getFile?{urlencode({'file_id': attachment.media_id})}")
+        body = response_json(response)
+        if not isinstance(body, dict) or body.get("ok") is not True:
+            raise self._error(response.status, body)
+        file_path = (body.get("result") or {}).get("file_path")
+        if not file_path:
+            raise AdapterError("getFile returned no file_path (file too big for the Bot API?)", permanent=True)
+        media = fetch_media_bytes(f"{base}/file/bot{token}/{file_path}")
+        return MediaContent(media.content, attachment.mime_type or media.mime_type)
 
     @staticmethod
     def _error(status: int, body: Any) -> AdapterError:

@@ -31,11 +31,13 @@ from .base import (
     Identity,
     InboundEvent,
     Location,
+    MediaContent,
     OutboundMessage,
     ParseError,
     SignatureError,
     call_provider,
     constant_time_equals,
+    fetch_media_bytes,
     get_header,
     response_json,
 )
@@ -265,6 +267,11 @@ class TwilioAdapter:
             raise AdapterError("Twilio accepted the request but returned no sid", permanent=False)
         return DeliveryResult(provider_message_id=str(body["sid"]),
                               status=STATUS_MAP.get(str(body.get("status", "")), DeliveryStatus.QUEUED), raw=body)
+
+    def fetch_media(self, attachment: Attachment) -> MediaContent:
+        """MediaUrlN may require HTTP Basic auth; Twilio redirects to its CDN (credentials are
+        not forwarded across origins)."""
+        return fetch_media_bytes(attachment.url, basic_auth=(self.config.account_sid, self.config.auth_token))
 
     @staticmethod
     def _error(status: int, body: Any) -> AdapterError:

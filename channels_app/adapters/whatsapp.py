@@ -26,9 +26,11 @@ from .base import (
     Identity,
     InboundEvent,
     Location,
+    MediaContent,
     OutboundMessage,
     ParseError,
     call_provider,
+    fetch_media_bytes,
     from_unix,
     load_json,
     require_dict,
@@ -283,3 +285,11 @@ class WhatsAppAdapter:
         response = call_provider("GET", f"{c.base_url}/{c.api_version}/{media_id}",
                                  headers={"Authorization": f"Bearer {c.access_token}"})
         return meta.raise_for_graph_response(response)
+
+    def fetch_media(self, attachment: Attachment) -> MediaContent:
+        """Look the media id up, then download it; both calls need the access token."""
+        info = self.media_info(attachment.media_id)
+        if not info.get("url"):
+            raise AdapterError(f"media {attachment.media_id} has no download URL", permanent=True)
+        media = fetch_media_bytes(str(info["url"]), headers={"Authorization": f"Bearer {self.config.access_token}"})
+        return MediaContent(media.content, str(info.get("mime_type") or media.mime_type))

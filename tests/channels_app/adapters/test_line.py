@@ -189,3 +189,27 @@ def test_send_errors(provider_server, status, body, permanent, message):
     with pytest.raises(AdapterError, match=message) as info:
         make_adapter(provider_server.url).send(OutboundMessage(to="U1", text="x"))
     assert info.value.permanent is permanent
+
+
+def test_fetch_media_from_data_api(provider_server):
+    provider_server.respond(200, body=b"\x89PNG", headers={"Content-Type": "image/png"})
+
+    media = make_adapter(provider_server.url).fetch_media(Attachment(kind="image", media_id="354718705033693861"))
+
+    assert (media.content, media.mime_type) == (b"\x89PNG", "image/png")
+    assert provider_server.last.path == "/v2/bot/message/354718705033693861/content"
+    assert provider_server.last.headers["authorization"] == "Bearer LINE-TOKEN"
+
+
+def test_fetch_external_media_without_token(provider_server):
+    provider_server.respond(200, body=b"vid", headers={"Content-Type": "video/mp4"})
+
+    media = make_adapter().fetch_media(Attachment(kind="video", media_id="1", url=provider_server.url + "/v.mp4"))
+
+    assert media.content == b"vid"
+    assert "authorization" not in provider_server.last.headers
+
+
+def test_default_content_host_is_the_data_api():
+    from channels_app.adapters.line import DEFAULT_DATA_BASE_URL
+    assert DEFAULT_DATA_BASE_URL == "https://api-data.line.me"

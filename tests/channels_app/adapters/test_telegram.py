@@ -173,3 +173,22 @@ def test_parse_reaction_and_its_removal(own_fixture):
         b'[{"type": "emoji", "emoji": "\\ud83d\\udc4d"}]', b"[]")
     [event] = make_adapter().parse(removed)
     assert (event.kind, event.emoji) == ("reaction", "")
+
+
+def test_fetch_media_via_get_file(provider_server):
+    provider_server.respond(200, json_body={"ok": True, "result": {"file_id": "AgAD", "file_unique_id": "u",
+                                                                     "file_size": 3, "file_path": "photos/file_7.jpg"}})
+    provider_server.respond(200, body=b"JPG", headers={"Content-Type": "image/jpeg"})
+
+    media = make_adapter(provider_server.url).fetch_media(Attachment(kind="image", media_id="AgAD/x+y"))
+
+    assert (media.content, media.mime_type) == (b"JPG", "image/jpeg")
+    assert [r.path for r in provider_server.requests] == [
+        f"/bot{BOT_TOKEN}/getFile?file_id=AgAD%2Fx%2By", f"/file/bot{BOT_TOKEN}/photos/file_7.jpg"]
+
+
+def test_fetch_media_too_big_for_bot_api(provider_server):
+    provider_server.respond(400, json_body={"ok": False, "error_code": 400, "description": "Bad Request: file is too big"})
+    with pytest.raises(AdapterError, match="file is too big") as info:
+        make_adapter(provider_server.url).fetch_media(Attachment(kind="document", media_id="big"))
+    assert info.value.permanent is True

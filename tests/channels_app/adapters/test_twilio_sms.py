@@ -256,3 +256,31 @@ def test_send_errors(provider_server, status, body, permanent, code, message):
 def test_config_validation(overrides, reason):
     with pytest.raises(ConfigError, match=reason):
         make_adapter(**overrides)
+
+
+def test_fetch_media_with_basic_auth_and_cdn_redirect_without_credentials(provider_server):
+    from tests.channels_app.conftest import ProviderServer
+
+    cdn = ProviderServer()
+    cdn.thread.start()
+    try:
+        provider_server.respond(307, body=b"", headers={"Location": cdn.url + "/media/abc.jpg"})
+        cdn.respond(200, body=b"\xff\xd8", headers={"Content-Type": "image/jpeg"})
+        url = provider_server.url + f"/2010-04-01/Accounts/{SID}/Messages/MM1/Media/ME1"
+
+        media = make_adapter().fetch_media(Attachment(kind="image", url=url, media_id="ME1"))
+
+        assert (media.content, media.mime_type) == (b"\xff\xd8", "image/jpeg")
+        assert provider_server.last.headers["authorization"].startswith("Basic ")
+        assert "authorization" not in cdn.last.headers
+    finally:
+        cdn.httpd.shutdown()
+        cdn.httpd.server_close()
+
+
+@pytest.mark.parametrize(("status", "permanent"), [(404, True), (503, False)])
+def test_fetch_media_errors(provider_server, status, permanent):
+    provider_server.respond(status, body=b"", headers={})
+    with pytest.raises(AdapterError, match=f"HTTP {status}") as info:
+        make_adapter().fetch_media(Attachment(kind="image", url=provider_server.url + "/m"))
+    assert info.value.permanent is permanent

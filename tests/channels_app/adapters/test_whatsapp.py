@@ -410,3 +410,22 @@ def test_system_message_is_not_a_customer_message():
     [event] = make_adapter().parse(body.encode())
     assert (event.kind, event.text, event.extra["system"]["wa_id"]) == (
         "other", "User A changed from 6281234567890 to 6289999999999", "6289999999999")
+
+
+def test_fetch_media_looks_up_then_downloads_with_token(provider_server):
+    provider_server.respond(200, json_body={"url": provider_server.url + "/lookaside/65463453?ext=1",
+                                            "mime_type": "image/jpeg", "sha256": "abc", "file_size": 4, "id": "65463453"})
+    provider_server.respond(200, body=b"\xff\xd8\xff\xe0", headers={"Content-Type": "application/octet-stream"})
+
+    media = make_adapter(provider_server.url).fetch_media(Attachment(kind="image", media_id="65463453"))
+
+    assert (media.content, media.mime_type) == (b"\xff\xd8\xff\xe0", "image/jpeg")
+    assert [(r.path, r.headers["authorization"]) for r in provider_server.requests] == [
+        ("/v26.0/65463453", "Bearer EAAtoken"), ("/lookaside/65463453?ext=1", "Bearer EAAtoken")]
+
+
+def test_fetch_media_expired_id_is_permanent(provider_server):
+    provider_server.respond(404, json_body={"error": {"message": "Unsupported get request", "code": 100}})
+    with pytest.raises(AdapterError) as info:
+        make_adapter(provider_server.url).fetch_media(Attachment(kind="image", media_id="gone"))
+    assert info.value.permanent is True
