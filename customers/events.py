@@ -18,6 +18,7 @@ MERGE_SUGGESTED = "customers.merge_suggestion.created"
 
 # Sent on commit. kwargs: event (name), customer, and for merges survivor, merged, merge.
 customer_created = Signal()
+customer_updated = Signal()  # kwargs: customer, changed (field names), actor
 customer_merged = Signal()
 customer_unmerged = Signal()
 merge_suggested = Signal()

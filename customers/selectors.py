@@ -110,16 +110,17 @@ def customer_list(
     )
 
 
-def customer_get(*, viewer: User, customer_id: int, include_inactive: bool = False) -> Customer:
-    """One customer with identities and tags; raises Customer.DoesNotExist if not visible."""
+def customer_get(*, viewer: User, customer_id: int, include_inactive: bool = False, with_related: bool = True) -> Customer:
+    """One customer (with identities, tags and consents unless `with_related=False`);
+    raises Customer.DoesNotExist if not visible."""
     customers = _visible(viewer)
     if not include_inactive:
         customers = customers.filter(merged_into__isnull=True, is_erased=False)
-    return (
-        customers.select_related("owner_agent", "owner_team", "merged_into")
-        .prefetch_related(Prefetch("identities", queryset=Identity.objects.order_by("kind", "value")), "tags", "consents")
-        .get(pk=customer_id)
-    )
+    if with_related:
+        customers = customers.select_related("owner_agent", "owner_team", "merged_into").prefetch_related(
+            Prefetch("identities", queryset=Identity.objects.order_by("kind", "value")), "tags", "consents"
+        )
+    return customers.get(pk=customer_id)
 
 
 def customer_lookup(*, viewer: User, kind: str, value: str, scope: str = "") -> Customer | None:

@@ -49,6 +49,7 @@ from customers.models import (
 logger = logging.getLogger(__name__)
 
 RESOLVE_ATTEMPTS = 3
+SEEN_RESOLUTION = dt.timedelta(minutes=1)
 
 
 class _Unset:
@@ -220,10 +221,9 @@ def _resolve_once(
                     },
                 )
             )
-    for _item, identity in weak:
+    for item, identity in weak:
         if identity.customer_id == anchor.pk:
-            identity.last_seen_at = seen_at
-            identity.save(update_fields=["last_seen_at"])
+            _identity_touch(identity, item=item, seen_at=seen_at)
             result.matched.append(identity)
             continue
         result.suggestions.append(
@@ -294,7 +294,7 @@ def _resolve_once(
         if strict and len(to_create) != len(new_items):
             raise ValidationError({"identities": [reason for _item, reason in rejected]})
 
-    if any_verified and (anchor.last_seen_at is None or anchor.last_seen_at < seen_at):
+    if any_verified and (anchor.last_seen_at is None or seen_at - anchor.last_seen_at > SEEN_RESOLUTION):
         anchor.last_seen_at = seen_at
         anchor.save(update_fields=["last_seen_at", "updated_at"])
     if created:
@@ -305,13 +305,17 @@ def _resolve_once(
 
 
 def _identity_touch(identity: Identity, *, item: IdentityInput, seen_at: dt.datetime) -> None:
-    fields = ["last_seen_at"]
-    identity.last_seen_at = max(identity.last_seen_at, seen_at)
+    fields = []
+    # Throttled: a busy chat resolves on every message; last-seen to the minute is enough.
+    if seen_at - identity.last_seen_at > SEEN_RESOLUTION:
+        identity.last_seen_at = seen_at
+        fields.append("last_seen_at")
     if item.verified and not identity.verified:
         identity.verified = True
         identity.origin = IdentityOrigin.CHANNEL
         fields += ["verified", "origin"]
-    identity.save(update_fields=fields)
+    if fields:
+        identity.save(update_fields=fields)
 
 
 # --- Merge suggestions --------------------------------------------------------------------
@@ -500,8 +504,28 @@ def customer_update(
     if customer.language and customer.language not in _language_codes():
         raise ValidationError({"language": [_("Unknown language code; use an ISO code such as id, en or jv.")]})
     if changed:
+        previous_stage = (
+            Customer.objects.filter(pk=customer.pk).values_list("lifecycle_stage", flat=True).first()
+            if "lifecycle_stage" in changed
+            else None
+        )
         customer.full_clean(exclude=["tags"])
         customer.save(update_fields=[*changed, "updated_at"])
+        if previous_stage is not None and previous_stage != customer.lifecycle_stage:
+            timeline_record(
+                customer=customer,
+                kind=TimelineKind.STAGE_CHANGED,
+                occurred_at=timezone.now(),
+                title=_("Stage: %(from)s → %(to)s")
+                % {"from": LifecycleStage(previous_stage).label, "to": customer.get_lifecycle_stage_display()},
+                data={"from": previous_stage, "to": customer.lifecycle_stage, "by": actor.pk if actor else None},
+            )
+        fields_changed = list(changed)
+        transaction.on_commit(
+            lambda: events.customer_updated.send(
+                sender=Customer, event=events.CUSTOMER_UPDATED, customer=customer, changed=fields_changed, actor=actor
+            )
+        )
     if tags is not UNSET:
         customer.tags.set(tags_for_names(names=tags))
     if add_tags is not UNSET and add_tags:

@@ -47,9 +47,11 @@ class SupervisorPermission(permissions.BasePermission):
         return bool(request.user and request.user.is_authenticated and selectors.customer_can_merge(viewer=request.user))
 
 
-def _customer_or_404(request, pk: int, *, include_inactive: bool = False) -> Customer:
+def _customer_or_404(request, pk: int, *, include_inactive: bool = False, with_related: bool = True) -> Customer:
     try:
-        return selectors.customer_get(viewer=request.user, customer_id=pk, include_inactive=include_inactive)
+        return selectors.customer_get(
+            viewer=request.user, customer_id=pk, include_inactive=include_inactive, with_related=with_related
+        )
     except Customer.DoesNotExist:
         raise Http404 from None
 
@@ -234,7 +236,7 @@ class CustomerTimelineApi(APIView):
         responses=TimelinePageSerializer,
     )
     def get(self, request, pk: int):
-        customer = _customer_or_404(request, pk)
+        customer = _customer_or_404(request, pk, with_related=False)
         query = TimelineQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data

@@ -277,3 +277,18 @@ def test_merged_away_customer_points_at_its_survivor(supervisor):
     assert response.status_code == 200
     assert response.json()["merged_into"] == one.pk
     assert patch.status_code == 404
+
+
+@pytest.mark.parametrize("page_size", [5, 100])
+def test_timeline_api_query_count_does_not_grow_with_page_size(page_size, agent, django_assert_max_num_queries):
+    customer = CustomerFactory()
+    for _ in range(120):
+        TimelineEntryFactory(customer=customer)
+    client = bearer(agent)
+    client.get(f"/api/v1/customers/{customer.pk}/timeline/")  # token, permissions and session warm-up
+
+    # token, 2 × permissions, customer, one page of entries
+    with django_assert_max_num_queries(5):
+        response = client.get(f"/api/v1/customers/{customer.pk}/timeline/", {"page_size": page_size})
+
+    assert len(response.json()["results"]) == page_size

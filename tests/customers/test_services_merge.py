@@ -245,3 +245,39 @@ def test_attribute_validation_names_the_bad_key():
     ]
     customer.refresh_from_db()
     assert customer.attributes == {}
+
+
+def test_merge_moves_only_registered_foreign_keys(supervisor):
+    from customers import merge_hooks
+
+    survivor, merged = CustomerFactory(), CustomerFactory()
+    note = CustomerNoteFactory(customer=merged)
+    merge_hooks.unregister("customers.CustomerNote", "customer")
+    try:
+        merge = services.customer_merge(survivor=survivor, merged=merged, actor=supervisor)
+    finally:
+        merge_hooks.register("customers.CustomerNote", "customer")
+
+    note.refresh_from_db()
+    assert note.customer_id == merged.pk
+    assert "customers.CustomerNote" not in [moved["model"] for moved in merge.snapshot["moved"]]
+    assert {"model": "customers.Identity", "field": "customer", "ids": []} in merge.snapshot["moved"]
+
+
+def test_stage_change_is_on_the_timeline_and_signalled(supervisor, django_capture_on_commit_callbacks):
+    customer = CustomerFactory(lifecycle_stage="reach")
+    received = []
+
+    def listener(sender, **kwargs):
+        received.append((kwargs["event"], kwargs["changed"]))
+
+    events.customer_updated.connect(listener)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            services.customer_update(customer=customer, actor=supervisor, lifecycle_stage="conversion")
+    finally:
+        events.customer_updated.disconnect(listener)
+
+    entry = customer.timeline.get()
+    assert (entry.kind, entry.title, entry.data) == ("stage_changed", "Stage: Reach → Conversion", {"from": "reach", "to": "conversion", "by": supervisor.pk})
+    assert received == [("customers.customer.updated", ["lifecycle_stage"])]
