@@ -187,9 +187,14 @@ def _messaging_event(item: dict[str, Any], identity_kind: str) -> InboundEvent:
     if "message" in item:
         msg = require_dict(item["message"], "messaging[].message")
         if msg.get("is_echo"):
-            # Our own outbound message echoed back: not a customer message.
+            # Our own outbound message echoed back (sender is the page): not a customer message.
             return InboundEvent(kind=EventKind.OTHER, provider_message_id=str(msg.get("mid", "")),
-                                extra={**extra, "echo": True}, **common)
+                                extra={**extra, "echo": True}, **{**common, "identities": []})
+        if not msg.get("mid"):
+            raise ParseError("messaging[].message.mid is missing")
+        if msg.get("is_deleted"):
+            # Instagram: the customer unsent this message.
+            return InboundEvent(kind=EventKind.UNSEND, reply_to_id=str(msg["mid"]), extra=extra, **common)
         attachments = []
         location = None
         for att in msg.get("attachments") or []:

@@ -90,3 +90,10 @@ def test_default_base_url_and_validation():
     assert make_adapter().config.base_url == "https://graph.instagram.com"
     with pytest.raises(ConfigError, match="numeric"):
         make_adapter(instagram_account_id="me")
+
+
+def test_deleted_message_is_an_unsend():
+    body = (b'{"object":"instagram","entry":[{"id":"17841400000000001","time":1,"messaging":[{"sender":{"id":"5678"},'
+            b'"recipient":{"id":"17841400000000001"},"timestamp":1750000300000,"message":{"mid":"aWdfGONE","is_deleted":true}}]}]}')
+    [event] = make_adapter().parse(body)
+    assert (event.kind, event.reply_to_id, event.provider_message_id) == ("unsend", "aWdfGONE", "")

@@ -79,7 +79,7 @@ def test_parse_own_batch(own_fixture):
     assert (read.kind, read.status, read.provider_message_id) == ("status", "read", "")
     assert read.extra["watermark"] == datetime.fromtimestamp(1750000101.5, tz=UTC)
     assert (reaction.kind, reaction.emoji, reaction.reply_to_id) == ("reaction", "\u2764\ufe0f", "m_OUTBOUND_1")
-    assert (echo.kind, echo.extra["echo"]) == ("other", True)
+    assert (echo.kind, echo.extra["echo"], echo.identities) == ("other", True, [])
 
 
 def test_parse_attachment_and_location():
@@ -100,6 +100,8 @@ def test_parse_attachment_and_location():
         (b'{"object":"page","entry":[{"messaging":[{"recipient":{"id":"1"}}]}]}', "sender must be a JSON object"),
         (b'{"object":"page","entry":[{"messaging":[{"sender":{}}]}]}', "sender.id is missing"),
         (b'{"object":"page","entry":"x"}', "entry must be a JSON array"),
+        (b'{"object":"page","entry":[{"messaging":[{"sender":{"id":"1"},"message":{"text":"x"}}]}]}',
+         "message.mid is missing"),
     ],
 )
 def test_malformed(body, reason):
