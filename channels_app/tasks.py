@@ -49,3 +49,11 @@ def webhook_event_prune_task() -> int:
     from channels_app.services import privacy
 
     return privacy.webhook_event_prune()
+
+
+@shared_task
+def conversations_assign_backlog_task() -> int:
+    """Periodic (every minute): assign waiting conversations to agents who have room."""
+    from channels_app.services import conversations
+
+    return conversations.conversations_assign_backlog()

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Availability, Team, TeamMembership, User
+from accounts.selectors import team_ids_for_user, user_is_supervisor_or_admin
 from channels_app import realtime
 from channels_app.models import Conversation, ConversationPriority, ConversationStatus, Inbox
 from customers.models import Customer, TimelineKind
@@ -139,9 +140,14 @@ def _live(customer: Customer) -> Customer:
     return customer
 
 
-def _check_team_member(agent: User, team: Team | None) -> None:
+def _check_may_assign(actor: User | None, agent: User) -> None:
     if not agent.is_active:
         raise ValidationError({"agent": [_("This agent is deactivated.")]})
+    if actor is None or actor.pk == agent.pk or user_is_supervisor_or_admin(user=actor):
+        return
+    shared = TeamMembership.objects.filter(user=agent, team_id__in=team_ids_for_user(user=actor)).exists()
+    if not shared:
+        raise ValidationError({"agent": [_("You can assign only to yourself or to members of your teams.")]})
 
 
 @transaction.atomic
@@ -161,7 +167,7 @@ def conversation_assign(
     if unassign:
         conversation.assignee = None
     if agent is not None:
-        _check_team_member(agent, team)
+        _check_may_assign(actor, agent)
         conversation.assignee = agent
         conversation.assigned_at = timezone.now()
         if team is None:
@@ -274,9 +280,31 @@ def conversation_auto_assign(*, conversation: Conversation) -> User | None:
     if not candidates:
         return None
     agent = candidates[0]
-    Conversation.objects.filter(pk=conversation.pk).update(assignee=agent, assigned_at=timezone.now())
-    conversation.assignee = agent
+    now = timezone.now()
+    Conversation.objects.filter(pk=conversation.pk).update(assignee=agent, assigned_at=now)
+    conversation.assignee, conversation.assigned_at = agent, now
+    realtime.publish("channels.conversation.assigned", _conversation_payload(conversation),
+                     groups=[realtime.agent_group(agent.pk)])
     return agent
+
+
+def conversations_assign_backlog(*, limit: int = 500) -> int:
+    """Periodic safety net: give waiting (unassigned, open) team conversations, oldest first, to
+    online agents with free capacity, e.g. after someone came online."""
+    assigned = 0
+    waiting = (Conversation.objects.filter(assignee__isnull=True, team__isnull=False, status=ConversationStatus.OPEN)
+               .order_by("created_at", "id").values_list("pk", flat=True)[:limit])
+    full_teams: set[int] = set()
+    for pk in list(waiting):
+        with transaction.atomic():
+            conversation = Conversation.objects.select_for_update().filter(pk=pk, assignee__isnull=True).first()
+            if conversation is None or conversation.team_id in full_teams:
+                continue
+            if conversation_auto_assign(conversation=conversation) is None:
+                full_teams.add(conversation.team_id)  # nobody free there: skip its other waiters
+            else:
+                assigned += 1
+    return assigned
 
 
 @transaction.atomic

@@ -362,9 +362,10 @@ def test_new_message_is_pushed_to_the_online_agent_it_was_auto_assigned_to_only(
     conversation = Conversation.objects.get()
     assert (conversation.assignee_id, conversation.team_id) == (online.pk, team.pk)
     events = _received(mine)
-    assert [e["type"] for e in events] == ["agent.event"]
-    payload = events[0]["payload"]
-    assert payload["event"] == "channels.message.created"
+    assert [(e["type"], e["payload"]["event"]) for e in events] == [
+        ("agent.event", "channels.conversation.assigned"), ("agent.event", "channels.message.created")]
+    assert events[0]["payload"]["id"] < events[1]["payload"]["id"]
+    payload = events[1]["payload"]
     assert payload["message"]["content"] == "Tolong dibantu"
     assert payload["message"]["conversation"] == conversation.pk
     assert isinstance(payload["id"], int)
@@ -443,3 +444,35 @@ def test_parked_event_does_not_run_again_until_replayed():
     result = webhook_event_process(event_id=event.pk)
 
     assert (result.status, result.attempts) == ("parked", 5)
+
+
+def test_backlog_is_assigned_when_an_agent_comes_online(make_user):
+    from channels_app.services.conversations import conversations_assign_backlog
+
+    team = TeamFactory()
+    a = make_user(availability=Availability.OFFLINE, max_concurrent_conversations=2)
+    add_to_team(a, team)
+    inbox = whatsapp_inbox(team=team)
+    waiting = [conversation_continue(customer=Customer.objects.create(), inbox=inbox).conversation for _ in range(3)]
+    assert Conversation.objects.filter(assignee__isnull=True).count() == 3
+    a.availability = Availability.ONLINE
+    a.save()
+
+    assert conversations_assign_backlog() == 2
+
+    assert list(Conversation.objects.filter(assignee=a).order_by("id").values_list("pk", flat=True)) == [
+        waiting[0].pk, waiting[1].pk]
+
+
+def test_an_agent_may_assign_only_within_their_teams(make_user):
+    team, other = TeamFactory(), TeamFactory()
+    alice, bob, carol = make_user(), make_user(), make_user()
+    add_to_team(alice, team)
+    add_to_team(bob, team)
+    add_to_team(carol, other)
+    customer, inbox = _customer_and_inbox()
+    conversation = conversation_continue(customer=customer, inbox=inbox).conversation
+
+    assert conversation_assign(conversation=conversation, actor=alice, agent=bob).assignee_id == bob.pk
+    with pytest.raises(ValidationError):
+        conversation_assign(conversation=conversation, actor=alice, agent=carol)
