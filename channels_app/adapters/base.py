@@ -13,8 +13,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from channels_app.outbound import HttpResponse
 
 # --- errors ---------------------------------------------------------------------------------
 
@@ -353,7 +356,7 @@ def http_status_error(status: int, message: str, *, code: str | int | None = Non
     return AdapterError(message, permanent=not retryable, code=code, status=status, retry_after=retry_after)
 
 
-def call_provider(method: str, url: str, **kwargs: Any):  # -> outbound.HttpResponse
+def call_provider(method: str, url: str, **kwargs: Any) -> HttpResponse:
     """outbound.request with network failures mapped to AdapterError (blocked: permanent)."""
     from channels_app import outbound
 
@@ -365,7 +368,7 @@ def call_provider(method: str, url: str, **kwargs: Any):  # -> outbound.HttpResp
         raise AdapterError(str(exc), permanent=False) from exc
 
 
-def response_json(response: Any) -> Any:
+def response_json(response: HttpResponse) -> Any:
     """The provider's JSON answer, or None when the body is not JSON."""
     try:
         return response.json()
