@@ -14,6 +14,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -355,7 +356,10 @@ def suggestion_decide(request, suggestion_id: int, decision: str):
         if decision == "dismiss":
             services.merge_suggestion_dismiss(suggestion=suggestion, actor=request.user)
             messages.success(request, _("Suggestion dismissed."))
-            return redirect(request.POST.get("next") or reverse("customers:duplicates"))
+            next_url = request.POST.get("next", "")
+            if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+                next_url = reverse("customers:duplicates")
+            return redirect(next_url)
         if decision != "accept":
             raise Http404
         merge = services.merge_suggestion_accept(suggestion=suggestion, actor=request.user, request=request)

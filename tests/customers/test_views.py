@@ -223,3 +223,31 @@ def test_segment_csv_export_is_supervisor_only_audited_and_injection_safe(client
     assert lines[0] == "id,name,stage,phones,emails,tags,last_contacted_at"
     assert lines[1:] == [f"{vip.pk},\"'=HYPERLINK(\"\"http://evil\"\")\",loyalty,+6281234567890,,,"]
     assert AuditEntry.objects.filter(action=AuditEntry.Action.DATA_EXPORTED, actor=supervisor).count() == 1
+
+
+@pytest.mark.parametrize(("next_url", "expected"), [("https://evil.example/", "/customers/duplicates/"), ("/customers/1/", "/customers/1/")])
+def test_dismissing_a_suggestion_only_redirects_inside_the_site(client, supervisor, next_url, expected):
+    one, two = CustomerFactory(), CustomerFactory()
+    suggestion = services.merge_suggestion_record(first=one, second=two, score=0.6, evidence={"reason": "x"})
+    client.force_login(supervisor)
+
+    response = client.post(reverse("customers:suggestion_decide", args=[suggestion.pk, "dismiss"]), {"next": next_url})
+
+    assert response["Location"] == expected
+    suggestion.refresh_from_db()
+    assert suggestion.status == "dismissed"
+
+
+def test_import_of_a_file_that_is_not_utf8_fails_with_a_reason(client, supervisor, django_capture_on_commit_callbacks):
+    client.force_login(supervisor)
+    body = b"name,phone\n" + b"Budi,0812-3456-7890\n" * 20 + "Jos\xe9,0812-3456-7891\n".encode("latin-1")
+    client.post(reverse("customers:import_upload"), {"file": SimpleUploadedFile("l.csv", body, content_type="text/csv")})
+    job = ImportJob.objects.get()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("customers:import_mapping", args=[job.pk]), {"col_0": "display_name", "col_1": "phone"})
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert "could not be read" in job.errors[0]["reason"]
+    assert Customer.objects.count() == 0
