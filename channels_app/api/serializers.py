@@ -144,3 +144,21 @@ class ConversationListQuerySerializer(serializers.Serializer):
         if value not in ("me", "none") and not value.isdigit():
             raise serializers.ValidationError("Use an agent id, \"me\" or \"none\".")
         return value
+
+
+class InteractionLogSerializer(serializers.Serializer):
+    """A call (voice inbox) or store visit (in-person inbox) to record in the conversation."""
+
+    customer = serializers.IntegerField()
+    direction = serializers.ChoiceField(choices=[("inbound", "inbound"), ("outbound", "outbound")], default="inbound")
+    content = serializers.CharField(max_length=10_000, help_text="Notes: what was discussed.")
+    details = serializers.DictField(required=False, default=dict, help_text=(
+        "Call: number, duration_seconds, outcome, recording_url. Visit: location, staff."))
+    occurred_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    external_id = serializers.CharField(max_length=255, required=False, default="", allow_blank=True,
+                                        help_text="Your id for this interaction; posting it again is a no-op.")
+
+
+class InboundAcceptedSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    event = serializers.IntegerField()

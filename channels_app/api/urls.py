@@ -5,6 +5,7 @@ from channels_app.api import views
 urlpatterns = [
     path("inboxes/", views.InboxListApi.as_view(), name="api-inbox-list"),
     path("inboxes/<int:pk>/", views.InboxDetailApi.as_view(), name="api-inbox-detail"),
+    path("inboxes/<int:pk>/messages/", views.InboxMessageApi.as_view(), name="api-inbox-messages"),
     path("conversations/", views.ConversationListApi.as_view(), name="api-conversation-list"),
     path("conversations/<int:pk>/", views.ConversationDetailApi.as_view(), name="api-conversation-detail"),
     path("conversations/<int:pk>/messages/", views.ConversationMessageListApi.as_view(), name="api-conversation-messages"),

@@ -8,8 +8,11 @@ from rest_framework.response import Response
 
 from accounts.models import Team, User
 from channels_app import selectors, services
+from channels_app.adapters.base import ParseError
 from channels_app.api.serializers import (
     AssignSerializer,
+    InboundAcceptedSerializer,
+    InteractionLogSerializer,
     ConversationListQuerySerializer,
     ConversationSerializer,
     InboxCreateSerializer,
@@ -19,7 +22,9 @@ from channels_app.api.serializers import (
     MessageSerializer,
     StatusSerializer,
 )
-from channels_app.models import Conversation, Inbox, Message
+from channels_app.models import Conversation, Inbox, InboxKind, Message
+from customers.models import Customer
+from customers.selectors import customer_get
 
 
 class ModelPermission(permissions.BasePermission):
@@ -114,6 +119,51 @@ class InboxDetailApi(generics.GenericAPIView):
             data["default_team"] = _team_or_400(data["default_team"], "default_team")
         inbox = services.inbox_update(inbox=inbox, **data)
         return Response(InboxSerializer(inbox, context=_inbox_context([inbox])).data)
+
+
+class InboxMessageApi(generics.GenericAPIView):
+    queryset = Inbox.objects.none()
+    serializer_class = InteractionLogSerializer
+    permission_classes = [ModelPermission]
+    permission_model = "message"
+
+    @extend_schema(
+        summary="Post an inbound message (API inbox) or log a call / store visit (voice, in-person inbox)",
+        description="API inbox: the body is the API channel's message JSON (one message or "
+        "`{\"messages\": [...]}`); it is stored and processed like a webhook delivery (202). "
+        "Voice and in-person inboxes: the interaction below is added to the customer's conversation (201).",
+        request=InteractionLogSerializer,
+        responses={201: MessageSerializer, 202: InboundAcceptedSerializer},
+    )
+    def post(self, request, pk: int):
+        try:
+            inbox = selectors.inbox_get(viewer=request.user, inbox_id=pk)
+        except Inbox.DoesNotExist:
+            raise Http404 from None
+        if inbox.kind == InboxKind.API:
+            body = request.body
+            try:
+                services.inbox_adapter(inbox=inbox).parse(body, request.headers)
+            except ParseError as exc:
+                raise exceptions.ValidationError({"non_field_errors": [exc.message]}) from None
+            event = services.webhook_event_store(inbox=inbox, body=body, headers=request.headers)
+            return Response({"ok": True, "event": event.pk}, status=status.HTTP_202_ACCEPTED)
+        if inbox.kind not in (InboxKind.VOICE, InboxKind.IN_PERSON):
+            raise exceptions.ValidationError({"inbox": ["This channel receives messages through its provider webhook."]})
+        serializer = InteractionLogSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            customer = customer_get(viewer=request.user, customer_id=data["customer"])
+        except Customer.DoesNotExist:
+            raise exceptions.ValidationError({"customer": ["No such customer."]}) from None
+        message = services.interaction_log(
+            inbox=inbox, customer=customer, direction=data["direction"], content=data["content"],
+            author=request.user, details=data["details"], occurred_at=data["occurred_at"],
+            external_id=data["external_id"],
+        )
+        message = Message.objects.select_related("inbox", "author").get(pk=message.pk)
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
 # --- conversations ------------------------------------------------------------------------

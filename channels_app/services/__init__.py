@@ -32,6 +32,7 @@ from channels_app.services.ingest import (
 )
 from channels_app.services.messages import (
     DeliverOutcome,
+    interaction_log,
     message_create_outbound,
     message_deliver,
     message_record,
@@ -55,6 +56,7 @@ __all__ = [
     "conversation_priority_set",
     "conversation_status_set",
     "inbound_event_apply",
+    "interaction_log",
     "inbox_adapter",
     "inbox_adapter_config",
     "inbox_config_check",

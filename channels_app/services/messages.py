@@ -386,3 +386,52 @@ def message_status_update_until(
         inbox=inbox, direction=MessageDirection.OUTBOUND, conversation__customer=customer,
         status__in=lower, sent_at__lte=watermark,
     ).update(status=status, status_changed_at=timezone.now())
+
+
+@transaction.atomic
+def interaction_log(
+    *,
+    inbox: Inbox,
+    customer: Customer,
+    direction: str,
+    content: str,
+    author: User | None,
+    details: dict[str, Any] | None = None,
+    occurred_at: dt.datetime | None = None,
+    external_id: str = "",
+) -> Message:
+    """Record a call (voice inbox) or a visit (in-person inbox) in the customer's conversation
+    and timeline. `details`: for a call direction/number/duration/outcome/recording URL, for a
+    visit location/staff. `external_id` (the integration's id) makes a repeated post a no-op."""
+    if inbox.kind not in LOG_ONLY_KINDS:
+        raise ValidationError({"inbox": [_("Only call center and in-person inboxes take logged interactions.")]})
+    if direction not in MessageDirection.values:
+        raise ValidationError({"direction": [_("Direction is inbound or outbound.")]})
+    if not customer.is_active_profile:
+        raise ValidationError({"customer": [_("This profile was merged or erased.")]})
+    at = occurred_at or timezone.now()
+    if external_id:
+        existing = Message.objects.filter(inbox=inbox, provider_message_id=external_id[:255]).first()
+        if existing is not None:
+            return existing
+    from channels_app.services.conversations import conversation_continue
+
+    conversation = conversation_continue(customer=customer, inbox=inbox, at=at).conversation
+    key = "call" if inbox.kind == InboxKind.VOICE else "visit"
+    message, _created = message_record(
+        conversation=conversation,
+        inbox=inbox,
+        direction=direction,
+        sender=MessageSender.CUSTOMER if direction == MessageDirection.INBOUND else MessageSender.AGENT,
+        author=author,
+        content=content,
+        provider_message_id=external_id,
+        status=MessageStatus.RECEIVED if direction == MessageDirection.INBOUND else MessageStatus.SENT,
+        data={key: details or {}},
+        created_at=at,
+    )
+    if direction == MessageDirection.INBOUND:
+        customer_touch(customer=conversation.customer, seen_at=at)
+    else:
+        customer_touch(customer=conversation.customer, contacted_at=at)
+    return message

@@ -347,3 +347,70 @@ def test_conversation_continue_result_shows_in_the_api(client, supervisor):
     assert body["customer"] == {"id": customer.pk, "display_name": "Siti"}
     assert body["last_inbox"] == {"id": inbox.pk, "name": "WhatsApp", "kind": "whatsapp"}
     assert body["status"] == "open"
+
+
+# --- inbox messages: API channel inbound, call and visit logs ------------------------------
+
+
+def test_call_log_lands_in_the_customers_conversation_and_timeline(client, agent):
+    voice = inbox_create(name="Call center", kind="voice")
+    customer = Customer.objects.create(display_name="Maya")
+    client.force_login(agent)
+    payload = {"customer": customer.pk, "direction": "inbound", "content": "Tanya garansi blender",
+               "details": {"number": "+6281234500003", "duration_seconds": 240, "outcome": "answered"},
+               "external_id": "call-77"}
+
+    first = client.post(f"/api/v1/inboxes/{voice.pk}/messages/", payload, content_type="application/json")
+    again = client.post(f"/api/v1/inboxes/{voice.pk}/messages/", payload, content_type="application/json")
+
+    assert first.status_code == 201, first.json()
+    assert again.json()["id"] == first.json()["id"]
+    message = Message.objects.get()
+    assert (message.inbox_id, message.direction, message.sender, message.author_id) == (voice.pk, "inbound", "customer", agent.pk)
+    assert message.data == {"call": {"number": "+6281234500003", "duration_seconds": 240, "outcome": "answered"}}
+    assert message.conversation.customer_id == customer.pk
+    assert customer.timeline.filter(kind="message", channel="voice").count() == 1
+
+
+def test_api_inbox_accepts_the_api_channel_format_with_a_token(client, agent, django_capture_on_commit_callbacks):
+    from accounts.services import api_token_create
+
+    inbox = inbox_create(name="API", kind="api", config={"callback_url": "https://example.com/cb",
+                                                          "secret": "api-secret-at-least-16"})
+    _token, raw = api_token_create(user=agent, name="integration")
+    body = {"id": "ord-1", "from": {"kind": "phone", "value": "+6281234567890", "name": "Budi"}, "text": "Status pesanan?"}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/api/v1/inboxes/{inbox.pk}/messages/", body, content_type="application/json",
+                               HTTP_AUTHORIZATION=f"Bearer {raw}")
+    bad = client.post(f"/api/v1/inboxes/{inbox.pk}/messages/", {"text": "no id"}, content_type="application/json",
+                      HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+    assert response.status_code == 202, response.json()
+    assert Message.objects.get().content == "Status pesanan?"
+    assert bad.status_code == 400
+    assert "id is required" in bad.json()["error"]["message"]
+
+
+def test_provider_inbox_does_not_take_posted_messages(client, agent):
+    inbox = whatsapp_inbox()
+    client.force_login(agent)
+
+    response = client.post(f"/api/v1/inboxes/{inbox.pk}/messages/", {"customer": 1, "content": "x"},
+                           content_type="application/json")
+
+    assert response.status_code == 400
+
+
+def test_message_list_query_count_is_flat(client, supervisor, django_assert_max_num_queries):
+    conversation = _conversation()
+    inbox = conversation.last_inbox
+    for i in range(30):
+        Message.objects.create(conversation=conversation, inbox=inbox, direction="outbound", sender="agent",
+                               author=supervisor, content=f"m{i}", status="sent")
+    client.force_login(supervisor)
+
+    with django_assert_max_num_queries(10):
+        response = client.get(f"/api/v1/conversations/{conversation.pk}/messages/")
+
+    assert len(response.json()["results"]) == 30
