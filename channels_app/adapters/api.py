@@ -178,6 +178,9 @@ class ApiAdapter:
             "text": message.text,
             "reply_to_id": message.reply_to_id or None,
             "conversation": message.metadata.get("conversation"),
+            "attachment": None if message.attachment is None else {
+                "url": message.attachment.url, "mime_type": message.attachment.mime_type,
+                "filename": message.attachment.filename, "size": message.attachment.size},
         }
 
     def send(self, message: OutboundMessage) -> DeliveryResult:

@@ -177,6 +177,14 @@ class OutboundMessage:
     subject: str = ""  # email
     references: tuple[str, ...] = ()  # email threading
     metadata: dict[str, Any] = field(default_factory=dict)
+    # At most one attachment per outbound message (one provider message each): ``url`` must be
+    # fetchable by the provider (e.g. a short-lived signed link); email needs ``content``.
+    attachment: Attachment | None = None
+
+
+def text_not_allowed(provider: str, kind: str) -> AdapterError:
+    return AdapterError(f"{provider} cannot send text together with a {kind}: send the text as its own message",
+                        permanent=True)
 
 
 @dataclass(frozen=True)

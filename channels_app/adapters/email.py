@@ -583,6 +583,13 @@ class EmailAdapter:
             refs = [r for r in message.references if r != message.reply_to_id] + [message.reply_to_id]
             mail["References"] = " ".join(f"<{r}>" for r in refs)
         mail.set_content(message.text)
+        att = message.attachment
+        if att is not None:
+            if att.content is None:
+                raise AdapterError("email attachments need their bytes (content)", permanent=True)
+            maintype, _, subtype = (att.mime_type or "application/octet-stream").partition("/")
+            mail.add_attachment(att.content, maintype=maintype, subtype=subtype or "octet-stream",
+                                filename=att.filename or "attachment")
         return mail
 
     def send(self, message: OutboundMessage) -> DeliveryResult:
@@ -591,7 +598,7 @@ class EmailAdapter:
         c = self.config
         if not c.smtp_host:
             raise AdapterError("this inbox has no SMTP server configured", permanent=True)
-        if not message.to or not message.text:
+        if not message.to or not (message.text or message.attachment):
             raise AdapterError("email needs a recipient and a body", permanent=True)
         mail = self.build_message(message)
         try:

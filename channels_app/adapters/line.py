@@ -168,9 +168,17 @@ class LineAdapter:
     # --- outbound -------------------------------------------------------------------------
 
     def send(self, message: OutboundMessage) -> DeliveryResult:
-        if not message.text:
+        if not message.text and message.attachment is None:
             raise AdapterError("nothing to send: text is empty", permanent=True)
-        messages = [{"type": "text", "text": message.text}]
+        messages: list[dict[str, Any]] = []
+        if message.attachment is not None:
+            att = message.attachment
+            if att.kind != "image" or not att.url.startswith("https://"):
+                # Video/audio need a preview image or duration we do not have; files are not sendable.
+                raise AdapterError("LINE can only send images here, by https URL", permanent=True)
+            messages.append({"type": "image", "originalContentUrl": att.url, "previewImageUrl": att.url})
+        if message.text:
+            messages.append({"type": "text", "text": message.text})  # same request: both or neither
         headers = {"Authorization": f"Bearer {self.config.channel_access_token}"}
         if message.reply_token:
             url = f"{self.config.base_url}/v2/bot/message/reply"

@@ -71,9 +71,10 @@ class MessengerAdapter:
         return self.config.page_access_token
 
     def send(self, message: OutboundMessage) -> DeliveryResult:
-        if not message.to or not message.text:
-            raise AdapterError("Send API needs a recipient id and text", permanent=True)
-        response = call_provider("POST", self.send_url(), json=meta.send_api_body(message.to, message.text),
+        if not message.to or not (message.text or message.attachment):
+            raise AdapterError("Send API needs a recipient id and text or an attachment", permanent=True)
+        body = meta.send_api_body(message.to, message.text, message.attachment)
+        response = call_provider("POST", self.send_url(), json=body,
                                  headers={"Authorization": f"Bearer {self.access_token()}"})
         body = meta.raise_for_graph_response(response)
         if not body.get("message_id"):

@@ -32,6 +32,7 @@ from .base import (
     require_dict,
     require_list,
     response_json,
+    text_not_allowed,
 )
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -255,6 +256,15 @@ def _messaging_event(item: dict[str, Any], identity_kind: str) -> InboundEvent:
     return InboundEvent(kind=EventKind.OTHER, extra=extra, **common)
 
 
-def send_api_body(recipient_id: str, text: str) -> dict[str, Any]:
+def send_api_body(recipient_id: str, text: str, attachment: Attachment | None = None) -> dict[str, Any]:
     """Messenger / Instagram Send API body for a reply inside the standard messaging window."""
-    return {"recipient": {"id": recipient_id}, "messaging_type": "RESPONSE", "message": {"text": text}}
+    if attachment is None:
+        message: dict[str, Any] = {"text": text}
+    else:
+        if text:
+            raise text_not_allowed("Messenger/Instagram", "attachment")
+        if not attachment.url:
+            raise AdapterError("Send API attachments need a public https URL", permanent=True)
+        kind = attachment.kind if attachment.kind in ("image", "audio", "video") else "file"
+        message = {"attachment": {"type": kind, "payload": {"url": attachment.url, "is_reusable": False}}}
+    return {"recipient": {"id": recipient_id}, "messaging_type": "RESPONSE", "message": message}

@@ -43,6 +43,8 @@ from .base import (
 )
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SEND_METHODS = {"image": ("sendPhoto", "photo"), "video": ("sendVideo", "video"), "audio": ("sendAudio", "audio"),
+                "document": ("sendDocument", "document"), "sticker": ("sendSticker", "sticker")}
 _BOT_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # setWebhook: 1-256 chars, A-Z a-z 0-9 _ -
 
@@ -186,14 +188,24 @@ class TelegramAdapter:
     # --- outbound -------------------------------------------------------------------------
 
     def send(self, message: OutboundMessage) -> DeliveryResult:
-        if not message.to or not message.text:
+        if not message.to or not (message.text or message.attachment):
             raise AdapterError("sendMessage needs chat_id and text", permanent=True)
-        payload: dict[str, Any] = {"chat_id": message.to, "text": message.text}
+        method = "sendMessage"
+        payload: dict[str, Any] = {"chat_id": message.to}
+        if message.attachment is not None:
+            if not message.attachment.url:
+                raise AdapterError("Telegram media needs an http URL (or a file_id)", permanent=True)
+            method, field_name = SEND_METHODS.get(message.attachment.kind, ("sendDocument", "document"))
+            payload[field_name] = message.attachment.url
+            if message.text:
+                payload["caption"] = message.text
+        else:
+            payload["text"] = message.text
         if message.reply_to_id:
             reply_id = message.reply_to_id.rsplit(":", 1)[-1]
             if reply_id.isdigit():
                 payload["reply_parameters"] = {"message_id": int(reply_id), "allow_sending_without_reply": True}
-        url = f"{self.config.base_url}/bot{self.config.bot_token}/sendMessage"
+        url = f"{self.config.base_url}/bot{self.config.bot_token}/{method}"
         response = call_provider("POST", url, json=payload)
         body = response_json(response)
         if not isinstance(body, dict) or body.get("ok") is not True:

@@ -245,8 +245,8 @@ class TwilioAdapter:
     # --- outbound -------------------------------------------------------------------------
 
     def send(self, message: OutboundMessage) -> DeliveryResult:
-        if not message.to or not message.text:
-            raise AdapterError("Twilio send needs To and Body", permanent=True)
+        if not message.to or not (message.text or message.attachment):
+            raise AdapterError("Twilio send needs To and Body or media", permanent=True)
         c = self.config
         to = message.to
         if c.is_whatsapp and not to.startswith("whatsapp:"):
@@ -257,7 +257,12 @@ class TwilioAdapter:
             form.append(("MessagingServiceSid", sender))
         else:
             form.append(("From", c.from_number))
-        form.append(("Body", message.text))
+        if message.text:
+            form.append(("Body", message.text))
+        if message.attachment is not None:
+            if not message.attachment.url:
+                raise AdapterError("Twilio media needs a public URL", permanent=True)
+            form.append(("MediaUrl", message.attachment.url))
         url = f"{c.base_url}/2010-04-01/Accounts/{c.account_sid}/Messages.json"
         response = call_provider("POST", url, form=form, basic_auth=(c.account_sid, c.auth_token))
         body = response_json(response)

@@ -35,6 +35,7 @@ from .base import (
     load_json,
     require_dict,
     require_list,
+    text_not_allowed,
 )
 
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
@@ -261,6 +262,19 @@ class WhatsAppAdapter:
             if message.template.components:
                 template["components"] = list(message.template.components)
             payload.update({"type": "template", "template": template})
+        elif message.attachment is not None:
+            att = message.attachment
+            kind = att.kind if att.kind in MEDIA_TYPES else "document"
+            if not att.url:
+                raise AdapterError("WhatsApp media needs a public https link", permanent=True)
+            media: dict[str, Any] = {"link": att.url}
+            if message.text:
+                if kind in ("audio", "sticker"):
+                    raise text_not_allowed("WhatsApp", kind)
+                media["caption"] = message.text
+            if kind == "document" and att.filename:
+                media["filename"] = att.filename
+            payload.update({"type": kind, kind: media})
         elif message.text:
             payload.update({"type": "text", "text": {"preview_url": False, "body": message.text}})
         else:

@@ -98,7 +98,7 @@ def test_send_signed_callback(provider_server):
     assert (request.method, request.path) == ("POST", "/cx/callback?tenant=7")
     assert request.json() == {"event": "message.created", "id": "5a4c2a8e-3c1d-4b7e-9f00-000000000002",
                               "to": "+6281234567890", "text": "Alamat sudah diubah", "reply_to_id": "crm-9001",
-                              "conversation": 12}
+                              "conversation": 12, "attachment": None}
     assert request.headers["idempotency-key"] == "5a4c2a8e-3c1d-4b7e-9f00-000000000002"
     timestamp = request.headers["x-cx-timestamp"]
     expected = hmac.new(SECRET.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
@@ -125,3 +125,17 @@ def test_callback_to_internal_address_is_refused(settings):
 def test_config_validation(overrides, reason):
     with pytest.raises(ConfigError, match=reason):
         ApiConfig(**{"callback_url": "https://crm.example.com/cb", "secret": SECRET, **overrides})
+
+
+def test_send_callback_with_attachment(provider_server):
+    provider_server.respond(200, body=b"", headers={})
+    attachment = Attachment(kind="document", url="https://cx.example.com/media/signed/abc", mime_type="application/pdf",
+                            filename="invoice.pdf", size=1234)
+
+    result = make_adapter(provider_server.url + "/cb").send(
+        OutboundMessage(to="x", text="", idempotency_key="k-9", attachment=attachment))
+
+    assert result.provider_message_id == "k-9"  # no id in the answer: our uuid
+    assert provider_server.last.json()["attachment"] == {"url": "https://cx.example.com/media/signed/abc",
+                                                         "mime_type": "application/pdf", "filename": "invoice.pdf",
+                                                         "size": 1234}

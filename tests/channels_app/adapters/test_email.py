@@ -560,3 +560,29 @@ def test_imap_to_internal_address_is_refused(settings):
     with pytest.raises(AdapterError, match="not a public address") as info:
         imap_poll(imap_config(993), lambda uid, raw: None)
     assert info.value.permanent is True
+
+
+def test_send_with_attachment(smtp_server):
+    from channels_app.adapters.base import Attachment
+
+    attachment = Attachment(kind="document", mime_type="application/pdf", filename="invoice-42.pdf",
+                            content=b"%PDF-1.4 test")
+
+    smtp_adapter(smtp_server.port).send(OutboundMessage(to="budi@example.co.id", text="Terlampir invoice.",
+                                                        subject="Invoice", idempotency_key="k-att",
+                                                        attachment=attachment))
+
+    sent = message_from_bytes(smtp_server.messages[0]["data"], policy=policy.default)
+    [part] = list(sent.iter_attachments())
+    assert (part.get_filename(), part.get_content_type(), part.get_content()) == (
+        "invoice-42.pdf", "application/pdf", b"%PDF-1.4 test")
+
+
+def test_send_attachment_without_bytes_is_refused(smtp_server):
+    from channels_app.adapters.base import Attachment
+
+    with pytest.raises(AdapterError, match="need their bytes") as info:
+        smtp_adapter(smtp_server.port).send(OutboundMessage(
+            to="a@example.com", text="x", attachment=Attachment(kind="image", url="https://x/y.jpg")))
+    assert info.value.permanent is True
+    assert smtp_server.messages == []

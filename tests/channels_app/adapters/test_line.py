@@ -213,3 +213,25 @@ def test_fetch_external_media_without_token(provider_server):
 def test_default_content_host_is_the_data_api():
     from channels_app.adapters.line import DEFAULT_DATA_BASE_URL
     assert DEFAULT_DATA_BASE_URL == "https://api-data.line.me"
+
+
+def test_push_image_and_text_in_one_request(provider_server):
+    provider_server.respond(200, json_body={"sentMessages": [{"id": "img-1"}, {"id": "txt-1"}]})
+
+    result = make_adapter(provider_server.url).send(OutboundMessage(
+        to="U1", text="Struk Anda", attachment=Attachment(kind="image", url="https://cx.example.com/m/1.jpg")))
+
+    assert result.provider_message_id == "img-1"
+    assert provider_server.last.json() == {"to": "U1", "messages": [
+        {"type": "image", "originalContentUrl": "https://cx.example.com/m/1.jpg",
+         "previewImageUrl": "https://cx.example.com/m/1.jpg"},
+        {"type": "text", "text": "Struk Anda"}]}
+
+
+@pytest.mark.parametrize("attachment", [Attachment(kind="document", url="https://x/a.pdf"),
+                                        Attachment(kind="image", url="http://x/a.jpg")])
+def test_unsupported_media_is_refused(provider_server, attachment):
+    with pytest.raises(AdapterError, match="only send images") as info:
+        make_adapter(provider_server.url).send(OutboundMessage(to="U1", attachment=attachment))
+    assert info.value.permanent is True
+    assert provider_server.requests == []

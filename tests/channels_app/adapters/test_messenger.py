@@ -170,3 +170,23 @@ def test_delivery_without_mids_is_a_watermark_receipt():
     [event] = make_adapter().parse(body)
     assert (event.provider_message_id, event.extra["mids"]) == ("", [])
     assert event.timestamp == datetime.fromtimestamp(1750000000, tz=UTC)
+
+
+@pytest.mark.parametrize(("kind", "expected_type"), [("image", "image"), ("document", "file"), ("video", "video")])
+def test_send_attachment(provider_server, kind, expected_type):
+    provider_server.respond(200, json_body={"recipient_id": "1", "message_id": "m_ATT"})
+
+    make_adapter(provider_server.url).send(OutboundMessage(
+        to="7012345678901234", attachment=Attachment(kind=kind, url="https://cx.example.com/m/x")))
+
+    assert provider_server.last.json() == {
+        "recipient": {"id": "7012345678901234"}, "messaging_type": "RESPONSE",
+        "message": {"attachment": {"type": expected_type,
+                                   "payload": {"url": "https://cx.example.com/m/x", "is_reusable": False}}}}
+
+
+def test_send_attachment_with_text_is_refused(provider_server):
+    with pytest.raises(AdapterError, match="as its own message"):
+        make_adapter(provider_server.url).send(OutboundMessage(
+            to="1", text="hi", attachment=Attachment(kind="image", url="https://cx.example.com/m/x")))
+    assert provider_server.requests == []

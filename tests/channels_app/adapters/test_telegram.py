@@ -192,3 +192,19 @@ def test_fetch_media_too_big_for_bot_api(provider_server):
     with pytest.raises(AdapterError, match="file is too big") as info:
         make_adapter(provider_server.url).fetch_media(Attachment(kind="document", media_id="big"))
     assert info.value.permanent is True
+
+
+@pytest.mark.parametrize(
+    ("kind", "method", "field"),
+    [("image", "sendPhoto", "photo"), ("document", "sendDocument", "document"), ("video", "sendVideo", "video"),
+     ("audio", "sendAudio", "audio")],
+)
+def test_send_media_with_caption(provider_server, kind, method, field):
+    provider_server.respond(200, json_body={"ok": True, "result": {"message_id": 9, "chat": {"id": 1111111}}})
+
+    result = make_adapter(provider_server.url).send(OutboundMessage(
+        to="1111111", text="Struk", attachment=Attachment(kind=kind, url="https://cx.example.com/m/x")))
+
+    assert result.provider_message_id == "1111111:9"
+    assert provider_server.last.path == f"/bot{BOT_TOKEN}/{method}"
+    assert provider_server.last.json() == {"chat_id": "1111111", field: "https://cx.example.com/m/x", "caption": "Struk"}

@@ -284,3 +284,14 @@ def test_fetch_media_errors(provider_server, status, permanent):
     with pytest.raises(AdapterError, match=f"HTTP {status}") as info:
         make_adapter().fetch_media(Attachment(kind="image", url=provider_server.url + "/m"))
     assert info.value.permanent is permanent
+
+
+def test_send_media_url(provider_server):
+    provider_server.respond(201, json_body={"sid": "MM7", "status": "queued"})
+
+    make_adapter(provider_server.url, from_number="whatsapp:+14155238886").send(OutboundMessage(
+        to="+6281234567890", text="Struk", attachment=Attachment(kind="image", url="https://cx.example.com/m/1.jpg")))
+
+    assert parse_qsl(provider_server.last.body.decode()) == [
+        ("To", "whatsapp:+6281234567890"), ("From", "whatsapp:+14155238886"), ("Body", "Struk"),
+        ("MediaUrl", "https://cx.example.com/m/1.jpg")]

@@ -429,3 +429,31 @@ def test_fetch_media_expired_id_is_permanent(provider_server):
     with pytest.raises(AdapterError) as info:
         make_adapter(provider_server.url).fetch_media(Attachment(kind="image", media_id="gone"))
     assert info.value.permanent is True
+
+
+@pytest.mark.parametrize(
+    ("attachment", "text", "expected"),
+    [
+        (Attachment(kind="image", url="https://cx.example.com/m/1.jpg"), "Struk Anda",
+         {"type": "image", "image": {"link": "https://cx.example.com/m/1.jpg", "caption": "Struk Anda"}}),
+        (Attachment(kind="document", url="https://cx.example.com/m/inv.pdf", filename="invoice.pdf"), "",
+         {"type": "document", "document": {"link": "https://cx.example.com/m/inv.pdf", "filename": "invoice.pdf"}}),
+        (Attachment(kind="audio", url="https://cx.example.com/m/a.ogg"), "",
+         {"type": "audio", "audio": {"link": "https://cx.example.com/m/a.ogg"}}),
+    ],
+)
+def test_send_media_by_link(provider_server, attachment, text, expected):
+    provider_server.respond(200, json_body={"messages": [{"id": "wamid.M"}]})
+
+    make_adapter(provider_server.url).send(OutboundMessage(to="6281234567890", text=text, attachment=attachment))
+
+    assert provider_server.last.json() == {"messaging_product": "whatsapp", "recipient_type": "individual",
+                                           "to": "6281234567890", **expected}
+
+
+@pytest.mark.parametrize("attachment", [Attachment(kind="audio", url="https://x/a.ogg"), Attachment(kind="image")])
+def test_send_media_refused_before_network(provider_server, attachment):
+    with pytest.raises(AdapterError) as info:
+        make_adapter(provider_server.url).send(OutboundMessage(to="6281234567890", text="caption", attachment=attachment))
+    assert info.value.permanent is True
+    assert provider_server.requests == []
