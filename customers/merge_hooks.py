@@ -6,10 +6,20 @@ register theirs in their AppConfig.ready(), without the customers app knowing th
 
     from customers import merge_hooks
     merge_hooks.register("channels_app.Conversation", "customer")
+
+When a bare repoint would break an app's own rule (e.g. "one unresolved conversation per
+customer"), the app also registers a *participant*: `prepare(survivor=, merged=)` runs in
+the merge transaction before any row moves and returns JSON-able data that is stored in the
+merge snapshot; `restore(survivor=, merged=, data=)` runs on unmerge after the rows moved
+back, to undo what `prepare` did::
+
+    merge_hooks.register_participant("channels.open_conversations", prepare=fold, restore=unfold)
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.apps import apps
 from django.db import models
@@ -46,3 +56,37 @@ def unregister(model: str | type[models.Model], field: str) -> None:
 
 def registered() -> list[MergeHook]:
     return list(_registry.values())
+
+
+@dataclass(frozen=True)
+class MergeParticipant:
+    name: str
+    prepare: Callable[..., dict | None]
+    restore: Callable[..., None] | None = None
+
+
+_participants: dict[str, MergeParticipant] = {}
+
+
+def register_participant(
+    name: str, *, prepare: Callable[..., dict | None], restore: Callable[..., None] | None = None
+) -> MergeParticipant:
+    """Register code that runs before rows move on merge, and after they return on unmerge."""
+    participant = MergeParticipant(name=name, prepare=prepare, restore=restore)
+    _participants[name] = participant
+    return participant
+
+
+def unregister_participant(name: str) -> None:
+    _participants.pop(name, None)
+
+
+def participants() -> list[MergeParticipant]:
+    return list(_participants.values())
+
+
+def participant(name: str) -> MergeParticipant | None:
+    return _participants.get(name)
+
+
+JsonData = dict[str, Any]

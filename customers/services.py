@@ -782,6 +782,11 @@ def customer_merge(*, survivor: Customer, merged: Customer, actor: User | None, 
     CustomerConsent.objects.filter(pk__in=movable_consents).update(customer=survivor)
     snapshot["moved"].append({"model": "customers.CustomerConsent", "field": "customer", "ids": movable_consents})
 
+    snapshot["participants"] = {}
+    for participant in merge_hooks.participants():
+        data = participant.prepare(survivor=survivor, merged=merged)
+        snapshot["participants"][participant.name] = data or {}
+
     for hook in merge_hooks.registered():
         model = hook.model()
         rows = model._default_manager.filter(**{hook.field: merged})
@@ -846,6 +851,11 @@ def customer_unmerge(*, merge: CustomerMerge, actor: User | None, request=None) 
         model = apps.get_model(moved["model"])
         if moved["ids"]:
             model._default_manager.filter(pk__in=moved["ids"], **{moved["field"]: survivor}).update(**{moved["field"]: merged})
+
+    for name, data in snapshot.get("participants", {}).items():
+        participant = merge_hooks.participant(name)
+        if participant is not None and participant.restore is not None:
+            participant.restore(survivor=survivor, merged=merged, data=data)
 
     update_fields = []
     before = snapshot.get("survivor_before", {})

@@ -281,3 +281,35 @@ def test_stage_change_is_on_the_timeline_and_signalled(supervisor, django_captur
     entry = customer.timeline.get()
     assert (entry.kind, entry.title, entry.data) == ("stage_changed", "Stage: Reach → Conversion", {"from": "reach", "to": "conversion", "by": supervisor.pk})
     assert received == [("customers.customer.updated", ["lifecycle_stage"])]
+
+
+def test_merge_participants_prepare_before_rows_move_and_restore_after_they_return(supervisor):
+    from customers import merge_hooks
+
+    survivor, merged = CustomerFactory(), CustomerFactory()
+    note = CustomerNoteFactory(customer=merged, body="open")
+    calls = []
+
+    def prepare(*, survivor, merged):
+        # still on the merged profile: nothing has moved yet
+        calls.append(("prepare", list(merged.notes.values_list("body", flat=True))))
+        merged.notes.update(body="folded")
+        return {"folded": [note.pk]}
+
+    def restore(*, survivor, merged, data):
+        calls.append(("restore", list(merged.notes.values_list("pk", flat=True)), data))
+        merged.notes.filter(pk__in=data["folded"]).update(body="open")
+
+    merge_hooks.register_participant("test.fold", prepare=prepare, restore=restore)
+    try:
+        merge = services.customer_merge(survivor=survivor, merged=merged, actor=supervisor)
+        note.refresh_from_db()
+        assert (note.customer_id, note.body) == (survivor.pk, "folded")
+        services.customer_unmerge(merge=merge, actor=supervisor)
+    finally:
+        merge_hooks.unregister_participant("test.fold")
+
+    note.refresh_from_db()
+    assert (note.customer_id, note.body) == (merged.pk, "open")
+    assert calls == [("prepare", ["open"]), ("restore", [note.pk], {"folded": [note.pk]})]
+    assert merge.snapshot["participants"] == {"test.fold": {"folded": [note.pk]}}
