@@ -1,4 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from channels_app import views
 
 app_name = "channels_app"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.conversation_list, name="list"),
+    path("<int:pk>/", views.conversation_detail, name="detail"),
+    path("<int:pk>/reply/", views.conversation_reply, name="reply"),
+    path("<int:pk>/status/", views.conversation_status, name="status"),
+]

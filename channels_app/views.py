@@ -1,0 +1,127 @@
+"""Agent UI for conversations: the list of what you may see, and one conversation with a reply box.
+
+Views parse the request, call a selector or a service and render; nothing else. Live updates
+arrive over the agent websocket (`agent.<id>` group); the pages themselves are plain HTML.
+"""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _, gettext_lazy
+from django.views.decorators.http import require_POST
+
+from channels_app import selectors, services
+from channels_app.models import Conversation, ConversationStatus, Inbox
+
+PAGE_SIZE = 25
+
+
+class ConversationFilterForm(forms.Form):
+    status = forms.ChoiceField(label=gettext_lazy("Status"), required=False,
+                               choices=[("", gettext_lazy("Any"))] + list(ConversationStatus.choices))
+    mine = forms.BooleanField(label=gettext_lazy("Assigned to me"), required=False)
+
+
+class ReplyForm(forms.Form):
+    content = forms.CharField(label=gettext_lazy("Reply"), max_length=10_000, widget=forms.Textarea(attrs={"rows": 3}))
+    private = forms.BooleanField(label=gettext_lazy("Private note"), required=False)
+    inbox = forms.ModelChoiceField(label=gettext_lazy("Channel"), queryset=Inbox.objects.none(), required=False,
+                                   empty_label=gettext_lazy("Where the customer last wrote"))
+
+    def __init__(self, *args, inboxes=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["inbox"].queryset = Inbox.objects.filter(pk__in=[i.pk for i in inboxes])
+
+
+class StatusForm(forms.Form):
+    status = forms.ChoiceField(label=gettext_lazy("Status"), choices=ConversationStatus.choices)
+    snoozed_until = forms.DateTimeField(label=gettext_lazy("Snooze until"), required=False,
+                                        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+
+def _require_view(request) -> None:
+    if not request.user.has_perm("channels_app.view_conversation"):
+        raise PermissionDenied
+
+
+def _conversation_or_404(request, pk: int) -> Conversation:
+    try:
+        return selectors.conversation_get(viewer=request.user, conversation_id=pk)
+    except Conversation.DoesNotExist:
+        raise Http404 from None
+
+
+@login_required
+def conversation_list(request):
+    _require_view(request)
+    form = ConversationFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    conversations = selectors.conversation_list(
+        viewer=request.user,
+        status=filters.get("status", ""),
+        assignee_id=request.user.pk if filters.get("mine") else None,
+    )
+    page = Paginator(conversations, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "channels_app/list.html", {"form": form, "page": page, "query": query.urlencode()})
+
+
+@login_required
+def conversation_detail(request, pk: int):
+    _require_view(request)
+    conversation = _conversation_or_404(request, pk)
+    inboxes = selectors.reachable_inboxes(conversation=conversation)
+    return render(request, "channels_app/detail.html", {
+        "conversation": conversation,
+        "chat": selectors.message_list(viewer=request.user, conversation=conversation),
+        "reply_form": ReplyForm(inboxes=inboxes),
+        "status_form": StatusForm(initial={"status": conversation.status}),
+        "can_reply": request.user.has_perm("channels_app.add_message"),
+    })
+
+
+@login_required
+@require_POST
+def conversation_reply(request, pk: int):
+    _require_view(request)
+    if not request.user.has_perm("channels_app.add_message"):
+        raise PermissionDenied
+    conversation = _conversation_or_404(request, pk)
+    form = ReplyForm(request.POST, inboxes=selectors.reachable_inboxes(conversation=conversation))
+    if form.is_valid():
+        try:
+            services.message_create_outbound(conversation=conversation, author=request.user,
+                                             content=form.cleaned_data["content"],
+                                             private=form.cleaned_data["private"], inbox=form.cleaned_data["inbox"])
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, _("Note added.") if form.cleaned_data["private"] else _("Reply queued."))
+    else:
+        messages.error(request, _("Write a message first."))
+    return redirect("channels_app:detail", pk=conversation.pk)
+
+
+@login_required
+@require_POST
+def conversation_status(request, pk: int):
+    _require_view(request)
+    if not request.user.has_perm("channels_app.change_conversation"):
+        raise PermissionDenied
+    conversation = _conversation_or_404(request, pk)
+    form = StatusForm(request.POST)
+    if form.is_valid():
+        try:
+            services.conversation_status_set(conversation=conversation, status=form.cleaned_data["status"],
+                                             actor=request.user, snoozed_until=form.cleaned_data["snoozed_until"])
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+    else:
+        messages.error(request, _("Choose a status."))
+    return redirect("channels_app:detail", pk=conversation.pk)

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from channels_app.models import Conversation, Message
+from tests.accounts.factories import TeamFactory, add_to_team
+from tests.channels_app.test_webhooks import post_whatsapp, wa_text, whatsapp_inbox
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def conversation(client, agent, django_capture_on_commit_callbacks):
+    team = TeamFactory()
+    add_to_team(agent, team)
+    inbox = whatsapp_inbox(team=team)
+    with django_capture_on_commit_callbacks(execute=True):
+        post_whatsapp(client, inbox, wa_text(text="Halo, ada promo?", name="Budi", timestamp=int(time.time()) - 60))
+    return Conversation.objects.get()
+
+
+def test_agent_sees_their_teams_conversations_and_the_thread(client, agent, conversation):
+    client.force_login(agent)
+
+    listing = client.get("/inbox/")
+    detail = client.get(f"/inbox/{conversation.pk}/")
+
+    assert listing.status_code == 200
+    assert "Budi" in listing.content.decode()
+    assert detail.status_code == 200
+    assert "Halo, ada promo?" in detail.content.decode()
+
+
+def test_agent_of_another_team_gets_404(client, make_user, conversation):
+    outsider = make_user()
+    add_to_team(outsider, TeamFactory())
+    client.force_login(outsider)
+
+    assert client.get(f"/inbox/{conversation.pk}/").status_code == 404
+    assert "Budi" not in client.get("/inbox/").content.decode()
+
+
+def test_private_note_from_the_page(client, agent, conversation):
+    client.force_login(agent)
+
+    response = client.post(f"/inbox/{conversation.pk}/reply/", {"content": "pelanggan lama", "private": "on"})
+
+    assert response.status_code == 302
+    note = Message.objects.get(private=True)
+    assert (note.content, note.author_id) == ("pelanggan lama", agent.pk)
+
+
+def test_resolve_from_the_page(client, agent, conversation):
+    client.force_login(agent)
+
+    response = client.post(f"/inbox/{conversation.pk}/status/", {"status": "resolved"})
+
+    assert response.status_code == 302
+    conversation.refresh_from_db()
+    assert conversation.status == "resolved"
+
+
+def test_anonymous_is_sent_to_sign_in(client, db):
+    response = client.get("/inbox/")
+
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
