@@ -5,7 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.utils.translation import gettext_lazy as _, ngettext
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from channels_app import services
 from channels_app.models import Conversation, Inbox, Message, WebhookEvent

@@ -11,13 +11,13 @@ from channels_app import selectors, services
 from channels_app.adapters.base import ParseError
 from channels_app.api.serializers import (
     AssignSerializer,
-    InboundAcceptedSerializer,
-    InteractionLogSerializer,
     ConversationListQuerySerializer,
     ConversationSerializer,
+    InboundAcceptedSerializer,
     InboxCreateSerializer,
     InboxSerializer,
     InboxUpdateSerializer,
+    InteractionLogSerializer,
     MessageCreateSerializer,
     MessageSerializer,
     StatusSerializer,

@@ -66,8 +66,8 @@ def test_snoozed_conversations_wake_up_when_their_time_comes(make_user):
     agent = make_user(availability=Availability.ONLINE)
     add_to_team(agent, team)
     inbox = whatsapp_inbox(team=team)
-    from customers.models import Customer
     from channels_app.services import conversation_continue
+    from customers.models import Customer
 
     conversation = conversation_continue(customer=Customer.objects.create(), inbox=inbox).conversation
     conversation_status_set(conversation=conversation, status="snoozed", actor=agent,
