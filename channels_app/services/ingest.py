@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from channels_app.adapters.base import AdapterError, DeliveryStatus, EventKind, InboundEvent
-from channels_app.models import Inbox, Message, MessageDirection, MessageSender, WebhookEvent
+from channels_app.models import Inbox, Message, MessageDirection, MessageSender, MessageStatus, WebhookEvent
 from channels_app.services.conversations import conversation_continue
 from channels_app.services.inboxes import inbox_adapter
 from channels_app.services.messages import message_record, message_status_update, message_status_update_until
@@ -230,6 +230,11 @@ def _status(inbox: Inbox, item: InboundEvent) -> None:
     if item.provider_message_id and item.provider_message_id not in mids:
         mids.append(item.provider_message_id)
     for mid in mids:
+        if not Message.objects.filter(inbox=inbox, provider_message_id=mid).exists() and _send_in_flight(inbox):
+            # The provider's receipt overtook our send task storing the id it answered with:
+            # retry the delivery shortly instead of dropping the status.
+            raise AdapterError(f"status {item.status!r} for {mid} arrived before the send was recorded",
+                               permanent=False)
         message_status_update(inbox=inbox, provider_message_id=mid, status=item.status,
                               error_code=item.error_code, error_title=item.error_title, at=item.timestamp)
     watermark = item.extra.get("watermark")
@@ -249,6 +254,14 @@ def _status(inbox: Inbox, item: InboundEvent) -> None:
         if identity is not None:
             message_status_update_until(inbox=inbox, customer=identity.customer, status=item.status,
                                         watermark=watermark)
+
+
+SEND_IN_FLIGHT_WINDOW = dt.timedelta(minutes=10)
+
+
+def _send_in_flight(inbox: Inbox) -> bool:
+    return Message.objects.filter(inbox=inbox, direction=MessageDirection.OUTBOUND, status=MessageStatus.QUEUED,
+                                  private=False, created_at__gte=timezone.now() - SEND_IN_FLIGHT_WINDOW).exists()
 
 
 def _edit(inbox: Inbox, item: InboundEvent) -> None:

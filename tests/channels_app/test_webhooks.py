@@ -499,3 +499,37 @@ def test_twilio_style_signature_uses_public_base_url(rf, settings):
     assert public_url(request) == "https://cx.example.com/webhooks/twilio_sms/abc/?x=1"
     settings.PUBLIC_BASE_URL = ""
     assert public_url(request) == "http://testserver/webhooks/twilio_sms/abc/?x=1"
+
+
+def test_status_that_overtakes_the_send_result_is_retried_not_dropped(client, django_capture_on_commit_callbacks, settings):
+    settings.WEBHOOK_PROCESS_MAX_ATTEMPTS = 2
+    inbox = whatsapp_inbox()
+    with django_capture_on_commit_callbacks(execute=True):
+        post_whatsapp(client, inbox, wa_text(msg_id="wamid.IN"))
+    conversation = Conversation.objects.get()
+    in_flight = Message.objects.create(conversation=conversation, inbox=inbox, direction="outbound", sender="agent",
+                                       content="x", status=MessageStatus.QUEUED)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post_whatsapp(client, inbox, wa_status(msg_id="wamid.LATE", status="delivered"))
+    event = WebhookEvent.objects.latest("id")
+    assert (event.status, event.attempts) == ("parked", 2)
+    assert "arrived before the send was recorded" in event.last_error
+
+    # The send result is stored; replaying the parked receipt now applies it.
+    Message.objects.filter(pk=in_flight.pk).update(status="sent", provider_message_id="wamid.LATE")
+    from channels_app.services import webhook_event_replay
+
+    with django_capture_on_commit_callbacks(execute=True):
+        webhook_event_replay(event=event)
+    in_flight.refresh_from_db()
+    assert in_flight.status == "delivered"
+
+
+def test_status_for_a_message_that_is_not_ours_is_ignored(client, django_capture_on_commit_callbacks):
+    inbox = whatsapp_inbox()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post_whatsapp(client, inbox, wa_status(msg_id="wamid.SOMEONE-ELSE", status="read"))
+
+    assert WebhookEvent.objects.get().status == "processed"
