@@ -64,7 +64,7 @@ def _search(customers: QuerySet[Customer], q: str) -> QuerySet[Customer]:
     identity_match = Q(value__icontains=q)
     digits = phone_search_digits(q)
     if len(digits) >= 3 and len(digits) >= len(q.replace(" ", "").replace("-", "").replace("+", "")) - 1:
-        identity_match |= Q(kind=IdentityKind.PHONE, value__contains=digits)
+        identity_match |= Q(kind=IdentityKind.PHONE, value__icontains=digits)  # same UPPER() expression as the trigram index
     identities = Identity.objects.filter(identity_match, customer=OuterRef("pk"))
     return customers.filter(Q(display_name__icontains=q) | Exists(identities))
 

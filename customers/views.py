@@ -451,7 +451,14 @@ def import_upload(request):
 def import_mapping(request, job_id: int):
     job = _job(request, job_id)
     headers, rows = importer.csv_preview(job=job)
-    form = ImportMappingForm(request.POST or None, headers=headers, choices=importer.target_choices(), initial_mapping=job.mapping)
+    checked = job.dry_run and job.status == ImportJob.Status.DONE  # the dry run looked right: now for real
+    form = ImportMappingForm(
+        request.POST or None,
+        headers=headers,
+        choices=importer.target_choices(),
+        initial_mapping=job.mapping,
+        initial={"dry_run": not checked},
+    )
     if request.method == "POST" and form.is_valid():
         try:
             importer.import_job_start(job=job, mapping=form.mapping(), dry_run=form.cleaned_data["dry_run"])
