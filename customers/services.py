@@ -371,6 +371,11 @@ def merge_suggestion_accept(
 # --- Profile edits -------------------------------------------------------------------------
 
 
+def _require_live(customer: Customer) -> None:
+    if not customer.is_active_profile:
+        raise ValidationError(_("This profile was merged or erased and can no longer be edited."))
+
+
 def _coerce_attribute(definition: AttributeDefinition, value: Any) -> Any:
     kind = AttributeDefinition.Type
     if definition.type == kind.TEXT:
@@ -477,8 +482,7 @@ def customer_update(
     """Change profile fields. `attributes` are merged key by key (None removes a key);
     `tags` replaces the tag set by names, `add_tags` adds to it. Raises ValidationError
     naming the field."""
-    if not customer.is_active_profile:
-        raise ValidationError(_("This profile was merged or erased and can no longer be edited."))
+    _require_live(customer)
     changed: list[str] = []
     for name, value in (
         ("display_name", display_name),
@@ -556,6 +560,7 @@ def identity_add(
     *, customer: Customer, kind: str, value: str, scope: str = "", verified: bool = False, source: str = "agent"
 ) -> Identity:
     """An agent or integrator records an identity on a profile (business-asserted)."""
+    _require_live(customer)
     try:
         norm = identity_normalise(kind=kind, value=value, scope=scope)
     except IdentityValueError as exc:
@@ -589,6 +594,7 @@ def identity_remove(*, identity: Identity) -> None:
 
 @transaction.atomic
 def note_add(*, customer: Customer, author: User | None, body: str) -> CustomerNote:
+    _require_live(customer)
     body = (body or "").strip()
     if not body:
         raise ValidationError({"body": [_("Write something first.")]})
@@ -637,13 +643,16 @@ def consent_record(
 
 
 def _live_customer(customer: Customer) -> Customer:
-    """Follow merges from the database (the caller's instance may predate a merge)."""
+    """Follow merges from the database (the caller's instance may predate a merge or erase)."""
     current = Customer.objects.only("pk", "merged_into_id", "is_erased").get(pk=customer.pk)
     seen = set()
     while current.merged_into_id is not None and current.pk not in seen:
         seen.add(current.pk)
         current = Customer.objects.only("pk", "merged_into_id", "is_erased").get(pk=current.merged_into_id)
-    return customer if current.pk == customer.pk else current
+    if current.pk == customer.pk:
+        customer.is_erased = current.is_erased
+        return customer
+    return current
 
 
 def timeline_record(
@@ -662,7 +671,7 @@ def timeline_record(
     (kind, ref_type, ref_id); writes for a merged-away profile land on its survivor."""
     customer = _live_customer(customer)
     if customer.is_erased:
-        body, data = "", {}
+        title, body, data = "", "", {}
     if ref_type:
         existing = TimelineEntry.objects.filter(kind=kind, ref_type=ref_type, ref_id=str(ref_id)).first()
         if existing is not None:

@@ -313,3 +313,29 @@ def test_merge_participants_prepare_before_rows_move_and_restore_after_they_retu
     assert (note.customer_id, note.body) == (merged.pk, "open")
     assert calls == [("prepare", ["open"]), ("restore", [note.pk], {"folded": [note.pk]})]
     assert merge.snapshot["participants"] == {"test.fold": {"folded": [note.pk]}}
+
+
+def test_merged_away_or_erased_profiles_cannot_be_edited(supervisor):
+    survivor, merged, erased = CustomerFactory(), CustomerFactory(), CustomerFactory()
+    services.customer_merge(survivor=survivor, merged=merged, actor=supervisor)
+    services.customer_erase(customer=erased, actor=supervisor)
+
+    for customer in (Customer.objects.get(pk=merged.pk), Customer.objects.get(pk=erased.pk)):
+        with pytest.raises(ValidationError):
+            services.identity_add(customer=customer, kind="email", value="x@mail.co.id")
+        with pytest.raises(ValidationError):
+            services.note_add(customer=customer, author=supervisor, body="hi")
+        with pytest.raises(ValidationError):
+            services.customer_update(customer=customer, display_name="x")
+
+
+def test_timeline_writes_for_an_erased_customer_keep_no_text(supervisor):
+    customer = CustomerFactory()
+    stale = Customer.objects.get(pk=customer.pk)
+    services.customer_erase(customer=customer, actor=supervisor)
+
+    entry = services.timeline_record(
+        customer=stale, kind="message", occurred_at=dt.datetime(2026, 5, 1, tzinfo=dt.UTC), title="From Budi", body="hello", data={"x": 1}
+    )
+
+    assert (entry.title, entry.body, entry.data) == ("", "", {})
