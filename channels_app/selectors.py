@@ -115,3 +115,12 @@ def reachable_inboxes(*, conversation: Conversation) -> list[Inbox]:
     """Inboxes the customer can be replied on: those the conversation spans, last one first."""
     inboxes = sorted(conversation.inboxes.all(), key=lambda i: (i.pk != conversation.last_inbox_id, i.pk))
     return [i for i in inboxes if i.is_active]
+
+
+def attachment_get(*, viewer: User, conversation: Conversation, message_uuid, index: int) -> dict | None:
+    """A stored attachment of a message in a conversation the viewer may see, or None."""
+    message = message_list(viewer=viewer, conversation=conversation).filter(uuid=message_uuid).first()
+    if message is None or not 0 <= index < len(message.attachments):
+        return None
+    item = message.attachments[index]
+    return item if item.get("stored") else None

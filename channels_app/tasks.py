@@ -35,6 +35,21 @@ def message_deliver_task(self, message_id: int) -> str | None:
     return outcome.message.status if outcome.message is not None else None
 
 
+MEDIA_FETCH_MAX_ATTEMPTS = 5
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def message_media_fetch_task(self, message_id: int) -> int:
+    """Download an inbound message's attachments from the provider into storage."""
+    from channels_app.services import media
+
+    attempt = self.request.retries + 1
+    outcome = media.message_media_fetch(message_id=message_id, final_attempt=attempt >= MEDIA_FETCH_MAX_ATTEMPTS)
+    if outcome.retry:
+        return _retry(self, messages.backoff_seconds(attempt), message_id)
+    return outcome.stored
+
+
 @shared_task
 def conversations_wake_snoozed_task() -> int:
     """Periodic (every minute): reopen snoozed conversations whose time has come."""

@@ -8,4 +8,5 @@ urlpatterns = [
     path("<int:pk>/", views.conversation_detail, name="detail"),
     path("<int:pk>/reply/", views.conversation_reply, name="reply"),
     path("<int:pk>/status/", views.conversation_status, name="status"),
+    path("<int:pk>/attachments/<uuid:message_uuid>/<int:index>/", views.attachment_download, name="attachment"),
 ]

@@ -9,8 +9,9 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -85,6 +86,24 @@ def conversation_detail(request, pk: int):
         "status_form": StatusForm(initial={"status": conversation.status}),
         "can_reply": request.user.has_perm("channels_app.add_message"),
     })
+
+
+@login_required
+def attachment_download(request, pk: int, message_uuid, index: int):
+    """A stored inbound attachment, only for agents who may see the conversation."""
+    _require_view(request)
+    conversation = _conversation_or_404(request, pk)
+    item = selectors.attachment_get(viewer=request.user, conversation=conversation, message_uuid=message_uuid,
+                                    index=index)
+    if item is None:
+        raise Http404
+    response = FileResponse(default_storage.open(item["stored"], "rb"), content_type=item.get("mime_type") or
+                            "application/octet-stream", as_attachment=not item.get("mime_type", "").startswith("image/"),
+                            filename=item["stored"].rsplit("/", 1)[-1])
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @login_required

@@ -21,6 +21,7 @@ from channels_app.adapters.base import AdapterError, DeliveryStatus, EventKind, 
 from channels_app.models import Inbox, Message, MessageDirection, MessageSender, MessageStatus, WebhookEvent
 from channels_app.services.conversations import conversation_continue
 from channels_app.services.inboxes import inbox_adapter
+from channels_app.services.media import schedule_fetch
 from channels_app.services.messages import message_record, message_status_update, message_status_update_until
 from customers.models import SCOPED_KINDS, Customer
 from customers.services import IdentityInput, customer_resolve, customer_touch
@@ -208,7 +209,7 @@ def _inbound_message(inbox: Inbox, item: InboundEvent, webhook_event: WebhookEve
         raise AdapterError(f"sender identity rejected by customer_resolve ({reasons})", permanent=True)
     customer: Customer = resolved.customer
     conversation = conversation_continue(customer=customer, inbox=inbox, at=at).conversation
-    message, _created = message_record(
+    message, created = message_record(
         conversation=conversation,
         inbox=inbox,
         direction=MessageDirection.INBOUND,
@@ -222,6 +223,8 @@ def _inbound_message(inbox: Inbox, item: InboundEvent, webhook_event: WebhookEve
         webhook_event=webhook_event,
     )
     customer_touch(customer=conversation.customer, seen_at=at)
+    if created:
+        schedule_fetch(message)
     return message
 
 

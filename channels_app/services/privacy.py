@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from channels_app.models import Conversation, Message, WebhookEvent
+from channels_app.services.media import attachments_delete
 from customers.models import Customer
 
 
@@ -22,11 +23,14 @@ def conversations_erase(*, customer_ids: list[int]) -> dict[str, int]:
     and delete the raw webhook deliveries they came from (they hold the same personal data).
     Conversation rows stay (anonymous) so counts and service KPIs remain right."""
     messages = Message.objects.filter(conversation__customer_id__in=customer_ids)
+    files = 0
+    for attachments in messages.exclude(attachments=[]).values_list("attachments", flat=True):
+        files += attachments_delete(attachments=attachments)
     event_ids = list(messages.exclude(webhook_event=None).values_list("webhook_event_id", flat=True).distinct())
     erased = messages.update(content="", attachments=[], data={"erased": True}, reply_to_provider_id="",
                              error_title="", webhook_event=None)
     deleted, _ = WebhookEvent.objects.filter(pk__in=event_ids).delete()
-    return {"messages_erased": erased, "webhook_events_deleted": deleted}
+    return {"messages_erased": erased, "webhook_events_deleted": deleted, "files_deleted": files}
 
 
 def conversations_export(*, customer: Customer) -> list[dict[str, Any]]:
