@@ -252,16 +252,24 @@ class DeliverOutcome:
     retry_in: int | None = None  # seconds; None: nothing more to do
 
 
-def _reply_context(message: Message) -> str:
-    last_inbound = (
+def _email_threading(message: Message) -> dict[str, Any]:
+    """Reply in the customer's email thread: In-Reply-To/References and "Re:" the subject of
+    their last email on this inbox."""
+    last = (
         Message.objects.filter(conversation_id=message.conversation_id, inbox_id=message.inbox_id,
                                direction=MessageDirection.INBOUND)
         .exclude(provider_message_id="")
         .order_by("-created_at", "-id")
-        .values_list("provider_message_id", flat=True)
         .first()
     )
-    return last_inbound or ""
+    if last is None:
+        return {"subject": str(message.data.get("subject", ""))}
+    extra = last.data.get("extra", {}) if isinstance(last.data, dict) else {}
+    subject = str(message.data.get("subject") or extra.get("subject") or "")
+    if subject and not subject.lower().startswith("re:"):
+        subject = f"Re: {subject}"
+    references = tuple(str(r) for r in extra.get("references", []) if r)
+    return {"subject": subject, "reply_to_id": last.provider_message_id, "references": references}
 
 
 def message_deliver(*, message_id: int, attempt: int = 1) -> DeliverOutcome:
@@ -277,7 +285,9 @@ def message_deliver(*, message_id: int, attempt: int = 1) -> DeliverOutcome:
         metadata = {"conversation": message.conversation_id}
         if inbox.kind == InboxKind.LINE:
             metadata["line"] = "push"
-    outbound = OutboundMessage(to=to, text=message.content, idempotency_key=str(message.uuid), metadata=metadata)
+    thread_headers = _email_threading(message) if inbox.kind == InboxKind.EMAIL else {}
+    outbound = OutboundMessage(to=to, text=message.content, idempotency_key=str(message.uuid), metadata=metadata,
+                               **thread_headers)
     try:
         adapter = inbox_adapter(inbox=inbox)
         if adapter is None:

@@ -101,3 +101,36 @@ def test_voice_inbox_has_no_webhook(client):
     response = client.post(inbox.webhook_path, data=b"{}", content_type="application/json")
 
     assert response.status_code == 404
+
+
+def test_email_reply_keeps_the_customers_thread(client, agent, shared_fixture, django_capture_on_commit_callbacks):
+    from unittest import mock
+
+    from channels_app.adapters.base import DeliveryResult
+    from channels_app.adapters.email import EmailAdapter
+    from channels_app.services import message_create_outbound
+
+    inbox = inbox_create(name="Email", kind="email", config={"address": "halo@tokodemo.test",
+                                                              "inbound_secret": EMAIL_SECRET, "smtp_host": "127.0.0.1"})
+    body = shared_fixture("email_gmail_reply_in_reply_to_quote.eml")
+    signature = "sha256=" + hmac.new(EMAIL_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(inbox.webhook_path, data=body, content_type="message/rfc822", HTTP_X_INBOUND_SIGNATURE=signature)
+    inbound = Message.objects.get()
+    sent = []
+
+    def fake_send(self, message):  # the SMTP conversation itself is the adapter's test
+        sent.append(message)
+        return DeliveryResult(provider_message_id=message.idempotency_key)
+
+    with mock.patch.object(EmailAdapter, "send", fake_send), django_capture_on_commit_callbacks(execute=True):
+        reply = message_create_outbound(conversation=inbound.conversation, author=agent, content="Terima kasih")
+
+    (outbound,) = sent
+    subject = inbound.data["extra"]["subject"]
+    assert outbound.subject == (subject if subject.lower().startswith("re:") else f"Re: {subject}")
+    assert outbound.reply_to_id == inbound.provider_message_id
+    assert outbound.references == tuple(inbound.data["extra"]["references"])
+    assert outbound.to == Identity.objects.get(customer=inbound.conversation.customer, kind="email").value
+    reply.refresh_from_db()
+    assert reply.status == "sent"
