@@ -77,7 +77,13 @@ def _apply_segment_filters(customers: QuerySet[Customer], filters: dict) -> Quer
     for name in filters.get("tags", []) or []:
         customers = customers.filter(Exists(Tag.customers.through.objects.filter(customer_id=OuterRef("pk"), tag__name__iexact=name)))
     if filters.get("channel"):
-        customers = customers.filter(Exists(Identity.objects.filter(customer=OuterRef("pk"), kind=filters["channel"])))
+        # Presence on a channel: an identity of that kind, or activity on it (a WhatsApp
+        # customer's identity is a phone; their messages carry channel="whatsapp").
+        channel = filters["channel"]
+        customers = customers.filter(
+            Exists(Identity.objects.filter(customer=OuterRef("pk"), kind=channel))
+            | Exists(TimelineEntry.objects.filter(customer=OuterRef("pk"), channel=channel))
+        )
     for key, value in (filters.get("attributes") or {}).items():
         customers = customers.filter(**{f"attributes__{key}": value})
     now = timezone.now()

@@ -129,3 +129,13 @@ def test_lookup_normalises_the_value(agent):
 
     assert selectors.customer_lookup(viewer=agent, kind="phone", value="0812-3456-7890") == customer
     assert selectors.customer_lookup(viewer=agent, kind="phone", value="0812-3456-7899") is None
+
+
+def test_channel_filter_finds_customers_active_on_a_channel_without_an_identity_of_that_kind(agent):
+    on_whatsapp = CustomerFactory()
+    IdentityFactory(customer=on_whatsapp, kind="phone", value="+6281234567890")
+    TimelineEntryFactory(customer=on_whatsapp, channel="whatsapp")
+    email_only = CustomerFactory()
+    TimelineEntryFactory(customer=email_only, channel="email")
+
+    assert list(selectors.customer_list(viewer=agent, channel="whatsapp")) == [on_whatsapp]
