@@ -5,3 +5,12 @@ from django.utils.translation import gettext_lazy as _
 class JourneysConfig(AppConfig):
     name = "journeys"
     verbose_name = _("Journeys, CSAT and KPIs")
+
+    def ready(self) -> None:
+        from customers import merge_hooks
+
+        # A customer's events, stage history and CSAT follow them when profiles are merged.
+        merge_hooks.register("journeys.CustomerEvent", "customer")
+        merge_hooks.register("journeys.StageChange", "customer")
+        merge_hooks.register("journeys.CsatSurvey", "customer")
+        merge_hooks.register("journeys.CsatResponse", "customer")

@@ -1,0 +1,251 @@
+"""Lifecycle stages, customer events, CSAT surveys and the resolution log KPIs are built on.
+
+Fields, constraints and indexes only: writes go through `journeys.services`, reads through
+`journeys.selectors` and `journeys.kpis`.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from customers.models import LifecycleStage
+
+STAGE_ORDER = {stage: index for index, stage in enumerate(LifecycleStage.values)}
+
+
+class EventMeaning(models.TextChoices):
+    PURCHASE = "purchase", _("Purchase")
+    LEAD = "lead", _("Lead")
+    REFERRAL = "referral", _("Referral")
+    CAMPAIGN_CLICK = "campaign_click", _("Campaign click")
+    CHURN_SIGNAL = "churn_signal", _("Churn signal")
+
+
+class EventTypeMapping(models.Model):
+    """What an integrator's free-form event type (e.g. "order.paid") means to the lifecycle."""
+
+    event_type = models.CharField(_("event type"), max_length=100, unique=True)
+    meaning = models.CharField(_("meaning"), max_length=20, choices=EventMeaning.choices)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("event type mapping")
+        verbose_name_plural = _("event type mappings")
+        ordering = ["event_type"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} → {self.get_meaning_display()}"
+
+
+class CustomerEvent(models.Model):
+    """One business event about a customer sent by an integrator (an order, a signup).
+
+    `external_id` is the integrator's id and is unique, so a replayed POST stores nothing new.
+    `meaning` is the mapping in force when the event arrived (history does not change when an
+    admin later remaps the type).
+    """
+
+    external_id = models.CharField(_("event id"), max_length=200, unique=True)
+    type = models.CharField(_("type"), max_length=100, db_index=True)
+    meaning = models.CharField(_("meaning"), max_length=20, choices=EventMeaning.choices, blank=True)
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="journey_events", verbose_name=_("customer")
+    )
+    occurred_at = models.DateTimeField(_("occurred"))
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+    channel = models.CharField(_("channel"), max_length=30, blank=True, help_text=_("Touchpoint named in properties.channel."))
+    properties = models.JSONField(_("properties"), default=dict, blank=True)
+    customer_created = models.BooleanField(_("created the customer"), default=False)
+
+    class Meta:
+        verbose_name = _("customer event")
+        verbose_name_plural = _("customer events")
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "meaning", "occurred_at"], name="journey_event_customer_idx"),
+            models.Index(fields=["meaning", "occurred_at"], name="journey_event_meaning_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} ({self.external_id})"
+
+
+class StageRule(models.Model):
+    """A lifecycle rule admins can switch off or tune; `code` is what the engine evaluates."""
+
+    class Code(models.TextChoices):
+        REACH_KNOWN = "reach_known", _("Known but never in two-way contact → Reach")
+        ACQUISITION_CONTACT = "acquisition_contact", _("First inbound message or lead event → Acquisition")
+        CONVERSION_FIRST_PURCHASE = "conversion_first_purchase", _("First purchase → Conversion")
+        RETENTION_REPEAT_PURCHASE = "retention_repeat_purchase", _("Repeat purchase within N days → Retention")
+        LOYALTY_PROMOTER = "loyalty_promoter", _("Promoter (CSAT 5) or referral while retained → Loyalty")
+
+    code = models.CharField(_("rule"), max_length=40, choices=Code.choices, unique=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    window_days = models.PositiveIntegerField(
+        _("window (days)"), null=True, blank=True, help_text=_("For the repeat-purchase rule: N days between purchases.")
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("stage rule")
+        verbose_name_plural = _("stage rules")
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.get_code_display()
+
+
+class StageChange(models.Model):
+    """One move of a customer between lifecycle stages, with why and through which channel.
+
+    `first_touch_channel` is the channel of the customer's first recorded touch (inbound
+    message or event naming a channel) and `last_touch_channel` the latest one up to the change.
+    """
+
+    class Reason(models.TextChoices):
+        RULE = "rule", _("Rule")
+        AGENT = "agent", _("Agent")
+        API = "api", _("API")
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="stage_changes", verbose_name=_("customer")
+    )
+    from_stage = models.CharField(_("from"), max_length=20, choices=LifecycleStage.choices)
+    to_stage = models.CharField(_("to"), max_length=20, choices=LifecycleStage.choices)
+    changed_at = models.DateTimeField(_("when"), default=timezone.now)
+    reason = models.CharField(_("reason"), max_length=10, choices=Reason.choices)
+    rule = models.ForeignKey(StageRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("rule"))
+    rule_code = models.CharField(_("rule code"), max_length=40, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("by")
+    )
+    note = models.CharField(_("note"), max_length=500, blank=True)
+    channel = models.CharField(_("channel"), max_length=30, blank=True, help_text=_("The channel that caused the change."))
+    first_touch_channel = models.CharField(_("first-touch channel"), max_length=30, blank=True)
+    last_touch_channel = models.CharField(_("last-touch channel"), max_length=30, blank=True)
+    event = models.ForeignKey(CustomerEvent, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("event"))
+
+    class Meta:
+        verbose_name = _("stage change")
+        verbose_name_plural = _("stage changes")
+        ordering = ["-changed_at", "-id"]
+        indexes = [
+            models.Index(fields=["to_stage", "changed_at"], name="stage_change_to_idx"),
+            models.Index(fields=["customer", "changed_at"], name="stage_change_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.customer_id} {self.from_stage} → {self.to_stage}"
+
+
+class JourneySettings(models.Model):
+    """Singleton (pk=1) of lifecycle and survey settings admins edit in the admin site."""
+
+    csat_enabled = models.BooleanField(_("send CSAT surveys"), default=True)
+    csat_delay_minutes = models.PositiveIntegerField(_("survey delay after resolution (minutes)"), default=10)
+    csat_expiry_hours = models.PositiveIntegerField(_("survey expires after (hours)"), default=72)
+    csat_question = models.CharField(
+        _("survey question"), max_length=300, default="How satisfied are you with our help? Reply 1 (bad) to 5 (great)"
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("journey settings")
+        verbose_name_plural = _("journey settings")
+
+    def __str__(self) -> str:
+        return str(_("Journey settings"))
+
+
+class ConversationResolution(models.Model):
+    """One resolution of a conversation (one resolution cycle ends here), copied from the
+    channels app's records so KPIs do not change when a conversation is later edited or reopened.
+    """
+
+    conversation = models.ForeignKey(
+        "channels_app.Conversation", on_delete=models.CASCADE, related_name="+", verbose_name=_("conversation")
+    )
+    resolved_at = models.DateTimeField(_("resolved"))
+    cycle_started_at = models.DateTimeField(_("cycle started"))
+    inbox = models.ForeignKey("channels_app.Inbox", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    team = models.ForeignKey("accounts.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    is_reopen = models.BooleanField(_("after a reopen"), default=False)
+
+    class Meta:
+        verbose_name = _("conversation resolution")
+        verbose_name_plural = _("conversation resolutions")
+        ordering = ["-resolved_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "resolved_at"], name="journeys_resolution_unique")
+        ]
+        indexes = [models.Index(fields=["resolved_at"], name="journeys_resolution_time_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.conversation_id} @ {self.resolved_at:%Y-%m-%d %H:%M}"
+
+
+class CsatSurvey(models.Model):
+    """The satisfaction survey of one conversation (at most one per conversation)."""
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", _("Scheduled")
+        SENT = "sent", _("Sent")
+        ANSWERED = "answered", _("Answered")
+        SKIPPED = "skipped", _("Not sent")
+        EXPIRED = "expired", _("Expired")
+
+    conversation = models.OneToOneField(
+        "channels_app.Conversation", on_delete=models.CASCADE, related_name="csat_survey", verbose_name=_("conversation")
+    )
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="csat_surveys", verbose_name=_("customer"))
+    inbox = models.ForeignKey("channels_app.Inbox", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("channel"))
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("agent"))
+    team = models.ForeignKey("accounts.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("team"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.SCHEDULED)
+    skip_reason = models.CharField(_("why not sent"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    send_after = models.DateTimeField(_("send after"))
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    message_id = models.BigIntegerField(_("survey message id"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("CSAT survey")
+        verbose_name_plural = _("CSAT surveys")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "send_after"], name="csat_survey_status_idx"),
+            models.Index(fields=["sent_at"], name="csat_survey_sent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"CSAT #{self.pk} for conversation #{self.conversation_id}"
+
+
+class CsatResponse(models.Model):
+    """A customer's answer to a survey: rating 1–5 and an optional comment (one per survey)."""
+
+    class Via(models.TextChoices):
+        LINK = "link", _("Survey link")
+        REPLY = "reply", _("Message reply")
+
+    survey = models.OneToOneField(CsatSurvey, on_delete=models.CASCADE, related_name="response", verbose_name=_("survey"))
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="csat_responses", verbose_name=_("customer"))
+    rating = models.PositiveSmallIntegerField(_("rating"))
+    comment = models.TextField(_("comment"), max_length=2000, blank=True)
+    via = models.CharField(_("answered via"), max_length=10, choices=Via.choices)
+    responded_at = models.DateTimeField(_("answered"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("CSAT response")
+        verbose_name_plural = _("CSAT responses")
+        ordering = ["-responded_at", "-id"]
+        constraints = [models.CheckConstraint(condition=models.Q(rating__gte=1, rating__lte=5), name="csat_rating_1_5")]
+        indexes = [models.Index(fields=["responded_at"], name="csat_response_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.rating}/5 (survey #{self.survey_id})"
