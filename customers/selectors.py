@@ -52,7 +52,7 @@ def _visible(viewer: User) -> QuerySet[Customer]:
     return Customer.objects.all()
 
 
-def _search(customers: QuerySet[Customer], q: str) -> QuerySet[Customer]:
+def _search_q(q: str) -> Q:
     """Name or any identity value: partial phone digits, email prefix, platform ids.
 
     On PostgreSQL the `icontains` below is served by the trigram GIN indexes of migration
@@ -60,39 +60,42 @@ def _search(customers: QuerySet[Customer], q: str) -> QuerySet[Customer]:
     """
     q = q.strip()
     if not q:
-        return customers
+        return Q()
     identity_match = Q(value__icontains=q)
     digits = phone_search_digits(q)
     if len(digits) >= 3 and len(digits) >= len(q.replace(" ", "").replace("-", "").replace("+", "")) - 1:
         identity_match |= Q(kind=IdentityKind.PHONE, value__icontains=digits)  # same UPPER() expression as the trigram index
-    identities = Identity.objects.filter(identity_match, customer=OuterRef("pk"))
-    return customers.filter(Q(display_name__icontains=q) | Exists(identities))
+    return Q(display_name__icontains=q) | Q(Exists(Identity.objects.filter(identity_match, customer=OuterRef("pk"))))
 
 
-def _apply_segment_filters(customers: QuerySet[Customer], filters: dict) -> QuerySet[Customer]:
+def _filters_q(filters: dict) -> Q:
+    """A segment's (or the list's) filters as one Q, so many segments can be counted in one
+    query (see segment_counts)."""
+    condition = Q()
     if filters.get("q"):
-        customers = _search(customers, filters["q"])
+        condition &= _search_q(filters["q"])
     if filters.get("stage"):
-        customers = customers.filter(lifecycle_stage=filters["stage"])
+        condition &= Q(lifecycle_stage=filters["stage"])
     for name in filters.get("tags", []) or []:
-        customers = customers.filter(Exists(Tag.customers.through.objects.filter(customer_id=OuterRef("pk"), tag__name__iexact=name)))
+        condition &= Q(Exists(Tag.customers.through.objects.filter(customer_id=OuterRef("pk"), tag__name__iexact=name)))
     if filters.get("channel"):
         # Presence on a channel: an identity of that kind, or activity on it (a WhatsApp
         # customer's identity is a phone; their messages carry channel="whatsapp").
         channel = filters["channel"]
-        customers = customers.filter(
-            Exists(Identity.objects.filter(customer=OuterRef("pk"), kind=channel))
-            | Exists(TimelineEntry.objects.filter(customer=OuterRef("pk"), channel=channel))
+        condition &= Q(Exists(Identity.objects.filter(customer=OuterRef("pk"), kind=channel))) | Q(
+            Exists(TimelineEntry.objects.filter(customer=OuterRef("pk"), channel=channel))
         )
     for key, value in (filters.get("attributes") or {}).items():
-        customers = customers.filter(**{f"attributes__{key}": value})
+        if "__" in key:  # keys are validated slugs; never let one smuggle in a lookup
+            continue
+        condition &= Q(**{f"attributes__{key}": value})
     now = timezone.now()
     if filters.get("last_contacted_within_days"):
-        customers = customers.filter(last_contacted_at__gte=now - dt.timedelta(days=filters["last_contacted_within_days"]))
+        condition &= Q(last_contacted_at__gte=now - dt.timedelta(days=filters["last_contacted_within_days"]))
     if filters.get("not_contacted_for_days"):
         cutoff = now - dt.timedelta(days=filters["not_contacted_for_days"])
-        customers = customers.filter(Q(last_contacted_at__lt=cutoff) | Q(last_contacted_at__isnull=True))
-    return customers
+        condition &= Q(last_contacted_at__lt=cutoff) | Q(last_contacted_at__isnull=True)
+    return condition
 
 
 def customer_list(
@@ -106,11 +109,9 @@ def customer_list(
 ) -> QuerySet[Customer]:
     """Live customers the viewer may see, filtered; identities and tags prefetched."""
     customers = _visible(viewer).filter(merged_into__isnull=True, is_erased=False)
-    filters: dict = dict(segment.filters) if segment is not None else {}
-    customers = _apply_segment_filters(customers, filters)
-    customers = _apply_segment_filters(
-        customers, {"q": q, "stage": stage, "tags": [tag] if tag else [], "channel": channel}
-    )
+    if segment is not None:
+        customers = customers.filter(_filters_q(segment.filters))
+    customers = customers.filter(_filters_q({"q": q, "stage": stage, "tags": [tag] if tag else [], "channel": channel}))
     return customers.select_related("owner_agent", "owner_team").prefetch_related(
         Prefetch("identities", queryset=Identity.objects.order_by("kind", "value")), "tags", "consents"
     )
@@ -242,7 +243,16 @@ def segment_list(*, viewer: User) -> QuerySet[Segment]:
 
 
 def segment_customer_count(*, viewer: User, segment: Segment) -> int:
-    return customer_list(viewer=viewer, segment=segment).count()
+    return segment_counts(viewer=viewer, segments=[segment])[segment.pk]
+
+
+def segment_counts(*, viewer: User, segments: list[Segment]) -> dict[int, int]:
+    """Live customer counts of many segments in one query (conditional aggregation)."""
+    if not segments:
+        return {}
+    live = _visible(viewer).filter(merged_into__isnull=True, is_erased=False)
+    totals = live.aggregate(**{f"s{s.pk}": Count("pk", filter=_filters_q(s.filters)) for s in segments})
+    return {s.pk: totals[f"s{s.pk}"] for s in segments}
 
 
 def import_job_list(*, viewer: User) -> QuerySet[ImportJob]:

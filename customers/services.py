@@ -1049,8 +1049,15 @@ def segment_filters_clean(*, filters: dict) -> dict:
     for key in ("last_contacted_within_days", "not_contacted_for_days"):
         if key in cleaned and not (isinstance(cleaned[key], int) and cleaned[key] > 0):
             raise ValidationError({"filters": [_("%(key)s: must be a positive whole number") % {"key": key}]})
-    if "attributes" in cleaned and not isinstance(cleaned["attributes"], dict):
-        raise ValidationError({"filters": [_("attributes: must be an object of key: value")]})
+    if "attributes" in cleaned:
+        if not isinstance(cleaned["attributes"], dict):
+            raise ValidationError({"filters": [_("attributes: must be an object of key: value")]})
+        known = set(AttributeDefinition.objects.filter(key__in=list(cleaned["attributes"])).values_list("key", flat=True))
+        unknown_keys = sorted(set(cleaned["attributes"]) - known)
+        if unknown_keys or any("__" in key for key in cleaned["attributes"]):
+            raise ValidationError({"filters": [_("attributes: unknown attribute %(keys)s") % {"keys": ", ".join(unknown_keys)}]})
+        if not all(isinstance(v, (str, int, float, bool)) for v in cleaned["attributes"].values()):
+            raise ValidationError({"filters": [_("attributes: values must be text, numbers or true/false")]})
     return cleaned
 
 

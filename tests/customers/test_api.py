@@ -292,3 +292,28 @@ def test_timeline_api_query_count_does_not_grow_with_page_size(page_size, agent,
         response = client.get(f"/api/v1/customers/{customer.pk}/timeline/", {"page_size": page_size})
 
     assert len(response.json()["results"]) == page_size
+
+
+def test_segment_list_counts_every_segment_in_one_query(supervisor, django_assert_max_num_queries):
+    from customers import services as customer_services
+
+    AttributeDefinitionFactory(key="city")
+    CustomerFactory(lifecycle_stage="loyalty", attributes={"city": "Bandung"})
+    CustomerFactory(lifecycle_stage="reach", attributes={"city": "Bandung"})
+    for index, filters in enumerate([{"stage": "loyalty"}, {"attributes": {"city": "Bandung"}}, {"stage": "reach"}, {}]):
+        customer_services.segment_create(name=f"S{index}", filters=filters)
+    client = bearer(supervisor)
+    client.get("/api/v1/segments/")
+
+    # token, 2 × permissions, segments page, the ids for counting, one aggregate
+    with django_assert_max_num_queries(6):
+        response = client.get("/api/v1/segments/")
+
+    assert [(s["name"], s["customer_count"]) for s in response.json()["results"]] == [("S0", 1), ("S1", 2), ("S2", 1), ("S3", 2)]
+
+
+def test_segment_attribute_filter_must_name_a_defined_attribute(supervisor):
+    response = bearer(supervisor).post("/api/v1/segments/", {"name": "X", "filters": {"attributes": {"city__regex": ".*"}}}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["filters"] == ["attributes: unknown attribute city__regex"]
