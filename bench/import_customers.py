@@ -7,6 +7,7 @@ The generated file has realistic mess: ~10% of rows repeat an earlier customer's
 another spelling (dedup → update), ~1% have an invalid phone (row error), ~2% carry a
 placeholder email ("null"), names and cities in Indonesian style. Prints rows/second.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,14 +22,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-FIRST = ["Budi", "Siti", "Agus", "Dewi", "Rina", "Andi", "Putri", "Eko", "Wahyu", "Sri", "Joko", "Ayu", "Rudi", "Lina", "Hendra"]
+FIRST = [
+    "Budi",
+    "Siti",
+    "Agus",
+    "Dewi",
+    "Rina",
+    "Andi",
+    "Putri",
+    "Eko",
+    "Wahyu",
+    "Sri",
+    "Joko",
+    "Ayu",
+    "Rudi",
+    "Lina",
+    "Hendra",
+]
 LAST = ["Santoso", "Wijaya", "Pratama", "Sari", "Saputra", "Lestari", "Hidayat", "Nugroho", "Kusuma", "Halim", ""]
 CITIES = ["Jakarta", "Bandung", "Surabaya", "Medan", "Semarang", "Makassar", "Denpasar", "Yogyakarta"]
 
 
 def phone_spellings(n: int) -> list[str]:
     national = f"812{n:08d}"
-    return [f"0{national[:3]}-{national[3:7]}-{national[7:]}", f"+62 {national[:3]} {national[3:7]} {national[7:]}", f"62{national}"]
+    return [
+        f"0{national[:3]}-{national[3:7]}-{national[7:]}",
+        f"+62 {national[:3]} {national[3:7]} {national[7:]}",
+        f"62{national}",
+    ]
 
 
 def generate(path: Path, rows: int, seed: int = 7) -> None:

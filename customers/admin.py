@@ -1,4 +1,5 @@
 """Admin for supervisors and admins: customers, attribute definitions, merge suggestions."""
+
 from __future__ import annotations
 
 from django import forms
@@ -66,7 +67,14 @@ class CustomerAdminForm(forms.ModelForm):
     class Meta:
         model = Customer
         fields = [
-            "display_name", "language", "time_zone", "owner_agent", "owner_team", "tags", "attributes", "lifecycle_stage",
+            "display_name",
+            "language",
+            "time_zone",
+            "owner_agent",
+            "owner_team",
+            "tags",
+            "attributes",
+            "lifecycle_stage",
         ]
 
     def clean_attributes(self):
@@ -107,17 +115,39 @@ class LiveFilter(admin.SimpleListFilter):
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     form = CustomerAdminForm
-    list_display = ["__str__", "id", "lifecycle_stage", "identity_count", "owner_agent", "last_seen_at", "merged_into", "is_erased"]
+    list_display = [
+        "__str__",
+        "id",
+        "lifecycle_stage",
+        "identity_count",
+        "owner_agent",
+        "last_seen_at",
+        "merged_into",
+        "is_erased",
+    ]
     list_filter = [LiveFilter, "lifecycle_stage", "tags", IdentityKindFilter]
     search_fields = ["display_name", "identities__value"]
     autocomplete_fields = ["owner_agent", "owner_team"]
     filter_horizontal = ["tags"]
-    readonly_fields = ["merged_into", "is_erased", "erased_at", "created_at", "updated_at", "last_seen_at", "last_contacted_at"]
+    readonly_fields = [
+        "merged_into",
+        "is_erased",
+        "erased_at",
+        "created_at",
+        "updated_at",
+        "last_seen_at",
+        "last_contacted_at",
+    ]
     inlines = [IdentityInline, ConsentInline, NoteInline]
     actions = ["merge_selected"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("owner_agent", "merged_into").annotate(_identity_count=Count("identities"))
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("owner_agent", "merged_into")
+            .annotate(_identity_count=Count("identities"))
+        )
 
     @admin.display(description=_("identities"), ordering="_identity_count")
     def identity_count(self, obj):
@@ -140,11 +170,17 @@ class CustomerAdmin(admin.ModelAdmin):
             return
         survivor, merged = customers
         try:
-            merge = services.customer_merge(survivor=survivor, merged=merged, actor=request.user, reason=_("Merged in the admin"), request=request)
+            merge = services.customer_merge(
+                survivor=survivor, merged=merged, actor=request.user, reason=_("Merged in the admin"), request=request
+            )
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return
-        self.message_user(request, _("Customer #%(m)s was merged into #%(s)s (merge #%(id)s).") % {"m": merged.pk, "s": survivor.pk, "id": merge.pk})
+        self.message_user(
+            request,
+            _("Customer #%(m)s was merged into #%(s)s (merge #%(id)s).")
+            % {"m": merged.pk, "s": survivor.pk, "id": merge.pk},
+        )
 
     def has_merge_permission(self, request):
         return request.user.has_perm("customers.add_customermerge")
@@ -198,7 +234,9 @@ class MergeSuggestionAdmin(admin.ModelAdmin):
         for suggestion in queryset.filter(status=MergeSuggestion.Status.OPEN):
             services.merge_suggestion_dismiss(suggestion=suggestion, actor=request.user)
             done += 1
-        self.message_user(request, ngettext("%(n)d suggestion dismissed.", "%(n)d suggestions dismissed.", done) % {"n": done})
+        self.message_user(
+            request, ngettext("%(n)d suggestion dismissed.", "%(n)d suggestions dismissed.", done) % {"n": done}
+        )
 
 
 @admin.register(CustomerMerge)
@@ -239,7 +277,17 @@ class SegmentAdmin(admin.ModelAdmin):
 
 @admin.register(ImportJob)
 class ImportJobAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "status", "dry_run", "total_rows", "created_rows", "updated_rows", "failed_rows", "created_by", "created_at"]
+    list_display = [
+        "__str__",
+        "status",
+        "dry_run",
+        "total_rows",
+        "created_rows",
+        "updated_rows",
+        "failed_rows",
+        "created_by",
+        "created_at",
+    ]
     list_filter = ["status", "dry_run"]
     readonly_fields = [f.name for f in ImportJob._meta.fields]
 

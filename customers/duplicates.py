@@ -5,6 +5,7 @@ no shared identity that are probably one person: very similar names (rapidfuzz) 
 a second signal (same email local part, same last digits of a phone, same external id
 digits). Names alone are not evidence: "Budi" is a very common name.
 """
+
 from __future__ import annotations
 
 import re
@@ -52,7 +53,9 @@ def duplicates_find(*, limit: int = 500) -> list[Candidate]:
     the number of customers.
     """
     customers = list(
-        Customer.objects.filter(merged_into__isnull=True, is_erased=False).exclude(display_name="").prefetch_related("identities")
+        Customer.objects.filter(merged_into__isnull=True, is_erased=False)
+        .exclude(display_name="")
+        .prefetch_related("identities")
     )
     blocks: dict[str, list[Customer]] = defaultdict(list)
     for customer in customers:
@@ -90,7 +93,9 @@ def duplicates_suggest(*, limit: int = 500) -> int:
     for candidate in duplicates_find(limit=limit):
         suggestion = None
         for item in candidate.evidence:
-            suggestion = merge_suggestion_record(first=candidate.a, second=candidate.b, score=candidate.score, evidence=item)
+            suggestion = merge_suggestion_record(
+                first=candidate.a, second=candidate.b, score=candidate.score, evidence=item
+            )
         if suggestion is not None and suggestion.status == MergeSuggestion.Status.OPEN:
             count += 1
     return count

@@ -4,6 +4,7 @@ Signals connect apps that must not know each other (journeys, channels_app); the
 customers app calls its own logic explicitly. Merge/unmerge/create are sent on commit;
 erase and export are sent inside the transaction because receivers take part in them.
 """
+
 from __future__ import annotations
 
 from django.dispatch import Signal

@@ -1,4 +1,5 @@
 """Forms of the agent UI. They parse input; services do the writes."""
+
 from __future__ import annotations
 
 from django import forms
@@ -9,12 +10,20 @@ from customers.models import AttributeDefinition, IdentityKind, LifecycleStage, 
 
 
 class CustomerSearchForm(forms.Form):
-    q = forms.CharField(label=_("Search"), required=False, max_length=100,
-                        widget=forms.TextInput(attrs={"placeholder": _("Name, phone, email…"), "type": "search"}))
+    q = forms.CharField(
+        label=_("Search"),
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": _("Name, phone, email…"), "type": "search"}),
+    )
     stage = forms.ChoiceField(label=_("Stage"), required=False, choices=[("", _("Any stage")), *LifecycleStage.choices])
     tag = forms.CharField(label=_("Tag"), required=False, max_length=50)
-    channel = forms.ChoiceField(label=_("Channel"), required=False, choices=[("", _("Any channel")), *IdentityKind.choices])
-    segment = forms.ModelChoiceField(label=_("Segment"), required=False, queryset=Segment.objects.none(), empty_label=_("No segment"))
+    channel = forms.ChoiceField(
+        label=_("Channel"), required=False, choices=[("", _("Any channel")), *IdentityKind.choices]
+    )
+    segment = forms.ModelChoiceField(
+        label=_("Segment"), required=False, queryset=Segment.objects.none(), empty_label=_("No segment")
+    )
 
     def __init__(self, *args, segments=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -39,12 +48,15 @@ class StageForm(forms.Form):
 class ProfileForm(forms.Form):
     display_name = forms.CharField(label=_("Name"), required=False, max_length=200)
     language = forms.ChoiceField(label=_("Language"), required=False, choices=[("", "—"), *settings.LANGUAGES])
-    time_zone = forms.CharField(label=_("Time zone"), required=False, max_length=64, help_text=_("For example Asia/Jakarta."))
+    time_zone = forms.CharField(
+        label=_("Time zone"), required=False, max_length=64, help_text=_("For example Asia/Jakarta.")
+    )
 
 
 class IdentityForm(forms.Form):
     kind = forms.ChoiceField(
-        label=_("Kind"), choices=[(value, label) for value, label in IdentityKind.choices if value in ("phone", "email", "external_id")]
+        label=_("Kind"),
+        choices=[(value, label) for value, label in IdentityKind.choices if value in ("phone", "email", "external_id")],
     )
     value = forms.CharField(label=_("Value"), max_length=255)
 
@@ -85,7 +97,7 @@ class AttributesForm(forms.Form):
             self.fields[name] = field
 
     def attribute_values(self) -> dict:
-        return {name[len("attr_"):]: (value if value != "" else None) for name, value in self.cleaned_data.items()}
+        return {name[len("attr_") :]: (value if value != "" else None) for name, value in self.cleaned_data.items()}
 
 
 class MergeForm(forms.Form):
@@ -98,7 +110,8 @@ class MergeSourceForm(forms.Form):
 
 class EraseConfirmForm(forms.Form):
     confirm = forms.BooleanField(
-        label=_("I understand that the name, identities, notes, consent and message texts are deleted for good."), required=True
+        label=_("I understand that the name, identities, notes, consent and message texts are deleted for good."),
+        required=True,
     )
 
 
@@ -107,7 +120,9 @@ class ImportUploadForm(forms.Form):
 
 
 class ImportMappingForm(forms.Form):
-    dry_run = forms.BooleanField(label=_("Dry run: check the file and count, but save nothing"), required=False, initial=True)
+    dry_run = forms.BooleanField(
+        label=_("Dry run: check the file and count, but save nothing"), required=False, initial=True
+    )
 
     def __init__(self, *args, headers: list[str], choices: list[tuple[str, str]], initial_mapping: dict, **kwargs):
         super().__init__(*args, **kwargs)

@@ -4,6 +4,7 @@ Pure functions, no ORM: channels, the importer, the API and the resolver all cal
 `identity_normalise` so "0812-3456-7890", "+62 812 3456 7890" and "6281234567890" are one
 number.
 """
+
 from __future__ import annotations
 
 import re
@@ -39,7 +40,17 @@ DEFAULT_BLOCKLIST = (
     "none@none.com",
     "x@x.com",
 )
-_PLACEHOLDER_LOCAL_PARTS = {"noemail", "no-email", "noreply", "no-reply", "donotreply", "do-not-reply", "null", "none", "anonymous"}
+_PLACEHOLDER_LOCAL_PARTS = {
+    "noemail",
+    "no-email",
+    "noreply",
+    "no-reply",
+    "donotreply",
+    "do-not-reply",
+    "null",
+    "none",
+    "anonymous",
+}
 _NON_DIGITS = re.compile(r"\D+")
 
 
@@ -143,7 +154,8 @@ def identity_normalise(*, kind: str, value: str, scope: str = "") -> NormalisedI
     raw = "" if value is None else str(value).strip()
     if is_junk(raw):
         raise IdentityValueError(
-            _("“%(value)s” is a placeholder, not a real %(kind)s.") % {"value": raw, "kind": kind.label}, code=PLACEHOLDER
+            _("“%(value)s” is a placeholder, not a real %(kind)s.") % {"value": raw, "kind": kind.label},
+            code=PLACEHOLDER,
         )
     if kind == IdentityKind.PHONE:
         return NormalisedIdentity(IdentityKind.PHONE.value, "", phone_normalise(raw))
@@ -154,7 +166,8 @@ def identity_normalise(*, kind: str, value: str, scope: str = "") -> NormalisedI
         value = email_normalise(raw)
         if is_junk(value):
             raise IdentityValueError(
-                _("“%(value)s” is a placeholder, not a real %(kind)s.") % {"value": raw, "kind": kind.label}, code=PLACEHOLDER
+                _("“%(value)s” is a placeholder, not a real %(kind)s.") % {"value": raw, "kind": kind.label},
+                code=PLACEHOLDER,
             )
         return NormalisedIdentity(IdentityKind.EMAIL.value, "", value)
     if len(raw) > 255:

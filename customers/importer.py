@@ -5,6 +5,7 @@ already known updates that customer instead of creating a duplicate. A bad row i
 with its line number (the header is line 1) and the reason, and the import goes on.
 Progress counters are written after every batch so the agent UI can draw a progress bar.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -55,7 +56,10 @@ def target_choices() -> list[tuple[str, str]]:
         ("lifecycle_stage", _("Lifecycle stage")),
         ("tags", _("Tags (comma separated)")),
     ]
-    choices += [(f"{ATTRIBUTE_PREFIX}{d.key}", _("Attribute: %(label)s") % {"label": d.label}) for d in AttributeDefinition.objects.all()]
+    choices += [
+        (f"{ATTRIBUTE_PREFIX}{d.key}", _("Attribute: %(label)s") % {"label": d.label})
+        for d in AttributeDefinition.objects.all()
+    ]
     return choices
 
 
@@ -104,10 +108,15 @@ def mapping_clean(*, mapping: dict[str, str], headers: list[str]) -> dict[str, s
             continue
         target = target or ""
         if target not in valid:
-            errors.append(_("Column “%(h)s”: “%(t)s” is not something a column can be imported as.") % {"h": header, "t": target})
+            errors.append(
+                _("Column “%(h)s”: “%(t)s” is not something a column can be imported as.") % {"h": header, "t": target}
+            )
             continue
         if target and target not in IDENTITY_TARGETS and target in seen:
-            errors.append(_("Columns “%(a)s” and “%(b)s” are both mapped to %(t)s.") % {"a": seen[target], "b": header, "t": target})
+            errors.append(
+                _("Columns “%(a)s” and “%(b)s” are both mapped to %(t)s.")
+                % {"a": seen[target], "b": header, "t": target}
+            )
             continue
         seen.setdefault(target, header)
         cleaned[header] = target
@@ -199,7 +208,9 @@ def _split(value: str) -> list[str]:
 def _import_row(*, job: ImportJob, headers: list[str], row: list[str], source: str) -> bool:
     """Resolve and update one row; returns True when a customer was created."""
     if len(row) > len(headers):
-        raise ValidationError(_("The row has %(n)s cells but the header has %(h)s.") % {"n": len(row), "h": len(headers)})
+        raise ValidationError(
+            _("The row has %(n)s cells but the header has %(h)s.") % {"n": len(row), "h": len(headers)}
+        )
     values = dict(zip(headers, row + [""] * (len(headers) - len(row)), strict=True))
     identities: list[IdentityInput] = []
     fields: dict = {}
@@ -226,7 +237,11 @@ def _import_row(*, job: ImportJob, headers: list[str], row: list[str], source: s
         raise ValidationError(_("The row has no name and no phone, email or id."))
     with transaction.atomic():
         result = services.customer_resolve(
-            identities=identities, source=source, display_name=display_name, asserted_by=IdentityOrigin.BUSINESS, strict=True
+            identities=identities,
+            source=source,
+            display_name=display_name,
+            asserted_by=IdentityOrigin.BUSINESS,
+            strict=True,
         )
         if attributes:
             fields["attributes"] = attributes
@@ -238,7 +253,11 @@ def _import_row(*, job: ImportJob, headers: list[str], row: list[str], source: s
 
 def _reason(exc: ValidationError) -> str:
     if hasattr(exc, "error_dict"):
-        return "; ".join(f"{name}: {message}" if name != "__all__" else message for name, messages in exc.message_dict.items() for message in messages)
+        return "; ".join(
+            f"{name}: {message}" if name != "__all__" else message
+            for name, messages in exc.message_dict.items()
+            for message in messages
+        )
     return "; ".join(exc.messages)
 
 
@@ -310,7 +329,9 @@ def import_job_run(*, job_id: int) -> ImportJob:
             flush()
     except (UnicodeDecodeError, csv.Error) as exc:
         errors.append({"row": counters.processed + 2, "reason": _("The file could not be read: %(e)s") % {"e": exc}})
-        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.FAILED, errors=errors, finished_at=timezone.now())
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportJob.Status.FAILED, errors=errors, finished_at=timezone.now()
+        )
         return ImportJob.objects.get(pk=job.pk)
     except Exception:
         logger.exception("Customer import %s failed", job.pk)

@@ -15,6 +15,7 @@ back, to undo what `prepare` did::
 
     merge_hooks.register_participant("channels.open_conversations", prepare=fold, restore=unfold)
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -3,6 +3,7 @@
 Writes go through `customers.services`; reads through `customers.selectors`. Models hold
 fields, constraints and indexes only.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -83,7 +84,9 @@ class AttributeDefinition(models.Model):
     key = models.SlugField(_("key"), max_length=50, unique=True)
     label = models.CharField(_("label"), max_length=100)
     type = models.CharField(_("type"), max_length=10, choices=Type.choices, default=Type.TEXT)
-    choices = models.JSONField(_("choices"), default=list, blank=True, help_text=_("Allowed values for a choice attribute."))
+    choices = models.JSONField(
+        _("choices"), default=list, blank=True, help_text=_("Allowed values for a choice attribute.")
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -175,12 +178,16 @@ class Identity(models.Model):
     asserted it, which decides whether it may link a caller to an existing profile.
     """
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities", verbose_name=_("customer"))
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="identities", verbose_name=_("customer")
+    )
     kind = models.CharField(_("kind"), max_length=20, choices=IdentityKind.choices)
     value = models.CharField(_("value"), max_length=255)
     scope = models.CharField(_("scope"), max_length=64, blank=True, help_text=_("Inbox id for platform-scoped ids."))
     verified = models.BooleanField(_("verified"), default=False)
-    origin = models.CharField(_("origin"), max_length=10, choices=IdentityOrigin.choices, default=IdentityOrigin.BUSINESS)
+    origin = models.CharField(
+        _("origin"), max_length=10, choices=IdentityOrigin.choices, default=IdentityOrigin.BUSINESS
+    )
     source = models.CharField(_("source"), max_length=100, blank=True)
     source_ref = models.CharField(_("source reference"), max_length=255, blank=True)
     first_seen_at = models.DateTimeField(_("first seen"), default=timezone.now)
@@ -190,7 +197,9 @@ class Identity(models.Model):
         verbose_name = _("identity")
         verbose_name_plural = _("identities")
         ordering = ["kind", "value"]
-        constraints = [models.UniqueConstraint(fields=["kind", "scope", "value"], name="identity_kind_scope_value_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "scope", "value"], name="identity_kind_scope_value_unique")
+        ]
         indexes = [
             models.Index(fields=["customer", "kind"], name="identity_customer_kind_idx"),
             models.Index(fields=["value"], name="identity_value_idx"),
@@ -203,7 +212,9 @@ class Identity(models.Model):
 class CustomerConsent(models.Model):
     """Marketing consent for one channel: when and where the customer opted in or out."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents", verbose_name=_("customer"))
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="consents", verbose_name=_("customer")
+    )
     channel = models.CharField(_("channel"), max_length=30)
     opted_in_at = models.DateTimeField(_("opted in"), null=True, blank=True)
     opted_out_at = models.DateTimeField(_("opted out"), null=True, blank=True)
@@ -230,7 +241,12 @@ class CustomerNote(models.Model):
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="notes", verbose_name=_("customer"))
     author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("author")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("author"),
     )
     body = models.TextField(_("note"), max_length=5000)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
@@ -262,7 +278,12 @@ class MergeSuggestion(models.Model):
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("decided by")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("decided by"),
     )
     decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
 
@@ -288,17 +309,31 @@ class CustomerMerge(models.Model):
     merge filled in on the survivor, so both profiles are as they were.
     """
 
-    survivor = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges_survived", verbose_name=_("survivor"))
-    merged = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges_absorbed", verbose_name=_("merged"))
+    survivor = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="merges_survived", verbose_name=_("survivor")
+    )
+    merged = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="merges_absorbed", verbose_name=_("merged")
+    )
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("merged by")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("merged by"),
     )
     reason = models.CharField(_("reason"), max_length=500, blank=True)
     snapshot = models.JSONField(_("snapshot"), default=dict)
     created_at = models.DateTimeField(_("merged at"), default=timezone.now)
     undone_at = models.DateTimeField(_("undone at"), null=True, blank=True)
     undone_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("undone by")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("undone by"),
     )
 
     class Meta:
@@ -332,7 +367,9 @@ class TimelineEntry(models.Model):
     the source row (e.g. a message) and make repeated writes of the same item idempotent.
     """
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="timeline", verbose_name=_("customer"))
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="timeline", verbose_name=_("customer")
+    )
     occurred_at = models.DateTimeField(_("when"))
     kind = models.CharField(_("kind"), max_length=40, choices=TimelineKind.choices)
     channel = models.CharField(_("channel"), max_length=30, blank=True)
@@ -366,7 +403,12 @@ class Segment(models.Model):
     description = models.CharField(_("description"), max_length=300, blank=True)
     filters = models.JSONField(_("filters"), default=dict, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("created by")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
@@ -400,7 +442,12 @@ class ImportJob(models.Model):
     failed_rows = models.PositiveIntegerField(_("failed"), default=0)
     errors = models.JSONField(_("errors"), default=list, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("created by")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)

@@ -3,6 +3,7 @@
 For now every agent may see every live customer (per-conversation scoping arrives with
 channels_app); merged-away and erased profiles never appear in lists.
 """
+
 from __future__ import annotations
 
 import base64
@@ -64,7 +65,9 @@ def _search_q(q: str) -> Q:
     identity_match = Q(value__icontains=q)
     digits = phone_search_digits(q)
     if len(digits) >= 3 and len(digits) >= len(q.replace(" ", "").replace("-", "").replace("+", "")) - 1:
-        identity_match |= Q(kind=IdentityKind.PHONE, value__icontains=digits)  # same UPPER() expression as the trigram index
+        identity_match |= Q(
+            kind=IdentityKind.PHONE, value__icontains=digits
+        )  # same UPPER() expression as the trigram index
     return Q(display_name__icontains=q) | Q(Exists(Identity.objects.filter(identity_match, customer=OuterRef("pk"))))
 
 
@@ -117,7 +120,9 @@ def customer_list(
     )
 
 
-def customer_get(*, viewer: User, customer_id: int, include_inactive: bool = False, with_related: bool = True) -> Customer:
+def customer_get(
+    *, viewer: User, customer_id: int, include_inactive: bool = False, with_related: bool = True
+) -> Customer:
     """One customer (with identities, tags and consents unless `with_related=False`);
     raises Customer.DoesNotExist if not visible."""
     customers = _visible(viewer)
@@ -138,7 +143,9 @@ def customer_lookup(*, viewer: User, kind: str, value: str, scope: str = "") -> 
     try:
         norm = identity_normalise(kind=kind, value=value, scope=scope)
     except IdentityValueError as exc:
-        field = "kind" if kind not in IdentityKind.values else ("scope" if "scope" in " ".join(exc.messages) else "value")
+        field = (
+            "kind" if kind not in IdentityKind.values else ("scope" if "scope" in " ".join(exc.messages) else "value")
+        )
         raise ValidationError({field: exc.messages}) from None
     identity = Identity.objects.filter(kind=norm.kind, scope=norm.scope, value=norm.value).first()
     if identity is None:
@@ -201,14 +208,20 @@ def customer_timeline(
 
 def timeline_channels(*, customer: Customer) -> list[str]:
     return sorted(
-        c for c in TimelineEntry.objects.filter(customer=customer).exclude(channel="").values_list("channel", flat=True).distinct()
+        c
+        for c in TimelineEntry.objects.filter(customer=customer)
+        .exclude(channel="")
+        .values_list("channel", flat=True)
+        .distinct()
     )
 
 
 # --- Merges, suggestions, segments, imports ------------------------------------------------
 
 
-def merge_suggestion_list(*, viewer: User, customer: Customer | None = None, status: str = MergeSuggestion.Status.OPEN) -> QuerySet[MergeSuggestion]:
+def merge_suggestion_list(
+    *, viewer: User, customer: Customer | None = None, status: str = MergeSuggestion.Status.OPEN
+) -> QuerySet[MergeSuggestion]:
     """Suggestions between two live profiles (a merged-away side hides it until unmerged)."""
     if not customer_can_view(viewer=viewer):
         return MergeSuggestion.objects.none()
@@ -291,7 +304,12 @@ def merge_preview(*, survivor: Customer, merged: Customer) -> MergePreview:
         moves.append((str(model._meta.verbose_name_plural), count))
     survivor_channels = set(survivor.consents.values_list("channel", flat=True))
     merged_channels = list(merged.consents.values_list("channel", flat=True))
-    moves.append((str(CustomerConsent._meta.verbose_name_plural), len([c for c in merged_channels if c not in survivor_channels])))
+    moves.append(
+        (
+            str(CustomerConsent._meta.verbose_name_plural),
+            len([c for c in merged_channels if c not in survivor_channels]),
+        )
+    )
     filled = {}
     for name in ("display_name", "language", "time_zone", "owner_agent", "owner_team"):
         if not getattr(survivor, name) and getattr(merged, name):
@@ -303,7 +321,10 @@ def merge_preview(*, survivor: Customer, merged: Customer) -> MergePreview:
         if k in survivor.attributes and survivor.attributes[k] != v
     }
     if survivor.lifecycle_stage != merged.lifecycle_stage:
-        conflicts["lifecycle_stage"] = {"survivor": survivor.get_lifecycle_stage_display(), "merged": merged.get_lifecycle_stage_display()}
+        conflicts["lifecycle_stage"] = {
+            "survivor": survivor.get_lifecycle_stage_display(),
+            "merged": merged.get_lifecycle_stage_display(),
+        }
     survivor_tags = {t.pk for t in survivor.tags.all()}
     return MergePreview(
         survivor=survivor,

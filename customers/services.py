@@ -4,6 +4,7 @@
 identities into a customer. It never merges two existing customers; it records a
 `MergeSuggestion` instead, and a supervisor decides (`merge_suggestion_accept`).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -207,7 +208,8 @@ def _resolve_once(
             result.matched.append(identity)
         else:
             both = item.verified and identity.verified
-            result.suggestions.append(
+            _add_suggestion(
+                result,
                 merge_suggestion_record(
                     first=anchor,
                     second=identity.customer,
@@ -219,14 +221,15 @@ def _resolve_once(
                         "verified": identity.verified,
                         "source": source,
                     },
-                )
+                ),
             )
     for item, identity in weak:
         if identity.customer_id == anchor.pk:
             _identity_touch(identity, item=item, seen_at=seen_at)
             result.matched.append(identity)
             continue
-        result.suggestions.append(
+        _add_suggestion(
+            result,
             merge_suggestion_record(
                 first=anchor,
                 second=identity.customer,
@@ -238,7 +241,7 @@ def _resolve_once(
                     "verified": False,
                     "source": source,
                 },
-            )
+            ),
         )
     for item, identity in claims:
         previous_owner = identity.customer
@@ -251,7 +254,8 @@ def _resolve_once(
         identity.save()
         result.matched.append(identity)
         if previous_owner.pk != anchor.pk:
-            result.suggestions.append(
+            _add_suggestion(
+                result,
                 merge_suggestion_record(
                     first=anchor,
                     second=previous_owner,
@@ -263,17 +267,22 @@ def _resolve_once(
                         "verified": True,
                         "source": source,
                     },
-                )
+                ),
             )
 
     new_items = [(item, norm) for key, (item, norm) in wanted.items() if key not in existing]
     if new_items:
-        per_kind = Counter() if created else Counter(Identity.objects.filter(customer=anchor).values_list("kind", flat=True))
+        per_kind = (
+            Counter() if created else Counter(Identity.objects.filter(customer=anchor).values_list("kind", flat=True))
+        )
         limit = max_identities_per_kind()
         to_create = []
+        over_limit: list[str] = []
         for item, norm in new_items:
             if per_kind[norm.kind] >= limit:
-                rejected.append((item, _("This customer already has %(n)s identities of this kind.") % {"n": limit}))
+                reason = _("This customer already has %(n)s identities of this kind.") % {"n": limit}
+                rejected.append((item, reason))
+                over_limit.append(f"{norm.value}: {reason}")
                 continue
             per_kind[norm.kind] += 1
             to_create.append(
@@ -291,8 +300,8 @@ def _resolve_once(
                 )
             )
         result.attached = Identity.objects.bulk_create(to_create)
-        if strict and len(to_create) != len(new_items):
-            raise ValidationError({"identities": [reason for _item, reason in rejected]})
+        if strict and over_limit:
+            raise ValidationError({"identities": over_limit})
 
     if any_verified and (anchor.last_seen_at is None or seen_at - anchor.last_seen_at > SEEN_RESOLUTION):
         anchor.last_seen_at = seen_at
@@ -302,6 +311,11 @@ def _resolve_once(
             lambda: events.customer_created.send(sender=Customer, event=events.CUSTOMER_CREATED, customer=anchor)
         )
     return result
+
+
+def _add_suggestion(result: ResolveResult, suggestion: MergeSuggestion | None) -> None:
+    if suggestion is not None and suggestion not in result.suggestions:
+        result.suggestions.append(suggestion)
 
 
 def _identity_touch(identity: Identity, *, item: IdentityInput, seen_at: dt.datetime) -> None:
@@ -321,18 +335,26 @@ def _identity_touch(identity: Identity, *, item: IdentityInput, seen_at: dt.date
 # --- Merge suggestions --------------------------------------------------------------------
 
 
-def merge_suggestion_record(*, first: Customer, second: Customer, score: float, evidence: dict) -> MergeSuggestion | None:
+def merge_suggestion_record(
+    *, first: Customer, second: Customer, score: float, evidence: dict
+) -> MergeSuggestion | None:
     """Record (or strengthen) the open suggestion for this pair; a dismissed pair stays quiet."""
     if first.pk == second.pk:
         return None
     a_id, b_id = sorted((first.pk, second.pk))
     if MergeSuggestion.objects.filter(a_id=a_id, b_id=b_id, status=MergeSuggestion.Status.DISMISSED).exists():
         return None
-    suggestion = MergeSuggestion.objects.select_for_update().filter(a_id=a_id, b_id=b_id, status=MergeSuggestion.Status.OPEN).first()
+    suggestion = (
+        MergeSuggestion.objects.select_for_update()
+        .filter(a_id=a_id, b_id=b_id, status=MergeSuggestion.Status.OPEN)
+        .first()
+    )
     if suggestion is None:
         suggestion = MergeSuggestion.objects.create(a_id=a_id, b_id=b_id, score=round(score, 3), evidence=[evidence])
         transaction.on_commit(
-            lambda: events.merge_suggested.send(sender=MergeSuggestion, event=events.MERGE_SUGGESTED, suggestion=suggestion)
+            lambda: events.merge_suggested.send(
+                sender=MergeSuggestion, event=events.MERGE_SUGGESTED, suggestion=suggestion
+            )
         )
         return suggestion
     if evidence not in suggestion.evidence:
@@ -365,7 +387,9 @@ def merge_suggestion_accept(
     if survivor.pk not in (suggestion.a_id, suggestion.b_id):
         raise ValidationError(_("The survivor must be one of the two customers."))
     merged = suggestion.b if survivor.pk == suggestion.a_id else suggestion.a
-    return customer_merge(survivor=survivor, merged=merged, actor=actor, reason=_("Accepted merge suggestion"), request=request)
+    return customer_merge(
+        survivor=survivor, merged=merged, actor=actor, reason=_("Accepted merge suggestion"), request=request
+    )
 
 
 # --- Profile edits -------------------------------------------------------------------------
@@ -544,7 +568,9 @@ def _language_codes() -> set[str]:
     return {code for code, _name in (*global_settings.LANGUAGES, *settings.LANGUAGES)} | {"jv", "su", "ms"}
 
 
-def customer_touch(*, customer: Customer, seen_at: dt.datetime | None = None, contacted_at: dt.datetime | None = None) -> None:
+def customer_touch(
+    *, customer: Customer, seen_at: dt.datetime | None = None, contacted_at: dt.datetime | None = None
+) -> None:
     """Move last seen / last contacted forward (never back); one UPDATE."""
     updates = {}
     if seen_at and (customer.last_seen_at is None or seen_at > customer.last_seen_at):
@@ -570,7 +596,12 @@ def identity_add(
         if existing.customer_id == customer.pk:
             return existing
         raise ValidationError(
-            {"value": [_("%(value)s already belongs to customer #%(id)s; merge the profiles instead.") % {"value": norm.value, "id": existing.customer_id}]}
+            {
+                "value": [
+                    _("%(value)s already belongs to customer #%(id)s; merge the profiles instead.")
+                    % {"value": norm.value, "id": existing.customer_id}
+                ]
+            }
         )
     if Identity.objects.filter(customer=customer, kind=norm.kind).count() >= max_identities_per_kind():
         raise ValidationError({"kind": [_("This customer already has the maximum number of identities of this kind.")]})
@@ -719,7 +750,9 @@ def _from_json_value(name: str, value: Any) -> Any:
 
 
 @transaction.atomic
-def customer_merge(*, survivor: Customer, merged: Customer, actor: User | None, reason: str = "", request=None) -> CustomerMerge:
+def customer_merge(
+    *, survivor: Customer, merged: Customer, actor: User | None, reason: str = "", request=None
+) -> CustomerMerge:
     """Merge `merged` into `survivor`: identities, notes, timeline, consents, tags,
     attributes and every registered foreign key (conversations, events, CSAT…) move over.
 
@@ -734,7 +767,9 @@ def customer_merge(*, survivor: Customer, merged: Customer, actor: User | None, 
     survivor, merged = locked[survivor.pk], locked[merged.pk]
     for customer, name in ((survivor, "target"), (merged, "source")):
         if customer.merged_into_id is not None:
-            raise ValidationError({name: [_("Customer #%(id)s was already merged into another profile.") % {"id": customer.pk}]})
+            raise ValidationError(
+                {name: [_("Customer #%(id)s was already merged into another profile.") % {"id": customer.pk}]}
+            )
         if customer.is_erased:
             raise ValidationError({name: [_("Customer #%(id)s was erased.") % {"id": customer.pk}]})
 
@@ -772,7 +807,10 @@ def customer_merge(*, survivor: Customer, merged: Customer, actor: User | None, 
         survivor.attributes = attributes
         update_fields.append("attributes")
     if survivor.lifecycle_stage != merged.lifecycle_stage:
-        snapshot["attribute_conflicts"]["lifecycle_stage"] = {"survivor": survivor.lifecycle_stage, "merged": merged.lifecycle_stage}
+        snapshot["attribute_conflicts"]["lifecycle_stage"] = {
+            "survivor": survivor.lifecycle_stage,
+            "merged": merged.lifecycle_stage,
+        }
     if update_fields:
         survivor.save(update_fields=[*update_fields, "updated_at"])
 
@@ -806,7 +844,9 @@ def customer_merge(*, survivor: Customer, merged: Customer, actor: User | None, 
 
     merged.merged_into = survivor
     merged.save(update_fields=["merged_into", "updated_at"])
-    merge = CustomerMerge.objects.create(survivor=survivor, merged=merged, actor=actor, reason=reason[:500], snapshot=snapshot)
+    merge = CustomerMerge.objects.create(
+        survivor=survivor, merged=merged, actor=actor, reason=reason[:500], snapshot=snapshot
+    )
     callers[1].merged_into_id = survivor.pk  # the caller's instance should not look live any more
 
     a_id, b_id = sorted((survivor.pk, merged.pk))
@@ -859,7 +899,9 @@ def customer_unmerge(*, merge: CustomerMerge, actor: User | None, request=None) 
 
         model = apps.get_model(moved["model"])
         if moved["ids"]:
-            model._default_manager.filter(pk__in=moved["ids"], **{moved["field"]: survivor}).update(**{moved["field"]: merged})
+            model._default_manager.filter(pk__in=moved["ids"], **{moved["field"]: survivor}).update(
+                **{moved["field"]: merged}
+            )
 
     for name, data in snapshot.get("participants", {}).items():
         participant = merge_hooks.participant(name)
@@ -966,7 +1008,12 @@ def customer_export(*, customer: Customer, actor: User | None, request=None) -> 
             for i in customer.identities.order_by("kind", "value")
         ],
         "consents": [
-            {"channel": c.channel, "opted_in_at": _dt(c.opted_in_at), "opted_out_at": _dt(c.opted_out_at), "source": c.source}
+            {
+                "channel": c.channel,
+                "opted_in_at": _dt(c.opted_in_at),
+                "opted_out_at": _dt(c.opted_out_at),
+                "source": c.source,
+            }
             for c in CustomerConsent.objects.filter(customer__in=profiles)
         ],
         "notes": [
@@ -989,7 +1036,13 @@ def customer_export(*, customer: Customer, actor: User | None, request=None) -> 
         if section:
             name, payload = section
             data[name] = payload
-    audit_record(action=AuditEntry.Action.DATA_EXPORTED, actor=actor, target=customer, request=request, data={"customer": customer.pk})
+    audit_record(
+        action=AuditEntry.Action.DATA_EXPORTED,
+        actor=actor,
+        target=customer,
+        request=request,
+        data={"customer": customer.pk},
+    )
     return data
 
 
@@ -1000,7 +1053,9 @@ def customer_erase(*, customer: Customer, actor: User | None, request=None) -> C
     Other apps delete message bodies and attachments on `customer_erased`. Audited."""
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     if customer.merged_into_id is not None:
-        raise ValidationError(_("Erase the profile this one was merged into (customer #%(id)s).") % {"id": customer.merged_into_id})
+        raise ValidationError(
+            _("Erase the profile this one was merged into (customer #%(id)s).") % {"id": customer.merged_into_id}
+        )
     ids = [customer.pk]
     frontier = [customer.pk]
     while frontier:
@@ -1013,11 +1068,15 @@ def customer_erase(*, customer: Customer, actor: User | None, request=None) -> C
         "timeline": TimelineEntry.objects.filter(customer_id__in=ids).update(title="", body="", data={}),
     }
     MergeSuggestion.objects.filter(Q(a_id__in=ids) | Q(b_id__in=ids)).delete()
-    CustomerMerge.objects.filter(Q(survivor_id__in=ids) | Q(merged_id__in=ids)).update(snapshot={"erased": True}, reason="")
+    CustomerMerge.objects.filter(Q(survivor_id__in=ids) | Q(merged_id__in=ids)).update(
+        snapshot={"erased": True}, reason=""
+    )
     now = timezone.now()
     for profile in Customer.objects.filter(pk__in=ids):
         profile.tags.clear()
-    Customer.objects.filter(pk__in=ids).update(display_name="", attributes={}, is_erased=True, erased_at=now, updated_at=now)
+    Customer.objects.filter(pk__in=ids).update(
+        display_name="", attributes={}, is_erased=True, erased_at=now, updated_at=now
+    )
     events.customer_erased.send(sender=Customer, event=events.CUSTOMER_ERASED, customer=customer, customer_ids=ids)
     audit_record(
         action=AuditEntry.Action.DATA_ERASED,
@@ -1032,7 +1091,15 @@ def customer_erase(*, customer: Customer, actor: User | None, request=None) -> C
 
 # --- Segments -----------------------------------------------------------------------------
 
-SEGMENT_FILTER_KEYS = {"stage", "tags", "channel", "attributes", "last_contacted_within_days", "not_contacted_for_days", "q"}
+SEGMENT_FILTER_KEYS = {
+    "stage",
+    "tags",
+    "channel",
+    "attributes",
+    "last_contacted_within_days",
+    "not_contacted_for_days",
+    "q",
+}
 
 
 def segment_filters_clean(*, filters: dict) -> dict:
@@ -1044,7 +1111,9 @@ def segment_filters_clean(*, filters: dict) -> dict:
     cleaned = dict(filters)
     if "stage" in cleaned and cleaned["stage"] not in LifecycleStage.values:
         raise ValidationError({"filters": [_("stage: must be one of %(v)s") % {"v": ", ".join(LifecycleStage.values)}]})
-    if "tags" in cleaned and not (isinstance(cleaned["tags"], list) and all(isinstance(t, str) for t in cleaned["tags"])):
+    if "tags" in cleaned and not (
+        isinstance(cleaned["tags"], list) and all(isinstance(t, str) for t in cleaned["tags"])
+    ):
         raise ValidationError({"filters": [_("tags: must be a list of tag names")]})
     for key in ("last_contacted_within_days", "not_contacted_for_days"):
         if key in cleaned and not (isinstance(cleaned[key], int) and cleaned[key] > 0):
@@ -1052,10 +1121,14 @@ def segment_filters_clean(*, filters: dict) -> dict:
     if "attributes" in cleaned:
         if not isinstance(cleaned["attributes"], dict):
             raise ValidationError({"filters": [_("attributes: must be an object of key: value")]})
-        known = set(AttributeDefinition.objects.filter(key__in=list(cleaned["attributes"])).values_list("key", flat=True))
+        known = set(
+            AttributeDefinition.objects.filter(key__in=list(cleaned["attributes"])).values_list("key", flat=True)
+        )
         unknown_keys = sorted(set(cleaned["attributes"]) - known)
         if unknown_keys or any("__" in key for key in cleaned["attributes"]):
-            raise ValidationError({"filters": [_("attributes: unknown attribute %(keys)s") % {"keys": ", ".join(unknown_keys)}]})
+            raise ValidationError(
+                {"filters": [_("attributes: unknown attribute %(keys)s") % {"keys": ", ".join(unknown_keys)}]}
+            )
         if not all(isinstance(v, (str, int, float, bool)) for v in cleaned["attributes"].values()):
             raise ValidationError({"filters": [_("attributes: values must be text, numbers or true/false")]})
     return cleaned
@@ -1063,7 +1136,9 @@ def segment_filters_clean(*, filters: dict) -> dict:
 
 @transaction.atomic
 def segment_create(*, name: str, filters: dict, description: str = "", actor: User | None = None) -> Segment:
-    segment = Segment(name=name.strip(), description=description, filters=segment_filters_clean(filters=filters), created_by=actor)
+    segment = Segment(
+        name=name.strip(), description=description, filters=segment_filters_clean(filters=filters), created_by=actor
+    )
     segment.full_clean()
     segment.save()
     return segment

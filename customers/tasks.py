@@ -1,4 +1,5 @@
 """Celery tasks for customers: load by id, call a service, nothing else."""
+
 from __future__ import annotations
 
 from celery import shared_task

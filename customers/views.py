@@ -2,6 +2,7 @@
 
 Views parse the request, call a selector or a service and render; nothing else.
 """
+
 from __future__ import annotations
 
 import csv
@@ -92,7 +93,12 @@ def customer_list(request):
     return render(
         request,
         "customers/list.html",
-        {"form": form, "page": page, "query": query.urlencode(), "can_merge": selectors.customer_can_merge(viewer=request.user)},
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "can_merge": selectors.customer_can_merge(viewer=request.user),
+        },
     )
 
 
@@ -105,10 +111,16 @@ def customer_detail(request, pk: int):
     timeline_form = {"channel": request.GET.get("channel", ""), "kind": request.GET.get("kind", "")}
     try:
         timeline = selectors.customer_timeline(
-            customer=customer, cursor=request.GET.get("cursor") or None, channel=timeline_form["channel"], kind=timeline_form["kind"], page_size=30
+            customer=customer,
+            cursor=request.GET.get("cursor") or None,
+            channel=timeline_form["channel"],
+            kind=timeline_form["kind"],
+            page_size=30,
         )
     except ValidationError:
-        timeline = selectors.customer_timeline(customer=customer, channel=timeline_form["channel"], kind=timeline_form["kind"], page_size=30)
+        timeline = selectors.customer_timeline(
+            customer=customer, channel=timeline_form["channel"], kind=timeline_form["kind"], page_size=30
+        )
     definitions = list(AttributeDefinition.objects.order_by("label"))
     context = {
         "customer": customer,
@@ -120,10 +132,17 @@ def customer_detail(request, pk: int):
         "timeline_kinds": TimelineKind.choices,
         "timeline_filter": timeline_form,
         "attribute_rows": [
-            ({d.key: d.label for d in definitions}.get(key, key), value) for key, value in sorted(customer.attributes.items())
+            ({d.key: d.label for d in definitions}.get(key, key), value)
+            for key, value in sorted(customer.attributes.items())
         ],
         "attributes_form": AttributesForm(definitions=definitions, initial_values=customer.attributes),
-        "profile_form": ProfileForm(initial={"display_name": customer.display_name, "language": customer.language, "time_zone": customer.time_zone}),
+        "profile_form": ProfileForm(
+            initial={
+                "display_name": customer.display_name,
+                "language": customer.language,
+                "time_zone": customer.time_zone,
+            }
+        ),
         "tags_form": TagsForm(initial={"tags": ", ".join(t.name for t in customer.tags.all())}),
         "stage_form": StageForm(initial={"lifecycle_stage": customer.lifecycle_stage}),
         "note_form": NoteForm(),
@@ -162,7 +181,9 @@ def customer_edit(request, pk: int, part: str):
         elif part == "stage":
             form = StageForm(request.POST)
             if form.is_valid():
-                services.customer_update(customer=customer, actor=request.user, lifecycle_stage=form.cleaned_data["lifecycle_stage"])
+                services.customer_update(
+                    customer=customer, actor=request.user, lifecycle_stage=form.cleaned_data["lifecycle_stage"]
+                )
         elif part == "attributes":
             form = AttributesForm(request.POST, definitions=list(AttributeDefinition.objects.all()), initial_values={})
             if form.is_valid():
@@ -315,12 +336,18 @@ def merge_preview(request, pk: int):
     if request.method == "POST" and form.is_valid():
         try:
             merge = services.customer_merge(
-                survivor=survivor, merged=merged, actor=request.user, reason=form.cleaned_data["reason"], request=request
+                survivor=survivor,
+                merged=merged,
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+                request=request,
             )
         except ValidationError as exc:
             _errors(request, exc)
             return redirect("customers:detail", pk=survivor.pk)
-        messages.success(request, _("Customer #%(m)s was merged into this profile. You can undo it below.") % {"m": merge.merged_id})
+        messages.success(
+            request, _("Customer #%(m)s was merged into this profile. You can undo it below.") % {"m": merge.merged_id}
+        )
         return redirect("customers:detail", pk=survivor.pk)
     preview = selectors.merge_preview(survivor=survivor, merged=merged)
     return render(request, "customers/merge_preview.html", {"preview": preview, "form": form})
@@ -336,7 +363,9 @@ def unmerge(request, merge_id: int):
     if request.method == "POST":
         try:
             services.customer_unmerge(merge=merge, actor=request.user, request=request)
-            messages.success(request, _("The merge was undone: customer #%(id)s is its own profile again.") % {"id": merge.merged_id})
+            messages.success(
+                request, _("The merge was undone: customer #%(id)s is its own profile again.") % {"id": merge.merged_id}
+            )
         except ValidationError as exc:
             _errors(request, exc)
         return redirect("customers:detail", pk=merge.survivor_id)
@@ -357,7 +386,9 @@ def suggestion_decide(request, suggestion_id: int, decision: str):
             services.merge_suggestion_dismiss(suggestion=suggestion, actor=request.user)
             messages.success(request, _("Suggestion dismissed."))
             next_url = request.POST.get("next", "")
-            if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+            if not url_has_allowed_host_and_scheme(
+                next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+            ):
                 next_url = reverse("customers:duplicates")
             return redirect(next_url)
         if decision != "accept":
@@ -467,7 +498,10 @@ def import_mapping(request, job_id: int):
                 form.add_error(None, error)
         else:
             return redirect("customers:import_progress", job_id=job.pk)
-    columns = [(form[f"col_{index}"], [row[index] if index < len(row) else "" for row in rows]) for index in range(len(headers))]
+    columns = [
+        (form[f"col_{index}"], [row[index] if index < len(row) else "" for row in rows])
+        for index in range(len(headers))
+    ]
     return render(request, "customers/import_mapping.html", {"job": job, "form": form, "columns": columns})
 
 

@@ -1,4 +1,5 @@
 """Shapes of the customers API. Parsing and representation only: no writes here."""
+
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema_field
@@ -83,7 +84,9 @@ class CustomerWriteSerializer(serializers.Serializer):
     language = serializers.CharField(max_length=8, required=False, allow_blank=True)
     time_zone = serializers.CharField(max_length=64, required=False, allow_blank=True)
     lifecycle_stage = serializers.ChoiceField(choices=LifecycleStage.choices, required=False)
-    owner_agent = serializers.PrimaryKeyRelatedField(queryset=User.objects.filter(is_active=True), required=False, allow_null=True)
+    owner_agent = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.filter(is_active=True), required=False, allow_null=True
+    )
     owner_team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), required=False, allow_null=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
     attributes = serializers.DictField(required=False)
@@ -117,7 +120,7 @@ class EraseRequestSerializer(serializers.Serializer):
 
     def validate_confirm(self, value):
         if value is not True:
-            raise serializers.ValidationError("Send \"confirm\": true to erase this customer; it cannot be undone.")
+            raise serializers.ValidationError('Send "confirm": true to erase this customer; it cannot be undone.')
         return value
 
 

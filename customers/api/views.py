@@ -1,4 +1,5 @@
 """Customers API: parse → service/selector → serialize, nothing else."""
+
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -33,18 +34,29 @@ API_SOURCE = "api"
 class CustomerPermission(permissions.BasePermission):
     """Read needs view_customer; create add_customer; edit change_customer."""
 
-    action_for_method = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "add", "PATCH": "change", "PUT": "change"}
+    action_for_method = {
+        "GET": "view",
+        "HEAD": "view",
+        "OPTIONS": "view",
+        "POST": "add",
+        "PATCH": "change",
+        "PUT": "change",
+    }
 
     def has_permission(self, request, view):
         action = getattr(view, "required_action", None) or self.action_for_method.get(request.method, "change")
-        return bool(request.user and request.user.is_authenticated and request.user.has_perm(f"customers.{action}_customer"))
+        return bool(
+            request.user and request.user.is_authenticated and request.user.has_perm(f"customers.{action}_customer")
+        )
 
 
 class SupervisorPermission(permissions.BasePermission):
     message = "Only supervisors and admins may do this."
 
     def has_permission(self, request, view):
-        return bool(request.user and request.user.is_authenticated and selectors.customer_can_merge(viewer=request.user))
+        return bool(
+            request.user and request.user.is_authenticated and selectors.customer_can_merge(viewer=request.user)
+        )
 
 
 def _customer_or_404(request, pk: int, *, include_inactive: bool = False, with_related: bool = True) -> Customer:
@@ -61,7 +73,20 @@ def _fresh(request, customer: Customer) -> dict:
 
 
 def _apply_fields(*, customer: Customer, data: dict, actor) -> Customer:
-    fields = {k: data[k] for k in ("display_name", "language", "time_zone", "lifecycle_stage", "owner_agent", "owner_team", "attributes", "tags") if k in data}
+    fields = {
+        k: data[k]
+        for k in (
+            "display_name",
+            "language",
+            "time_zone",
+            "lifecycle_stage",
+            "owner_agent",
+            "owner_team",
+            "attributes",
+            "tags",
+        )
+        if k in data
+    }
     if fields:
         services.customer_update(customer=customer, actor=actor, **fields)
     return customer
@@ -121,14 +146,19 @@ class CustomerListApi(generics.ListAPIView):
         data = serializer.validated_data
         with transaction.atomic():
             result = services.customer_resolve(
-                identities=[IdentityInput(i["kind"], i["value"], verified=i["verified"], scope=i["scope"]) for i in data.get("identities", [])],
+                identities=[
+                    IdentityInput(i["kind"], i["value"], verified=i["verified"], scope=i["scope"])
+                    for i in data.get("identities", [])
+                ],
                 source=API_SOURCE,
                 display_name=data.get("display_name", ""),
                 asserted_by=IdentityOrigin.BUSINESS,
                 strict=True,
             )
             _apply_fields(customer=result.customer, data=data, actor=request.user)
-        return Response(_fresh(request, result.customer), status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+        return Response(
+            _fresh(request, result.customer), status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        )
 
 
 class CustomerDetailApi(APIView):
@@ -160,7 +190,12 @@ class CustomerDetailApi(APIView):
             for index, item in enumerate(data.get("identities", [])):
                 try:
                     services.identity_add(
-                        customer=customer, kind=item["kind"], value=item["value"], scope=item["scope"], verified=item["verified"], source=API_SOURCE
+                        customer=customer,
+                        kind=item["kind"],
+                        value=item["value"],
+                        scope=item["scope"],
+                        verified=item["verified"],
+                        source=API_SOURCE,
                     )
                 except DjangoValidationError as exc:
                     raise exceptions.ValidationError({"identities": {str(index): exc.message_dict}}) from None
@@ -200,9 +235,15 @@ class CustomerMergeApi(APIView):
         try:
             merged = selectors.customer_get(viewer=request.user, customer_id=serializer.validated_data["source"])
         except Customer.DoesNotExist:
-            raise exceptions.ValidationError({"source": ["No such customer, or it was already merged or erased."]}) from None
+            raise exceptions.ValidationError(
+                {"source": ["No such customer, or it was already merged or erased."]}
+            ) from None
         merge = services.customer_merge(
-            survivor=survivor, merged=merged, actor=request.user, reason=serializer.validated_data["reason"], request=request
+            survivor=survivor,
+            merged=merged,
+            actor=request.user,
+            reason=serializer.validated_data["reason"],
+            request=request,
         )
         return Response({"merge_id": merge.pk, "survivor": _fresh(request, survivor)})
 
@@ -252,7 +293,11 @@ class CustomerTimelineApi(APIView):
             keep = {k: v for k, v in request.query_params.items() if k != "cursor"}
             next_url = request.build_absolute_uri(f"{request.path}?{urlencode({**keep, 'cursor': page.next_cursor})}")
         return Response(
-            {"results": TimelineEntrySerializer(page.entries, many=True).data, "next_cursor": page.next_cursor, "next": next_url}
+            {
+                "results": TimelineEntrySerializer(page.entries, many=True).data,
+                "next_cursor": page.next_cursor,
+                "next": next_url,
+            }
         )
 
 

@@ -28,7 +28,9 @@ def test_admin_filters_by_stage_and_channel(client, admin_user):
     CustomerFactory(lifecycle_stage="loyalty")
     client.force_login(admin_user)
 
-    response = client.get(reverse("admin:customers_customer_changelist"), {"lifecycle_stage__exact": "loyalty", "channel": "email"})
+    response = client.get(
+        reverse("admin:customers_customer_changelist"), {"lifecycle_stage__exact": "loyalty", "channel": "email"}
+    )
 
     assert [c.pk for c in response.context["cl"].result_list] == [match.pk]
 
@@ -51,7 +53,9 @@ def test_admin_accepts_a_merge_suggestion(client, supervisor):
     suggestion = services.merge_suggestion_record(first=one, second=two, score=0.8, evidence={"reason": "x"})
     client.force_login(supervisor)
 
-    client.post(reverse("admin:customers_mergesuggestion_changelist"), {"action": "accept", "_selected_action": [suggestion.pk]})
+    client.post(
+        reverse("admin:customers_mergesuggestion_changelist"), {"action": "accept", "_selected_action": [suggestion.pk]}
+    )
 
     suggestion.refresh_from_db()
     assert suggestion.status == MergeSuggestion.Status.ACCEPTED
@@ -64,10 +68,21 @@ def test_admin_identity_inline_normalises_and_validates(client, admin_user):
     client.force_login(admin_user)
     url = reverse("admin:customers_customer_change", args=[customer.pk])
     form = {
-        "display_name": "Budi", "language": "", "time_zone": "", "lifecycle_stage": "reach", "attributes": "{}",
-        "identities-TOTAL_FORMS": "1", "identities-INITIAL_FORMS": "0",
-        "identities-0-kind": "phone", "identities-0-value": "0812-3456-7890", "identities-0-scope": "", "identities-0-source": "admin",
-        "consents-TOTAL_FORMS": "0", "consents-INITIAL_FORMS": "0", "notes-TOTAL_FORMS": "0", "notes-INITIAL_FORMS": "0",
+        "display_name": "Budi",
+        "language": "",
+        "time_zone": "",
+        "lifecycle_stage": "reach",
+        "attributes": "{}",
+        "identities-TOTAL_FORMS": "1",
+        "identities-INITIAL_FORMS": "0",
+        "identities-0-kind": "phone",
+        "identities-0-value": "0812-3456-7890",
+        "identities-0-scope": "",
+        "identities-0-source": "admin",
+        "consents-TOTAL_FORMS": "0",
+        "consents-INITIAL_FORMS": "0",
+        "notes-TOTAL_FORMS": "0",
+        "notes-INITIAL_FORMS": "0",
     }
 
     bad = client.post(url, {**form, "identities-0-value": "123"})

@@ -27,7 +27,11 @@ def test_anonymous_request_is_refused():
 def test_create_customer_normalises_identities(agent):
     response = bearer(agent).post(
         "/api/v1/customers/",
-        {"display_name": "Budi", "identities": [{"kind": "phone", "value": "0812-3456-7890"}, {"kind": "email", "value": "Budi@Mail.co.id"}], "tags": ["VIP"]},
+        {
+            "display_name": "Budi",
+            "identities": [{"kind": "phone", "value": "0812-3456-7890"}, {"kind": "email", "value": "Budi@Mail.co.id"}],
+            "tags": ["VIP"],
+        },
         format="json",
     )
 
@@ -45,7 +49,9 @@ def test_create_with_known_identity_returns_the_existing_customer(agent):
     customer = CustomerFactory(display_name="Budi")
     IdentityFactory(customer=customer, kind="phone", value="+6281234567890")
 
-    response = bearer(agent).post("/api/v1/customers/", {"identities": [{"kind": "phone", "value": "6281234567890"}]}, format="json")
+    response = bearer(agent).post(
+        "/api/v1/customers/", {"identities": [{"kind": "phone", "value": "6281234567890"}]}, format="json"
+    )
 
     assert response.status_code == 200
     assert response.json()["id"] == customer.pk
@@ -55,7 +61,10 @@ def test_create_with_known_identity_returns_the_existing_customer(agent):
 def test_invalid_phone_is_a_400_naming_the_field_and_nothing_is_written(agent):
     response = bearer(agent).post(
         "/api/v1/customers/",
-        {"display_name": "X", "identities": [{"kind": "email", "value": "x@mail.co.id"}, {"kind": "phone", "value": "12345"}]},
+        {
+            "display_name": "X",
+            "identities": [{"kind": "email", "value": "x@mail.co.id"}, {"kind": "phone", "value": "12345"}],
+        },
         format="json",
     )
 
@@ -86,7 +95,11 @@ def test_patch_updates_fields_and_adds_identities(agent):
 
     response = bearer(agent).patch(
         f"/api/v1/customers/{customer.pk}/",
-        {"display_name": "Siti", "attributes": {"city": "Surabaya"}, "identities": [{"kind": "email", "value": "siti@mail.co.id"}]},
+        {
+            "display_name": "Siti",
+            "attributes": {"city": "Surabaya"},
+            "identities": [{"kind": "email", "value": "siti@mail.co.id"}],
+        },
         format="json",
     )
 
@@ -154,7 +167,9 @@ def test_supervisor_merges_and_undoes(supervisor):
     IdentityFactory(customer=two, kind="email", value="two@mail.co.id")
     client = bearer(supervisor)
 
-    merged = client.post(f"/api/v1/customers/{one.pk}/merge/", {"source": two.pk, "reason": "same person"}, format="json")
+    merged = client.post(
+        f"/api/v1/customers/{one.pk}/merge/", {"source": two.pk, "reason": "same person"}, format="json"
+    )
     undone = client.post(f"/api/v1/merges/{merged.json()['merge_id']}/undo/")
 
     assert merged.status_code == 200
@@ -180,7 +195,9 @@ def test_timeline_api_paginates_with_cursor(agent):
     client = bearer(agent)
 
     first = client.get(f"/api/v1/customers/{customer.pk}/timeline/", {"page_size": 3}).json()
-    second = client.get(f"/api/v1/customers/{customer.pk}/timeline/", {"page_size": 3, "cursor": first["next_cursor"]}).json()
+    second = client.get(
+        f"/api/v1/customers/{customer.pk}/timeline/", {"page_size": 3, "cursor": first["next_cursor"]}
+    ).json()
 
     assert [e["id"] for e in first["results"] + second["results"]] == [e.pk for e in reversed(entries)]
     assert second["next_cursor"] is None
@@ -231,7 +248,9 @@ def test_segments_create_count_and_list_customers(supervisor, agent):
     vip = CustomerFactory(lifecycle_stage="loyalty")
     CustomerFactory(lifecycle_stage="reach")
 
-    created = bearer(supervisor).post("/api/v1/segments/", {"name": "Loyal", "filters": {"stage": "loyalty"}}, format="json")
+    created = bearer(supervisor).post(
+        "/api/v1/segments/", {"name": "Loyal", "filters": {"stage": "loyalty"}}, format="json"
+    )
     listed = bearer(agent).get("/api/v1/segments/")
     members = bearer(agent).get(f"/api/v1/segments/{created.json()['id']}/customers/")
 
@@ -242,7 +261,9 @@ def test_segments_create_count_and_list_customers(supervisor, agent):
 
 
 def test_segment_with_unknown_filter_is_400_on_filters(supervisor):
-    response = bearer(supervisor).post("/api/v1/segments/", {"name": "Bad", "filters": {"colour": "red"}}, format="json")
+    response = bearer(supervisor).post(
+        "/api/v1/segments/", {"name": "Bad", "filters": {"colour": "red"}}, format="json"
+    )
 
     assert response.status_code == 400
     assert list(response.json()["error"]["fields"]) == ["filters"]
@@ -300,7 +321,9 @@ def test_segment_list_counts_every_segment_in_one_query(supervisor, django_asser
     AttributeDefinitionFactory(key="city")
     CustomerFactory(lifecycle_stage="loyalty", attributes={"city": "Bandung"})
     CustomerFactory(lifecycle_stage="reach", attributes={"city": "Bandung"})
-    for index, filters in enumerate([{"stage": "loyalty"}, {"attributes": {"city": "Bandung"}}, {"stage": "reach"}, {}]):
+    for index, filters in enumerate(
+        [{"stage": "loyalty"}, {"attributes": {"city": "Bandung"}}, {"stage": "reach"}, {}]
+    ):
         customer_services.segment_create(name=f"S{index}", filters=filters)
     client = bearer(supervisor)
     client.get("/api/v1/segments/")
@@ -309,11 +332,18 @@ def test_segment_list_counts_every_segment_in_one_query(supervisor, django_asser
     with django_assert_max_num_queries(6):
         response = client.get("/api/v1/segments/")
 
-    assert [(s["name"], s["customer_count"]) for s in response.json()["results"]] == [("S0", 1), ("S1", 2), ("S2", 1), ("S3", 2)]
+    assert [(s["name"], s["customer_count"]) for s in response.json()["results"]] == [
+        ("S0", 1),
+        ("S1", 2),
+        ("S2", 1),
+        ("S3", 2),
+    ]
 
 
 def test_segment_attribute_filter_must_name_a_defined_attribute(supervisor):
-    response = bearer(supervisor).post("/api/v1/segments/", {"name": "X", "filters": {"attributes": {"city__regex": ".*"}}}, format="json")
+    response = bearer(supervisor).post(
+        "/api/v1/segments/", {"name": "X", "filters": {"attributes": {"city__regex": ".*"}}}, format="json"
+    )
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"]["filters"] == ["attributes: unknown attribute city__regex"]

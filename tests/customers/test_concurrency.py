@@ -4,6 +4,7 @@ Runs on PostgreSQL only (DATABASE_URL set): SQLite serialises writers, so the ra
 guards against cannot happen there; the retry path itself is covered on SQLite by
 test_services_resolve.test_concurrent_resolve_of_same_new_phone_retries_and_finds_the_winner.
 """
+
 from __future__ import annotations
 
 import threading
@@ -27,7 +28,9 @@ def test_two_concurrent_resolves_of_one_new_phone_create_one_customer():
     def worker():
         try:
             barrier.wait(timeout=10)
-            results.append(customer_resolve(identities=[IdentityInput("whatsapp", "6281234567890", verified=True)], source="race"))
+            results.append(
+                customer_resolve(identities=[IdentityInput("whatsapp", "6281234567890", verified=True)], source="race")
+            )
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:

@@ -29,5 +29,12 @@ def test_demo_customers_are_seeded_once():
 
     assert counts() == first
     assert first[0] == 31 and first[4] == 1
-    assert set(Identity.objects.values_list("kind", flat=True)) == {"external_id", "phone", "email", "instagram", "telegram", "web_visitor"}
+    assert set(Identity.objects.values_list("kind", flat=True)) == {
+        "external_id",
+        "phone",
+        "email",
+        "instagram",
+        "telegram",
+        "web_visitor",
+    }
     assert "30 demo customers" in out.getvalue()

@@ -15,7 +15,7 @@ CSV = (
     "Budi Santoso,0812-3456-7890,budi@mail.co.id,Bandung,vip\n"
     "Siti,+62 811 1111 1111,siti@mail.co.id,Jakarta,\n"
     "Bad Phone,12345,,Medan,\n"
-    "Budi again,6281234567890,,Bandung,\"vip,reseller\"\n"
+    'Budi again,6281234567890,,Bandung,"vip,reseller"\n'
     ",,,,\n"
     "No Contact,,null,Depok,\n"
     "Agus,,agus@mail.co.id,Surabaya,\n"

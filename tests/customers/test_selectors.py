@@ -29,7 +29,9 @@ def test_timeline_is_newest_first_with_id_breaking_ties():
 
 def test_timeline_cursor_pages_through_everything_once():
     customer = CustomerFactory()
-    entries = [TimelineEntryFactory(customer=customer, occurred_at=BASE_TIME + dt.timedelta(minutes=i // 2)) for i in range(7)]
+    entries = [
+        TimelineEntryFactory(customer=customer, occurred_at=BASE_TIME + dt.timedelta(minutes=i // 2)) for i in range(7)
+    ]
 
     seen, cursor = [], None
     for _ in range(10):
@@ -102,7 +104,9 @@ def test_list_filters_by_stage_tag_channel_and_segment(agent, supervisor):
     wrong_stage = CustomerFactory(lifecycle_stage="reach")
     wrong_stage.tags.add(vip)
     IdentityFactory(customer=wrong_stage, kind="phone", value="+6281234567891")
-    segment = services.segment_create(name="Loyal VIPs", filters={"stage": "loyalty", "tags": ["vip"]}, actor=supervisor)
+    segment = services.segment_create(
+        name="Loyal VIPs", filters={"stage": "loyalty", "tags": ["vip"]}, actor=supervisor
+    )
 
     assert list(selectors.customer_list(viewer=agent, stage="loyalty", tag="vip", channel="phone")) == [match]
     assert list(selectors.customer_list(viewer=agent, channel="email")) == []
@@ -118,7 +122,10 @@ def test_customer_list_query_count_does_not_grow_with_rows(agent, django_assert_
     assert agent.has_perm("customers.view_customer")  # the permission cache is per request, not per row
 
     with django_assert_max_num_queries(4):  # customers, identities, tags, consents
-        rows = [(c.display_name, [i.value for i in c.identities.all()], [t.name for t in c.tags.all()]) for c in selectors.customer_list(viewer=agent)]
+        rows = [
+            (c.display_name, [i.value for i in c.identities.all()], [t.name for t in c.tags.all()])
+            for c in selectors.customer_list(viewer=agent)
+        ]
 
     assert len(rows) == 30
 

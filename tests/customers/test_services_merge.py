@@ -29,12 +29,23 @@ def profile_state(customer: Customer) -> dict:
         "fields": {
             name: getattr(customer, name)
             for name in (
-                "display_name", "language", "time_zone", "owner_agent_id", "owner_team_id", "lifecycle_stage",
-                "attributes", "last_seen_at", "last_contacted_at", "merged_into_id", "is_erased",
+                "display_name",
+                "language",
+                "time_zone",
+                "owner_agent_id",
+                "owner_team_id",
+                "lifecycle_stage",
+                "attributes",
+                "last_seen_at",
+                "last_contacted_at",
+                "merged_into_id",
+                "is_erased",
             )
         },
         "tags": sorted(customer.tags.values_list("name", flat=True)),
-        "identities": sorted(customer.identities.values_list("pk", "kind", "scope", "value", "verified", "origin", "source")),
+        "identities": sorted(
+            customer.identities.values_list("pk", "kind", "scope", "value", "verified", "origin", "source")
+        ),
         "notes": sorted(customer.notes.values_list("pk", "body")),
         "consents": sorted(customer.consents.values_list("pk", "channel", "opted_in_at", "opted_out_at", "source")),
         "timeline": sorted(customer.timeline.exclude(kind__in=HISTORY_KINDS).values_list("pk", "kind", "title")),
@@ -51,8 +62,11 @@ def two_profiles(agent):
         display_name="Budi Santoso", language="", attributes={"city": "Bandung", "tier": "gold"}, last_seen_at=t0
     )
     merged = CustomerFactory(
-        display_name="budi s", language="id", owner_agent=agent,
-        attributes={"city": "Jakarta", "birthday": "1990-02-01"}, last_seen_at=t0 + dt.timedelta(days=3),
+        display_name="budi s",
+        language="id",
+        owner_agent=agent,
+        attributes={"city": "Jakarta", "birthday": "1990-02-01"},
+        last_seen_at=t0 + dt.timedelta(days=3),
         lifecycle_stage="conversion",
     )
     survivor.tags.add(TagFactory(name="vip"), TagFactory(name="reseller"))
@@ -94,7 +108,12 @@ def test_merge_moves_everything_and_survivor_wins_conflicts(two_profiles, superv
     }
     assert merge.snapshot["consent_conflicts"][0]["channel"] == "email"
     entry = AuditEntry.objects.get(action=AuditEntry.Action.CUSTOMER_MERGED)
-    assert (entry.actor, entry.target_id, entry.data["merged"], entry.data["reason"]) == (supervisor, str(survivor.pk), merged.pk, "same phone")
+    assert (entry.actor, entry.target_id, entry.data["merged"], entry.data["reason"]) == (
+        supervisor,
+        str(survivor.pk),
+        merged.pk,
+        "same phone",
+    )
 
 
 def test_merge_then_unmerge_restores_both_profiles_exactly(two_profiles, supervisor):
@@ -193,7 +212,11 @@ def test_timeline_written_for_a_merged_away_profile_lands_on_the_survivor(superv
     services.customer_merge(survivor=survivor, merged=merged, actor=supervisor)
 
     entry = services.timeline_record(
-        customer=merged, kind="message", occurred_at=dt.datetime(2026, 5, 1, tzinfo=dt.UTC), channel="whatsapp", title="hi"
+        customer=merged,
+        kind="message",
+        occurred_at=dt.datetime(2026, 5, 1, tzinfo=dt.UTC),
+        channel="whatsapp",
+        title="hi",
     )
 
     assert entry.customer_id == survivor.pk
@@ -227,7 +250,12 @@ def test_export_contains_the_profile_and_is_audited(two_profiles, agent):
     assert [i["value"] for i in data["identities"]] == ["budi@mail.co.id"]
     assert [n["body"] for n in data["notes"]] == ["Prefers email"]
     assert len(data["timeline"]) == 1
-    assert AuditEntry.objects.filter(action=AuditEntry.Action.DATA_EXPORTED, actor=agent, target_id=str(survivor.pk)).count() == 1
+    assert (
+        AuditEntry.objects.filter(
+            action=AuditEntry.Action.DATA_EXPORTED, actor=agent, target_id=str(survivor.pk)
+        ).count()
+        == 1
+    )
 
 
 def test_attribute_validation_names_the_bad_key():
@@ -279,7 +307,11 @@ def test_stage_change_is_on_the_timeline_and_signalled(supervisor, django_captur
         events.customer_updated.disconnect(listener)
 
     entry = customer.timeline.get()
-    assert (entry.kind, entry.title, entry.data) == ("stage_changed", "Stage: Reach → Conversion", {"from": "reach", "to": "conversion", "by": supervisor.pk})
+    assert (entry.kind, entry.title, entry.data) == (
+        "stage_changed",
+        "Stage: Reach → Conversion",
+        {"from": "reach", "to": "conversion", "by": supervisor.pk},
+    )
     assert received == [("customers.customer.updated", ["lifecycle_stage"])]
 
 
@@ -335,7 +367,12 @@ def test_timeline_writes_for_an_erased_customer_keep_no_text(supervisor):
     services.customer_erase(customer=customer, actor=supervisor)
 
     entry = services.timeline_record(
-        customer=stale, kind="message", occurred_at=dt.datetime(2026, 5, 1, tzinfo=dt.UTC), title="From Budi", body="hello", data={"x": 1}
+        customer=stale,
+        kind="message",
+        occurred_at=dt.datetime(2026, 5, 1, tzinfo=dt.UTC),
+        title="From Budi",
+        body="hello",
+        data={"x": 1},
     )
 
     assert (entry.title, entry.body, entry.data) == ("", "", {})

@@ -13,11 +13,15 @@ pytestmark = pytest.mark.django_db
 
 def test_three_channels_resolve_into_one_customer():
     # given an email conversation, then an agent records the phone
-    first = customer_resolve(identities=[IdentityInput("email", "Budi@Mail.co.id", verified=True)], source="inbox:email", display_name="Budi")
+    first = customer_resolve(
+        identities=[IdentityInput("email", "Budi@Mail.co.id", verified=True)], source="inbox:email", display_name="Budi"
+    )
     services.identity_add(customer=first.customer, kind="phone", value="0812-3456-7890")
 
     # when WhatsApp (wa_id without +) and Instagram (with the phone the customer gave) arrive
-    whatsapp = customer_resolve(identities=[IdentityInput("whatsapp", "6281234567890", verified=True, scope="wa-inbox")], source="inbox:wa")
+    whatsapp = customer_resolve(
+        identities=[IdentityInput("whatsapp", "6281234567890", verified=True, scope="wa-inbox")], source="inbox:wa"
+    )
     instagram = customer_resolve(
         identities=[
             IdentityInput("instagram", "17841400000001", verified=True, scope="ig-inbox"),
@@ -88,7 +92,11 @@ def test_verified_identity_takes_over_a_value_someone_else_only_typed():
     # then the owner gets their own profile with the now-verified phone; the claimant loses it
     assert owner.customer.pk != claimant.pk
     identity = Identity.objects.get(value="+6281234567890")
-    assert (identity.customer_id, identity.verified, identity.origin) == (owner.customer.pk, True, IdentityOrigin.CHANNEL)
+    assert (identity.customer_id, identity.verified, identity.origin) == (
+        owner.customer.pk,
+        True,
+        IdentityOrigin.CHANNEL,
+    )
     assert owner.suggestions[0].evidence[0]["reason"] == "verified_identity_claimed_elsewhere"
 
 
@@ -109,7 +117,10 @@ def test_identities_on_two_customers_never_merge_them_silently():
     IdentityFactory(customer=two, kind="email", value="budi@mail.co.id", verified=True)
 
     result = customer_resolve(
-        identities=[IdentityInput("phone", "081234567890", verified=True), IdentityInput("email", "budi@mail.co.id", verified=True)],
+        identities=[
+            IdentityInput("phone", "081234567890", verified=True),
+            IdentityInput("email", "budi@mail.co.id", verified=True),
+        ],
         source="inbox:x",
     )
 
@@ -137,7 +148,11 @@ def test_business_asserted_identity_dedups_to_existing_customer():
 
 def test_junk_identities_are_skipped_and_reported():
     result = customer_resolve(
-        identities=[IdentityInput("email", "null"), IdentityInput("phone", "0000000000"), IdentityInput("email", "ana@mail.co.id")],
+        identities=[
+            IdentityInput("email", "null"),
+            IdentityInput("phone", "0000000000"),
+            IdentityInput("email", "ana@mail.co.id"),
+        ],
         source="api",
     )
 
@@ -147,7 +162,9 @@ def test_junk_identities_are_skipped_and_reported():
 
 def test_strict_resolve_refuses_invalid_identities_and_writes_nothing():
     with pytest.raises(ValidationError) as excinfo:
-        customer_resolve(identities=[IdentityInput("email", "a@b.co"), IdentityInput("phone", "123")], source="api", strict=True)
+        customer_resolve(
+            identities=[IdentityInput("email", "a@b.co"), IdentityInput("phone", "123")], source="api", strict=True
+        )
 
     assert "identities" in excinfo.value.message_dict
     assert "not a valid phone number" in excinfo.value.message_dict["identities"][0]
@@ -161,7 +178,10 @@ def test_identities_per_kind_are_capped(settings):
     IdentityFactory(customer=customer, kind="email", value="two@mail.co.id")
 
     result = customer_resolve(
-        identities=[IdentityInput("email", "one@mail.co.id", verified=True), IdentityInput("email", "three@mail.co.id", verified=True)],
+        identities=[
+            IdentityInput("email", "one@mail.co.id", verified=True),
+            IdentityInput("email", "three@mail.co.id", verified=True),
+        ],
         source="inbox:email",
     )
 

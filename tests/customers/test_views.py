@@ -96,7 +96,9 @@ def test_invalid_phone_on_profile_shows_the_reason(client, agent):
     customer = CustomerFactory()
     client.force_login(agent)
 
-    response = client.post(reverse("customers:identity_add", args=[customer.pk]), {"kind": "phone", "value": "123"}, follow=True)
+    response = client.post(
+        reverse("customers:identity_add", args=[customer.pk]), {"kind": "phone", "value": "123"}, follow=True
+    )
 
     assert "“123” is not a valid phone number." in response.content.decode()
     assert customer.identities.count() == 0
@@ -152,7 +154,10 @@ def test_duplicates_page_lists_suggestions_with_evidence(client, supervisor):
     victim = CustomerFactory(display_name="Siti")
     IdentityFactory(customer=victim, kind="email", value="siti@mail.co.id")
     customer_resolve(
-        identities=[IdentityInput("web_visitor", "v1", verified=True, scope="w"), IdentityInput("email", "siti@mail.co.id")],
+        identities=[
+            IdentityInput("web_visitor", "v1", verified=True, scope="w"),
+            IdentityInput("email", "siti@mail.co.id"),
+        ],
         source="inbox:widget",
     )
     client.force_login(supervisor)
@@ -187,14 +192,22 @@ def test_import_upload_map_and_progress(client, supervisor, django_capture_on_co
     job = ImportJob.objects.get()
     mapping_page = client.get(reverse("customers:import_mapping", args=[job.pk]))
     with django_capture_on_commit_callbacks(execute=True):
-        started = client.post(reverse("customers:import_mapping", args=[job.pk]), {"col_0": "display_name", "col_1": "phone"})
+        started = client.post(
+            reverse("customers:import_mapping", args=[job.pk]), {"col_0": "display_name", "col_1": "phone"}
+        )
     status = client.get(reverse("customers:import_status", args=[job.pk])).json()
     progress = client.get(reverse("customers:import_progress", args=[job.pk]))
 
     assert uploaded.status_code == 302
     assert unlabelled_controls(mapping_page.content.decode()) == []
     assert started.status_code == 302
-    assert (status["status"], status["processed"], status["created"], status["failed"], status["percent"]) == ("done", 2, 1, 1, 100)
+    assert (status["status"], status["processed"], status["created"], status["failed"], status["percent"]) == (
+        "done",
+        2,
+        1,
+        1,
+        100,
+    )
     assert status["errors"] == [{"row": 3, "reason": "identities: “12” is not a valid phone number."}]
     assert progress.status_code == 200
     assert Customer.objects.get().display_name == "Budi"
@@ -209,7 +222,7 @@ def test_agents_cannot_import(client, agent):
 def test_segment_csv_export_is_supervisor_only_audited_and_injection_safe(client, agent, supervisor):
     from accounts.models import AuditEntry
 
-    vip = CustomerFactory(display_name="=HYPERLINK(\"http://evil\")", lifecycle_stage="loyalty")
+    vip = CustomerFactory(display_name='=HYPERLINK("http://evil")', lifecycle_stage="loyalty")
     IdentityFactory(customer=vip, kind="phone", value="+6281234567890")
     CustomerFactory(lifecycle_stage="reach")
     segment = services.segment_create(name="Loyal", filters={"stage": "loyalty"})
@@ -221,11 +234,13 @@ def test_segment_csv_export_is_supervisor_only_audited_and_injection_safe(client
 
     lines = b"".join(response.streaming_content).decode().splitlines()
     assert lines[0] == "id,name,stage,phones,emails,tags,last_contacted_at"
-    assert lines[1:] == [f"{vip.pk},\"'=HYPERLINK(\"\"http://evil\"\")\",loyalty,+6281234567890,,,"]
+    assert lines[1:] == [f'{vip.pk},"\'=HYPERLINK(""http://evil"")",loyalty,+6281234567890,,,']
     assert AuditEntry.objects.filter(action=AuditEntry.Action.DATA_EXPORTED, actor=supervisor).count() == 1
 
 
-@pytest.mark.parametrize(("next_url", "expected"), [("https://evil.example/", "/customers/duplicates/"), ("/customers/1/", "/customers/1/")])
+@pytest.mark.parametrize(
+    ("next_url", "expected"), [("https://evil.example/", "/customers/duplicates/"), ("/customers/1/", "/customers/1/")]
+)
 def test_dismissing_a_suggestion_only_redirects_inside_the_site(client, supervisor, next_url, expected):
     one, two = CustomerFactory(), CustomerFactory()
     suggestion = services.merge_suggestion_record(first=one, second=two, score=0.6, evidence={"reason": "x"})
@@ -241,7 +256,9 @@ def test_dismissing_a_suggestion_only_redirects_inside_the_site(client, supervis
 def test_import_of_a_file_that_is_not_utf8_fails_with_a_reason(client, supervisor, django_capture_on_commit_callbacks):
     client.force_login(supervisor)
     body = b"name,phone\n" + b"Budi,0812-3456-7890\n" * 20 + "Jos\xe9,0812-3456-7891\n".encode("latin-1")
-    client.post(reverse("customers:import_upload"), {"file": SimpleUploadedFile("l.csv", body, content_type="text/csv")})
+    client.post(
+        reverse("customers:import_upload"), {"file": SimpleUploadedFile("l.csv", body, content_type="text/csv")}
+    )
     job = ImportJob.objects.get()
 
     with django_capture_on_commit_callbacks(execute=True):
