@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,11 +240,38 @@ def message_create_outbound(
         status=status,
         data=data,
     )
+    if private:
+        _notify_mentions(message=message, conversation=conversation, author=author)
     if status == MessageStatus.QUEUED:
         from channels_app.tasks import message_deliver_task
 
         transaction.on_commit(lambda: message_deliver_task.delay(message.pk))
     return message
+
+
+MENTION_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9][A-Za-z0-9._+-]{0,63})")
+
+
+def mentioned_users(*, content: str) -> list[User]:
+    """`@budi` mentions the active user whose email is budi@…; `@budi@example.com` the exact one."""
+    handles = {h.rstrip(".").lower() for h in MENTION_RE.findall(content)}
+    if not handles:
+        return []
+    users = User.objects.filter(is_active=True).only("pk", "email")
+    return [u for u in users.filter(email__iregex=r"^(" + "|".join(re.escape(h) for h in handles) + r")@")]
+
+
+def _notify_mentions(*, message: Message, conversation: Conversation, author: User | None) -> None:
+    """Tell the agents @mentioned in a private note (only those who may see the conversation)."""
+    from channels_app.selectors import conversation_can_view
+
+    mentioned = [u for u in mentioned_users(content=message.content)
+                 if (author is None or u.pk != author.pk) and conversation_can_view(viewer=u, conversation=conversation)]
+    if not mentioned:
+        return
+    Message.objects.filter(pk=message.pk).update(data={**message.data, "mentions": [u.pk for u in mentioned]})
+    realtime.publish("channels.mention", {**message_payload(message), "by": author.pk if author else None},
+                     groups=[realtime.agent_group(u.pk) for u in mentioned])
 
 
 @dataclass

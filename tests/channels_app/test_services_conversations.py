@@ -476,3 +476,26 @@ def test_an_agent_may_assign_only_within_their_teams(make_user):
     assert conversation_assign(conversation=conversation, actor=alice, agent=bob).assignee_id == bob.pk
     with pytest.raises(ValidationError):
         conversation_assign(conversation=conversation, actor=alice, agent=carol)
+
+
+def test_mention_in_a_private_note_notifies_the_mentioned_agent_who_can_see_it(make_user, django_capture_on_commit_callbacks):
+    team = TeamFactory()
+    author = make_user(email="sari@example.com")
+    budi = make_user(email="budi@example.com")
+    outsider = make_user(email="rizky@example.com")
+    add_to_team(author, team)
+    add_to_team(budi, team)
+    customer, inbox = _customer_and_inbox()
+    conversation = conversation_continue(customer=customer, inbox=inbox).conversation
+    conversation_assign(conversation=conversation, actor=None, team=team)
+    budi_socket, outsider_socket = _listen(f"agent.{budi.pk}"), _listen(f"agent.{outsider.pk}")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        note = message_create_outbound(conversation=conversation, author=author, private=True,
+                                       content="@budi tolong cek stok, cc @rizky dan email a@b.com")
+
+    note.refresh_from_db()
+    assert note.data["mentions"] == [budi.pk]
+    events = [e["payload"] for e in _received(budi_socket)]
+    assert [e["event"] for e in events if e["event"] == "channels.mention"] == ["channels.mention"]
+    assert [e["event"] for e in _received(outsider_socket)] == []
