@@ -268,3 +268,17 @@ def test_import_of_a_file_that_is_not_utf8_fails_with_a_reason(client, superviso
     assert job.status == ImportJob.Status.FAILED
     assert "could not be read" in job.errors[0]["reason"]
     assert Customer.objects.count() == 0
+
+
+def test_remaining_pages_label_every_control(client, supervisor):
+    customer = CustomerFactory()
+    other = CustomerFactory()
+    merge = services.customer_merge(survivor=customer, merged=other, actor=supervisor)
+    client.force_login(supervisor)
+    upload = client.get(reverse("customers:import_upload"))
+    erase = client.get(reverse("customers:erase", args=[customer.pk]))
+    undo = client.get(reverse("customers:unmerge", args=[merge.pk]))
+
+    for response in (upload, erase, undo):
+        assert response.status_code == 200
+        assert unlabelled_controls(response.content.decode()) == []
