@@ -481,6 +481,8 @@ def import_upload(request):
 @login_required
 def import_mapping(request, job_id: int):
     job = _job(request, job_id)
+    if not job.file:
+        return redirect("customers:import_progress", job_id=job.pk)
     headers, rows = importer.csv_preview(job=job)
     checked = job.dry_run and job.status == ImportJob.Status.DONE  # the dry run looked right: now for real
     form = ImportMappingForm(

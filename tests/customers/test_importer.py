@@ -58,6 +58,7 @@ def test_import_reports_bad_rows_and_imports_the_rest(agent, city, django_captur
     no_contact = Customer.objects.get(display_name="No Contact")  # "null" email is junk, skipped
     assert no_contact.identities.count() == 0
     assert Customer.objects.count() == 4
+    assert not job.file  # the uploaded personal data is not kept after a real import
 
 
 def test_dry_run_counts_but_writes_nothing(agent, city, django_capture_on_commit_callbacks):
@@ -68,6 +69,7 @@ def test_dry_run_counts_but_writes_nothing(agent, city, django_capture_on_commit
     assert job.status == ImportJob.Status.DONE
     assert (job.created_rows, job.updated_rows, job.failed_rows) == (4, 1, 1)
     assert Customer.objects.count() == 0
+    assert job.file  # kept for the real run
 
 
 def test_rerunning_a_finished_job_is_a_no_op(agent, city, django_capture_on_commit_callbacks):
