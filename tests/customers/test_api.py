@@ -347,3 +347,22 @@ def test_segment_attribute_filter_must_name_a_defined_attribute(supervisor):
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"]["filters"] == ["attributes: unknown attribute city__regex"]
+
+
+def test_patch_with_an_identity_of_another_customer_is_400_and_changes_nothing(agent):
+    owner = CustomerFactory()
+    IdentityFactory(customer=owner, kind="email", value="taken@mail.co.id")
+    customer = CustomerFactory(display_name="Before")
+
+    response = bearer(agent).patch(
+        f"/api/v1/customers/{customer.pk}/",
+        {"display_name": "After", "identities": [{"kind": "email", "value": "TAKEN@mail.co.id"}]},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["identities"]["0"]["value"] == [
+        f"taken@mail.co.id already belongs to customer #{owner.pk}; merge the profiles instead."
+    ]
+    customer.refresh_from_db()
+    assert customer.display_name == "Before"
