@@ -28,6 +28,12 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "conversation": ("view", "change"),
             "message": ("view", "add"),
         },
+        "journeys": {
+            "customerevent": ("view",),
+            "stagechange": ("view",),
+            "csatsurvey": ("view",),
+            "csatresponse": ("view",),
+        },
     },
     Role.SUPERVISOR: {
         "accounts": {
@@ -54,6 +60,15 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "conversation": ("view", "change"),
             "message": ("view", "add"),
             "webhookevent": ("view", "change"),
+        },
+        "journeys": {
+            "customerevent": ("view", "add"),
+            "eventtypemapping": ("view",),
+            "stagerule": ("view",),
+            "stagechange": ("view", "add"),
+            "csatsurvey": ("view",),
+            "csatresponse": ("view",),
+            "conversationresolution": ("view",),
         },
     },
     # Admins get every permission of every model (see roles_sync).

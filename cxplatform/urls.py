@@ -8,6 +8,7 @@ api_v1 = [
     path("", include("accounts.api.urls")),
     path("", include("customers.api.urls")),
     path("", include("channels_app.api.urls")),
+    path("", include("journeys.api.urls")),
 ]
 
 urlpatterns = [
@@ -22,5 +23,6 @@ urlpatterns = [
     path("webhooks/", include("channels_app.webhook_urls")),
     path("inbox/", include("channels_app.urls")),
     path("customers/", include("customers.urls")),
+    path("journeys/", include("journeys.urls")),
     path("", include("accounts.urls")),
 ]

@@ -132,6 +132,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.availability_expire_task",
         "schedule": crontab(minute="*/5"),
     },
+    "journeys.sync": {
+        "task": "journeys.tasks.journeys_sync_task",
+        "schedule": crontab(minute="*"),
+    },
 }
 
 # --- Accounts and sign-in ----------------------------------------------------------------

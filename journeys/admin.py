@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from journeys.models import (
+    ConversationResolution,
+    CsatResponse,
+    CsatSurvey,
+    CustomerEvent,
+    EventTypeMapping,
+    JourneySettings,
+    StageChange,
+    StageRule,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Recorded history: visible, never edited by hand (writes go through services)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EventTypeMapping)
+class EventTypeMappingAdmin(admin.ModelAdmin):
+    list_display = ["event_type", "meaning", "created_at"]
+    list_filter = ["meaning"]
+    search_fields = ["event_type"]
+
+
+@admin.register(StageRule)
+class StageRuleAdmin(admin.ModelAdmin):
+    list_display = ["code", "is_active", "window_days", "updated_at"]
+    list_editable = ["is_active", "window_days"]
+    readonly_fields = ["code"]
+
+    def has_add_permission(self, request):
+        return False  # the engine knows a fixed set of rules (seeded by migration)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(JourneySettings)
+class JourneySettingsAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "csat_enabled", "csat_delay_minutes", "csat_expiry_hours"]
+
+    def has_add_permission(self, request):
+        return not JourneySettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CustomerEvent)
+class CustomerEventAdmin(ReadOnlyAdmin):
+    list_display = ["external_id", "type", "meaning", "customer", "occurred_at", "channel"]
+    list_filter = ["meaning"]
+    search_fields = ["external_id", "type"]
+    raw_id_fields = ["customer"]
+    date_hierarchy = "occurred_at"
+
+
+@admin.register(StageChange)
+class StageChangeAdmin(ReadOnlyAdmin):
+    list_display = ["customer", "from_stage", "to_stage", "changed_at", "reason", "rule_code", "actor", "channel", "first_touch_channel"]
+    list_filter = ["to_stage", "reason"]
+    raw_id_fields = ["customer", "event", "actor"]
+    date_hierarchy = "changed_at"
+
+
+@admin.register(CsatSurvey)
+class CsatSurveyAdmin(ReadOnlyAdmin):
+    list_display = ["conversation", "customer", "inbox", "status", "send_after", "sent_at", "skip_reason"]
+    list_filter = ["status"]
+    raw_id_fields = ["conversation", "customer", "assignee"]
+
+
+@admin.register(CsatResponse)
+class CsatResponseAdmin(ReadOnlyAdmin):
+    list_display = ["survey", "customer", "rating", "via", "responded_at"]
+    list_filter = ["rating", "via"]
+    raw_id_fields = ["survey", "customer"]
+
+
+@admin.register(ConversationResolution)
+class ConversationResolutionAdmin(ReadOnlyAdmin):
+    list_display = ["conversation", "cycle_started_at", "resolved_at", "is_reopen", "inbox", "assignee", "team"]
+    list_filter = ["is_reopen"]
+    raw_id_fields = ["conversation", "assignee"]

@@ -1,0 +1,88 @@
+"""Journeys API shapes: parsing and output only, no logic."""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from customers.models import LifecycleStage
+from journeys.models import CsatResponse, CustomerEvent, StageChange
+
+
+class EventCustomerSerializer(serializers.Serializer):
+    email = serializers.CharField(required=False, allow_blank=True, max_length=254)
+    phone = serializers.CharField(required=False, allow_blank=True, max_length=40)
+    external_id = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+class EventCreateSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=200)
+    type = serializers.CharField(max_length=100)
+    customer = EventCustomerSerializer()
+    occurred_at = serializers.DateTimeField()
+    properties = serializers.DictField(required=False, default=dict)
+
+
+class EventSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="external_id")
+    customer = serializers.IntegerField(source="customer_id")
+    customer_stage = serializers.CharField(source="customer.lifecycle_stage")
+
+    class Meta:
+        model = CustomerEvent
+        fields = ["id", "type", "meaning", "customer", "customer_created", "customer_stage", "occurred_at", "received_at", "channel", "properties"]
+
+
+class StageSetSerializer(serializers.Serializer):
+    # A plain string (validated by the service): the stage choice set is already published
+    # once as the customers API's enum, and a second name for it is a schema warning.
+    stage = serializers.CharField(max_length=20, help_text="One of: " + ", ".join(LifecycleStage.values))
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class StageChangeSerializer(serializers.ModelSerializer):
+    actor = serializers.EmailField(source="actor.email", default=None, read_only=True)
+    from_stage = serializers.CharField(read_only=True, help_text="reach, acquisition, conversion, retention or loyalty")
+    to_stage = serializers.CharField(read_only=True, help_text="reach, acquisition, conversion, retention or loyalty")
+
+    class Meta:
+        model = StageChange
+        fields = [
+            "id", "from_stage", "to_stage", "changed_at", "reason", "rule_code", "actor", "note", "channel",
+            "first_touch_channel", "last_touch_channel", "event",
+        ]
+
+
+class CsatResponseSerializer(serializers.ModelSerializer):
+    conversation = serializers.IntegerField(source="survey.conversation_id")
+    channel = serializers.CharField(source="survey.inbox.kind", default="")
+    inbox = serializers.IntegerField(source="survey.inbox_id", default=None)
+    agent = serializers.IntegerField(source="survey.assignee_id", default=None)
+    team = serializers.IntegerField(source="survey.team_id", default=None)
+    customer = serializers.IntegerField(source="customer_id")
+
+    class Meta:
+        model = CsatResponse
+        fields = ["id", "survey", "conversation", "customer", "rating", "comment", "via", "responded_at", "channel", "inbox", "agent", "team"]
+
+
+class ReportQuerySerializer(serializers.Serializer):
+    from_ = serializers.DateField(required=False)
+    to = serializers.DateField(required=False)
+    group_by = serializers.ChoiceField(choices=["channel", "inbox", "agent", "team", "period", ""], required=False, default="")
+    period = serializers.ChoiceField(choices=["day", "week", "month"], required=False, default="month")
+
+    def to_internal_value(self, data):
+        data = data.copy() if hasattr(data, "copy") else dict(data)
+        if "from" in data:
+            data["from_"] = data.get("from")
+        return super().to_internal_value(data)
+
+
+class ReportSerializer(serializers.Serializer):
+    """A report: `summary` for the whole period, `rows` per group (when grouped)."""
+
+    period_from = serializers.DateTimeField()
+    period_to = serializers.DateTimeField()
+    group_by = serializers.CharField()
+    summary = serializers.DictField()
+    rows = serializers.ListField(child=serializers.DictField())

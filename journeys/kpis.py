@@ -1,0 +1,386 @@
+"""Service KPIs, CSAT and the lifecycle funnel, defined in docs/metrics.md.
+
+Every query aggregates in the database: counts and averages are SQL aggregates; medians and
+p90 need the per-item durations, so one row per conversation / resolution cycle / customer is
+read (never one per message) and the percentile is taken in Python (SQLite has none).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Avg, Count, F, Min, OuterRef, Q, Subquery, Window
+from django.db.models.functions import Lag, TruncDay, TruncMonth, TruncWeek
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+
+from channels_app.models import Conversation, Message, MessageDirection, MessageSender
+from customers.models import Customer, LifecycleStage
+from journeys.models import STAGE_ORDER, ConversationResolution, CsatResponse, CsatSurvey, StageChange
+
+STAGES = list(LifecycleStage.values)
+TRUNC = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
+DEFAULT_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Window_:
+    start: dt.datetime
+    end: dt.datetime  # exclusive
+
+    @property
+    def first_day(self) -> dt.date:
+        return timezone.localtime(self.start).date()
+
+    @property
+    def last_day(self) -> dt.date:
+        return timezone.localtime(self.end).date() - dt.timedelta(days=1)
+
+
+def period_from_query(params) -> Window_:
+    """`from`/`to` ISO dates, both inclusive, in the site time zone; default the last 30 days."""
+    tz = timezone.get_current_timezone()
+    today = timezone.localdate()
+    start_date = _date(params.get("from")) or today - dt.timedelta(days=DEFAULT_DAYS - 1)
+    end_date = _date(params.get("to")) or today
+    if end_date < start_date:
+        start_date, end_date = end_date, start_date
+    start = dt.datetime.combine(start_date, dt.time.min, tzinfo=tz)
+    end = dt.datetime.combine(end_date + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+    return Window_(start, end)
+
+
+def _date(value) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return parse_date(str(value))
+    except ValueError:
+        return None
+
+
+def median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile: the smallest value with at least p% of values at or below it."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _stats(seconds: list[float]) -> dict[str, Any]:
+    return {"count": len(seconds), "median_seconds": median(seconds), "p90_seconds": percentile(seconds, 90)}
+
+
+def _period_key(value: dt.datetime, period: str) -> str:
+    local = timezone.localtime(value)
+    if period == "day":
+        return local.date().isoformat()
+    if period == "week":
+        monday = local.date() - dt.timedelta(days=local.weekday())
+        return monday.isoformat()
+    return local.strftime("%Y-%m")
+
+
+# --- Service KPIs -------------------------------------------------------------------------
+
+
+def first_responses(*, window: Window_) -> list[dict[str, Any]]:
+    """One row per conversation whose first customer message falls in the window: when the
+    customer first wrote, when an agent first replied after it (bots, auto-replies, system
+    messages and private notes do not count), and the channel/inbox/agent/team."""
+    customer_messages = Message.objects.filter(
+        conversation=OuterRef("pk"), direction=MessageDirection.INBOUND, sender=MessageSender.CUSTOMER
+    ).order_by("created_at", "id")
+    replies = Message.objects.filter(
+        conversation=OuterRef("pk"), direction=MessageDirection.OUTBOUND, sender=MessageSender.AGENT,
+        private=False, author__isnull=False, created_at__gte=OuterRef("first_in"),
+    ).order_by("created_at", "id")
+    rows = (
+        Conversation.objects.annotate(
+            first_in=Subquery(customer_messages.values("created_at")[:1]),
+            first_in_inbox=Subquery(customer_messages.values("inbox_id")[:1]),
+            first_in_channel=Subquery(customer_messages.values("inbox__kind")[:1]),
+            first_reply=Subquery(replies.values("created_at")[:1]),
+            first_reply_agent=Subquery(replies.values("author_id")[:1]),
+        )
+        .filter(first_in__gte=window.start, first_in__lt=window.end)
+        .values("pk", "team_id", "first_in", "first_in_inbox", "first_in_channel", "first_reply", "first_reply_agent")
+    )
+    return list(rows)
+
+
+def resolution_cycles(*, window: Window_) -> list[dict[str, Any]]:
+    """One row per resolution (cycle) in the window, with whether the conversation was
+    reopened afterwards (its current resolution is not this one)."""
+    return list(
+        ConversationResolution.objects.filter(resolved_at__gte=window.start, resolved_at__lt=window.end)
+        .annotate(
+            channel=F("inbox__kind"),
+            reopened=~Q(conversation__resolved_at=F("resolved_at")) | Q(conversation__resolved_at__isnull=True),
+        )
+        .values("conversation_id", "cycle_started_at", "resolved_at", "inbox_id", "channel", "assignee_id", "team_id", "reopened", "is_reopen")
+    )
+
+
+def _key(row: dict[str, Any], group_by: str, *, channel: str, inbox: str, agent: str, time: str, period: str) -> Any:
+    if group_by == "channel":
+        return row.get(channel) or ""
+    if group_by == "inbox":
+        return row.get(inbox)
+    if group_by == "agent":
+        return row.get(agent)
+    if group_by == "team":
+        return row.get("team_id")
+    if group_by == "period":
+        return _period_key(row[time], period)
+    return "all"
+
+
+def service_report(*, window: Window_, group_by: str = "", period: str = "month") -> dict[str, Any]:
+    """First response and resolution time (median, p90), reopen rate, per-channel volume and
+    channel switches; grouped by channel, inbox, agent, team or period."""
+    frt_rows = first_responses(window=window)
+    cycles = resolution_cycles(window=window)
+
+    def frt_seconds(rows):
+        return [(r["first_reply"] - r["first_in"]).total_seconds() for r in rows if r["first_reply"]]
+
+    def cycle_seconds(rows):
+        return [(r["resolved_at"] - r["cycle_started_at"]).total_seconds() for r in rows]
+
+    def summary_for(frt, cyc) -> dict[str, Any]:
+        return {
+            "conversations": len(frt),
+            "unanswered": sum(1 for r in frt if not r["first_reply"]),
+            "first_response": _stats(frt_seconds(frt)),
+            "resolution": _stats(cycle_seconds(cyc)),
+            "resolutions": len(cyc),
+            "reopened": sum(1 for r in cyc if r["reopened"]),
+            "reopen_rate": (sum(1 for r in cyc if r["reopened"]) / len(cyc)) if cyc else None,
+        }
+
+    body: dict[str, Any] = {
+        "period_from": window.start,
+        "period_to": window.end,
+        "group_by": group_by,
+        "summary": summary_for(frt_rows, cycles),
+        "rows": [],
+    }
+    body["summary"]["channels"] = channel_volume(window=window)
+    body["summary"]["channel_switches"] = channel_switches(window=window)
+    if group_by:
+        frt_groups: dict[Any, list] = defaultdict(list)
+        cycle_groups: dict[Any, list] = defaultdict(list)
+        for row in frt_rows:
+            frt_groups[_key(row, group_by, channel="first_in_channel", inbox="first_in_inbox", agent="first_reply_agent", time="first_in", period=period)].append(row)
+        for row in cycles:
+            cycle_groups[_key(row, group_by, channel="channel", inbox="inbox_id", agent="assignee_id", time="resolved_at", period=period)].append(row)
+        keys = sorted(set(frt_groups) | set(cycle_groups), key=lambda k: (k is None, str(k)))
+        labels = group_labels(group_by=group_by, keys=keys)
+        body["rows"] = [
+            {"key": key, "label": labels.get(key, str(key) if key is not None else "—"), **summary_for(frt_groups[key], cycle_groups[key])}
+            for key in keys
+        ]
+    return body
+
+
+def group_labels(*, group_by: str, keys: list[Any]) -> dict[Any, str]:
+    """Human labels for group keys, one query per report."""
+    from accounts.models import Team, User
+    from channels_app.models import Inbox, InboxKind
+
+    ids = [k for k in keys if k not in (None, "")]
+    if group_by == "channel":
+        return {k: str(InboxKind(k).label) if k in InboxKind.values else (k or "—") for k in keys}
+    if group_by == "inbox":
+        return {pk: str(name) for pk, name in Inbox.objects.filter(pk__in=ids).values_list("pk", "name")}
+    if group_by == "agent":
+        return {pk: (name or email) for pk, name, email in User.objects.filter(pk__in=ids).values_list("pk", "full_name", "email")}
+    if group_by == "team":
+        return {pk: name for pk, name in Team.objects.filter(pk__in=ids).values_list("pk", "name")}
+    return {k: str(k) for k in keys}
+
+
+def channel_volume(*, window: Window_) -> list[dict[str, Any]]:
+    """Per channel: messages (inbound/outbound, private notes excluded) and conversations
+    with at least one such message in the window. One grouped query."""
+    rows = (
+        Message.objects.filter(created_at__gte=window.start, created_at__lt=window.end, private=False)
+        .values(channel=F("inbox__kind"))
+        .annotate(
+            messages=Count("id"),
+            inbound=Count("id", filter=Q(direction=MessageDirection.INBOUND)),
+            outbound=Count("id", filter=Q(direction=MessageDirection.OUTBOUND)),
+            conversations=Count("conversation_id", distinct=True),
+        )
+        .order_by("-messages", "channel")
+    )
+    return list(rows)
+
+
+def channel_switches(*, window: Window_) -> dict[str, Any]:
+    """Channel switches: a customer message on a different inbox than the customer's previous
+    message in the same conversation (messages in the window). Returns the total, the number
+    of conversations and the average per conversation."""
+    customer_messages = Message.objects.filter(
+        created_at__gte=window.start, created_at__lt=window.end,
+        direction=MessageDirection.INBOUND, sender=MessageSender.CUSTOMER,
+    )
+    conversations = customer_messages.values("conversation_id").distinct().count()
+    switches = (
+        customer_messages.annotate(
+            previous_inbox=Window(Lag("inbox_id"), partition_by=[F("conversation_id")], order_by=[F("created_at").asc(), F("id").asc()])
+        )
+        .filter(previous_inbox__isnull=False)
+        .exclude(previous_inbox=F("inbox_id"))
+        .count()
+    )
+    return {
+        "switches": switches,
+        "conversations": conversations,
+        "per_conversation": (switches / conversations) if conversations else None,
+    }
+
+
+# --- CSAT ---------------------------------------------------------------------------------
+
+
+def csat_report(*, window: Window_, group_by: str = "", period: str = "month") -> dict[str, Any]:
+    """CSAT % (share of 4–5 among responses answered in the window), average rating, rating
+    distribution, and response rate (surveys sent in the window that were answered)."""
+    responses = CsatResponse.objects.filter(responded_at__gte=window.start, responded_at__lt=window.end)
+    surveys = CsatSurvey.objects.filter(sent_at__gte=window.start, sent_at__lt=window.end)
+    aggregates = {
+        "responses": Count("id"),
+        "satisfied": Count("id", filter=Q(rating__gte=4)),
+        "average": Avg("rating"),
+        **{f"rating_{n}": Count("id", filter=Q(rating=n)) for n in range(1, 6)},
+    }
+    survey_aggregates = {"sent": Count("id"), "answered": Count("id", filter=Q(response__isnull=False))}
+
+    def finish(values: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
+        total = values.get("responses") or 0
+        sent_n = sent.get("sent") or 0
+        return {
+            "responses": total,
+            "satisfied": values.get("satisfied") or 0,
+            "csat_percent": (100.0 * values["satisfied"] / total) if total else None,
+            "average_rating": values.get("average"),
+            "distribution": {str(n): values.get(f"rating_{n}") or 0 for n in range(1, 6)},
+            "surveys_sent": sent_n,
+            "surveys_answered": sent.get("answered") or 0,
+            "response_rate": (sent.get("answered", 0) / sent_n) if sent_n else None,
+        }
+
+    body: dict[str, Any] = {
+        "period_from": window.start,
+        "period_to": window.end,
+        "group_by": group_by,
+        "summary": finish(responses.aggregate(**aggregates), surveys.aggregate(**survey_aggregates)),
+        "rows": [],
+    }
+    if group_by:
+        field = {
+            "channel": "survey__inbox__kind", "inbox": "survey__inbox_id", "agent": "survey__assignee_id",
+            "team": "survey__team_id", "period": "bucket",
+        }[group_by]
+        survey_field = field.replace("survey__", "", 1)
+        if group_by == "period":
+            responses = responses.annotate(bucket=TRUNC[period]("responded_at"))
+            surveys = surveys.annotate(bucket=TRUNC[period]("sent_at"))
+        by_key = {row[field]: row for row in responses.values(field).annotate(**aggregates).order_by(field)}
+        sent_by_key = {row[survey_field]: row for row in surveys.values(survey_field).annotate(**survey_aggregates).order_by(survey_field)}
+        keys = sorted(set(by_key) | set(sent_by_key), key=lambda k: (k is None, str(k)))
+        labels = group_labels(group_by=group_by, keys=keys) if group_by != "period" else {}
+        rows = []
+        for key in keys:
+            label = labels.get(key) if group_by != "period" else _period_key(key, period) if key else "—"
+            rows.append({"key": key if group_by != "period" else label, "label": label or "—",
+                         **finish(by_key.get(key, {}), sent_by_key.get(key, {}))})
+        body["rows"] = rows
+    return body
+
+
+# --- Lifecycle funnel ---------------------------------------------------------------------
+
+
+def funnel_report(*, window: Window_, group_by: str = "") -> dict[str, Any]:
+    """Customers entering each stage in the window (Reach: profiles created; other stages:
+    their first forward stage change to it), the share of those who went on to a later stage
+    (by now), and the median time from entering one stage to entering the next.
+    `group_by="channel"` splits by first-touch channel of the stage entry."""
+    forward = StageChange.objects.filter(customer__merged_into__isnull=True)
+    entries = (
+        forward.values("customer_id")
+        .annotate(
+            reach=Min("customer__created_at"),
+            **{stage: Min("changed_at", filter=Q(to_stage=stage)) for stage in STAGES[1:]},
+        )
+    )
+    entered_reach = Customer.objects.filter(merged_into__isnull=True, created_at__gte=window.start, created_at__lt=window.end)
+    # Customers created or changing stage in the window; their entries over all time (a
+    # filter on the change rows themselves would hide entries outside the window).
+    touched = StageChange.objects.filter(changed_at__gte=window.start, changed_at__lt=window.end).values("customer_id")
+    firsts: dict[int, dict[str, dt.datetime | None]] = {row["customer_id"]: row for row in entries.filter(
+        Q(customer_id__in=entered_reach.values("pk")) | Q(customer_id__in=touched)
+    )}
+    stages_out = []
+    for index, stage in enumerate(STAGES):
+        if stage == LifecycleStage.REACH:
+            entered = entered_reach.count()
+            entered_ids = None
+        else:
+            entered_ids = [pk for pk, row in firsts.items() if row[stage] and window.start <= row[stage] < window.end]
+            entered = len(entered_ids)
+        later = STAGES[index + 1:]
+        went_on = 0
+        gaps: list[float] = []
+        if later:
+            if stage == LifecycleStage.REACH:
+                cohort = [row for row in firsts.values() if row["reach"] and window.start <= row["reach"] < window.end]
+            else:
+                cohort = [firsts[pk] for pk in entered_ids or []]
+            went_on = sum(1 for row in cohort if any(row[s] for s in later))
+            nxt = later[0]
+            gaps = [(row[nxt] - row[stage]).total_seconds() for row in cohort if row[nxt] and row[stage] and row[nxt] >= row[stage]]
+        stages_out.append({
+            "stage": stage,
+            "label": str(LifecycleStage(stage).label),
+            "entered": entered,
+            "went_on": went_on,
+            "conversion_rate": (went_on / entered) if (later and entered) else None,
+            "median_seconds_to_next": median(gaps),
+        })
+    body: dict[str, Any] = {
+        "period_from": window.start,
+        "period_to": window.end,
+        "group_by": group_by,
+        "summary": {"stages": stages_out},
+        "rows": [],
+    }
+    if group_by == "channel":
+        rows = (
+            StageChange.objects.filter(changed_at__gte=window.start, changed_at__lt=window.end, customer__merged_into__isnull=True)
+            .values("to_stage", "first_touch_channel")
+            .annotate(customers=Count("customer_id", distinct=True))
+            .order_by("first_touch_channel", "to_stage")
+        )
+        by_channel: dict[str, dict[str, int]] = defaultdict(lambda: {s: 0 for s in STAGES[1:]})
+        for row in rows:
+            if STAGE_ORDER.get(row["to_stage"], 0) > 0:
+                by_channel[row["first_touch_channel"]][row["to_stage"]] = row["customers"]
+        labels = group_labels(group_by="channel", keys=list(by_channel))
+        body["rows"] = [{"key": key, "label": labels.get(key) or "—", **counts} for key, counts in sorted(by_channel.items())]
+    return body

@@ -1,0 +1,17 @@
+"""Celery tasks: load by id → call a service; idempotent; no business logic."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from journeys import services
+
+
+@shared_task(acks_late=True)
+def journeys_sync_task() -> dict[str, int]:
+    """Periodic: resolutions log, first-inbound acquisitions, CSAT schedule/send/replies/expiry."""
+    return services.journeys_sync()
+
+
+@shared_task(acks_late=True)
+def csat_survey_send_task(survey_id: int) -> str:
+    return services.csat_survey_send(survey_id=survey_id).status

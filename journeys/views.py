@@ -1,0 +1,189 @@
+"""HTML side: the public survey page and the supervisor dashboards (with CSV export)."""
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from journeys import kpis, overview, selectors, services
+from journeys.forms import ReportFilterForm, SurveyForm
+from journeys.models import CsatResponse, CsatSurvey
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def survey(request, token: str):
+    """Public (no login): the signed token names the survey; one answer per survey."""
+    found = services.survey_from_token(token=token)
+    if found is None:
+        raise Http404
+    state = "open"
+    if found.status == CsatSurvey.Status.ANSWERED:
+        state = "answered"
+    elif found.status != CsatSurvey.Status.SENT or (found.expires_at and found.expires_at <= timezone.now()):
+        state = "closed"
+    form = SurveyForm(request.POST or None)
+    if request.method == "POST" and state == "open" and form.is_valid():
+        try:
+            services.csat_response_record(
+                survey=found, rating=form.cleaned_data["rating"], comment=form.cleaned_data["comment"],
+                via=CsatResponse.Via.LINK,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            state = "thanks"
+    return render(request, "journeys/survey.html", {"form": form, "state": state, "survey": found})
+
+
+def _require_reports(request) -> None:
+    if not selectors.reports_can_view(viewer=request.user):
+        raise PermissionDenied
+
+
+def _filters(request) -> tuple[ReportFilterForm, kpis.Window_, str, str]:
+    form = ReportFilterForm(request.GET)
+    form.is_valid()
+    data = getattr(form, "cleaned_data", {})
+    window = kpis.period_from_query(request.GET)
+    return form, window, data.get("group_by") or "", data.get("period") or "month"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    minutes = value / 60
+    if minutes < 90:
+        return _("%(n).1f min") % {"n": minutes}
+    hours = minutes / 60
+    if hours < 48:
+        return _("%(n).1f h") % {"n": hours}
+    return _("%(n).1f days") % {"n": hours / 24}
+
+
+def _percent(value: float | None, scale: float = 100.0) -> str:
+    return "—" if value is None else f"{value * scale:.1f}%"
+
+
+def _csv(filename: str, header: list[str], rows: list[list[Any]]) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_csv_safe(value) for value in row])
+    return response
+
+
+def _csv_safe(value: Any) -> Any:
+    # A cell starting with = + - @ is a formula in spreadsheets: neutralise it.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return "" if value is None else value
+
+
+def _wants_csv(request) -> bool:
+    return request.GET.get("format") == "csv"
+
+
+@login_required
+def dashboard_overview(request):
+    _require_reports(request)
+    form, window, _group, _period = _filters(request)
+    context = {
+        "form": form, "window": window, "live": overview.live_numbers(),
+        "service": kpis.service_report(window=window), "csat": kpis.csat_report(window=window),
+    }
+    context["channel_rows"] = context["service"]["summary"]["channels"]
+    if _wants_csv(request):
+        return _csv("channel-mix.csv", ["channel", "messages", "inbound", "outbound", "conversations"],
+                    [[r["channel"], r["messages"], r["inbound"], r["outbound"], r["conversations"]] for r in context["channel_rows"]])
+    context["mix_chart"] = {"labels": [r["channel"] for r in context["channel_rows"]],
+                            "series": [{"label": _("Messages"), "values": [r["messages"] for r in context["channel_rows"]]}]}
+    context["frt"] = _seconds(context["service"]["summary"]["first_response"]["median_seconds"])
+    context["csat_percent"] = _percent(context["csat"]["summary"]["csat_percent"], 1)
+    return render(request, "journeys/overview.html", context)
+
+
+@login_required
+def dashboard_funnel(request):
+    _require_reports(request)
+    form, window, _group, _period = _filters(request)
+    report = kpis.funnel_report(window=window, group_by="channel")
+    stages = report["summary"]["stages"]
+    if _wants_csv(request):
+        if request.GET.get("table") == "channels":
+            return _csv("funnel-by-channel.csv", ["first_touch_channel", "acquisition", "conversion", "retention", "loyalty"],
+                        [[r["key"], r["acquisition"], r["conversion"], r["retention"], r["loyalty"]] for r in report["rows"]])
+        return _csv("funnel.csv", ["stage", "entered", "went_on", "conversion_rate", "median_seconds_to_next"],
+                    [[s["stage"], s["entered"], s["went_on"], s["conversion_rate"], s["median_seconds_to_next"]] for s in stages])
+    for stage in stages:
+        stage["rate_display"] = _percent(stage["conversion_rate"])
+        stage["time_display"] = _seconds(stage["median_seconds_to_next"])
+    return render(request, "journeys/funnel.html", {
+        "form": form, "window": window, "stages": stages, "channel_rows": report["rows"],
+        "chart": {"labels": [s["label"] for s in stages], "series": [{"label": _("Customers entering"), "values": [s["entered"] for s in stages]}]},
+        "has_data": any(s["entered"] for s in stages),
+    })
+
+
+@login_required
+def dashboard_csat(request):
+    _require_reports(request)
+    form, window, group_by, period = _filters(request)
+    report = kpis.csat_report(window=window, group_by=group_by or "period", period=period)
+    trend = report if not group_by or group_by == "period" else kpis.csat_report(window=window, group_by="period", period=period)
+    if _wants_csv(request):
+        return _csv("csat.csv", ["group", "responses", "satisfied", "csat_percent", "average_rating", "surveys_sent", "response_rate"],
+                    [[r["label"], r["responses"], r["satisfied"], r["csat_percent"], r["average_rating"], r["surveys_sent"], r["response_rate"]]
+                     for r in report["rows"]])
+    for row in report["rows"]:
+        row["csat_display"] = _percent(row["csat_percent"], 1)
+        row["rate_display"] = _percent(row["response_rate"])
+    summary = report["summary"]
+    return render(request, "journeys/csat.html", {
+        "form": form, "window": window, "summary": summary, "rows": report["rows"],
+        "csat_display": _percent(summary["csat_percent"], 1), "rate_display": _percent(summary["response_rate"]),
+        "chart": {"labels": [r["label"] for r in trend["rows"]], "series": [{"label": _("CSAT %"), "values": [r["csat_percent"] for r in trend["rows"]]}]},
+        "distribution": {"labels": list(summary["distribution"]), "series": [{"label": _("Responses"), "values": list(summary["distribution"].values())}]},
+        "recent": selectors.csat_response_list(viewer=request.user, since=window.start, until=window.end)[:20],
+    })
+
+
+@login_required
+def dashboard_kpis(request):
+    _require_reports(request)
+    form, window, group_by, period = _filters(request)
+    report = kpis.service_report(window=window, group_by=group_by or "channel", period=period)
+    if _wants_csv(request):
+        return _csv("kpis.csv", ["group", "conversations", "unanswered", "frt_median_s", "frt_p90_s", "resolutions",
+                                 "resolution_median_s", "resolution_p90_s", "reopened", "reopen_rate"],
+                    [[r["label"], r["conversations"], r["unanswered"], r["first_response"]["median_seconds"],
+                      r["first_response"]["p90_seconds"], r["resolutions"], r["resolution"]["median_seconds"],
+                      r["resolution"]["p90_seconds"], r["reopened"], r["reopen_rate"]] for r in report["rows"]])
+    for row in [report["summary"], *report["rows"]]:
+        row["frt_median"] = _seconds(row["first_response"]["median_seconds"])
+        row["frt_p90"] = _seconds(row["first_response"]["p90_seconds"])
+        row["res_median"] = _seconds(row["resolution"]["median_seconds"])
+        row["res_p90"] = _seconds(row["resolution"]["p90_seconds"])
+        row["reopen_display"] = _percent(row["reopen_rate"])
+    rows = report["rows"]
+    return render(request, "journeys/kpis.html", {
+        "form": form, "window": window, "summary": report["summary"], "rows": rows,
+        "switches": report["summary"]["channel_switches"],
+        "chart": {
+            "labels": [str(r["label"]) for r in rows],
+            "series": [
+                {"label": _("Median first response (min)"), "values": [round((r["first_response"]["median_seconds"] or 0) / 60, 1) for r in rows]},
+                {"label": _("Median resolution (h)"), "values": [round((r["resolution"]["median_seconds"] or 0) / 3600, 2) for r in rows]},
+            ],
+        },
+    })
