@@ -187,21 +187,38 @@ def inbound_event_apply(*, inbox: Inbox, item: InboundEvent, webhook_event: Webh
     return None
 
 
-def _inbound_message(inbox: Inbox, item: InboundEvent, webhook_event: WebhookEvent | None) -> Message | None:
+def _provider_id(item: InboundEvent) -> str:
+    """The id that makes a redelivery recognisable: the provider's message id, else its event id
+    (a LINE postback has only a webhookEventId)."""
     if item.provider_message_id:
-        existing = Message.objects.filter(inbox=inbox, provider_message_id=item.provider_message_id).first()
+        return item.provider_message_id
+    return f"event:{item.event_id}" if item.event_id else ""
+
+
+def _inbound_message(inbox: Inbox, item: InboundEvent, webhook_event: WebhookEvent | None) -> Message | None:
+    provider_id = _provider_id(item)
+    if provider_id:
+        existing = Message.objects.filter(inbox=inbox, provider_message_id=provider_id).first()
         if existing is not None:
             return existing  # a redelivery: nothing to do (the constraint still guards races)
     identities = _identity_inputs(inbox, item)
+    display_name = item.display_name
     if not identities:
-        logger.info("inbox %s: %s event without a sender identity ignored", inbox.pk, item.kind)
-        return None
+        # A LINE group or room whose member has not shared their profile: the group itself is
+        # who we talk to (push to a groupId works), so it is the "customer" of the conversation.
+        group = (item.extra.get("groupId") or item.extra.get("roomId")) if inbox.kind == "line" else ""
+        if not group:
+            logger.warning("inbox %s: %s event without a sender identity ignored", inbox.pk, item.kind)
+            return None
+        identities = [IdentityInput("line", str(group), verified=True, scope=str(inbox.uuid),
+                                    source_ref=f"inbox:{inbox.pk}")]
+        display_name = display_name or "LINE group"
     at = item.timestamp or timezone.now()
     now = timezone.now()
     if at > now + dt.timedelta(minutes=5):
         at = now  # a provider clock far ahead must not reorder the conversation
     resolved = customer_resolve(identities=identities, source=f"channel:{inbox.kind}",
-                                display_name=item.display_name, seen_at=at)
+                                display_name=display_name, seen_at=at)
     if resolved.rejected and not (resolved.attached or resolved.matched):
         # Storing it on a fresh anonymous profile would split the customer on every message:
         # fail loudly so the event is parked where an admin can see it.
@@ -215,7 +232,7 @@ def _inbound_message(inbox: Inbox, item: InboundEvent, webhook_event: WebhookEve
         direction=MessageDirection.INBOUND,
         sender=MessageSender.CUSTOMER,
         content=_content(item),
-        provider_message_id=item.provider_message_id,
+        provider_message_id=provider_id,
         reply_to_provider_id=item.reply_to_id if item.kind != EventKind.REACTION else "",
         attachments=_attachments(item),
         data=_data(item),

@@ -61,9 +61,9 @@ def telegram_inbox(*, api_base_url: str = "", team=None):
     return inbox_create(name="Telegram", kind="telegram", config=config, default_team=team)
 
 
-def line_inbox(*, team=None):
+def line_inbox(*, team=None, secret: str = LINE_SECRET):
     return inbox_create(name="LINE", kind="line", config={"channel_access_token": "line-access-token-0001",
-                                                           "channel_secret": LINE_SECRET}, default_team=team)
+                                                           "channel_secret": secret}, default_team=team)
 
 
 def meta_signature(body: bytes, secret: str) -> str:
