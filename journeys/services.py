@@ -393,15 +393,19 @@ def resolutions_sync(*, limit: int = 5000) -> int:
 
 
 def survey_token(*, survey: CsatSurvey) -> str:
-    return signing.dumps({"s": survey.pk}, salt=SURVEY_SALT, compress=True)
+    """Signed survey id (no timestamp: expiry is the survey's own `expires_at`), so the link
+    in the message and any later rendering agree."""
+    return signing.Signer(salt=SURVEY_SALT).sign(str(survey.pk))
 
 
 def survey_from_token(*, token: str) -> CsatSurvey | None:
     try:
-        data = signing.loads(token, salt=SURVEY_SALT)
+        value = signing.Signer(salt=SURVEY_SALT).unsign(token)
     except signing.BadSignature:
         return None
-    return CsatSurvey.objects.select_related("conversation", "inbox").filter(pk=data.get("s")).first()
+    if not value.isdigit():
+        return None
+    return CsatSurvey.objects.select_related("conversation", "inbox").filter(pk=int(value)).first()
 
 
 def survey_url(*, survey: CsatSurvey) -> str:
