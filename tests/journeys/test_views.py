@@ -1,0 +1,56 @@
+"""Dashboards: supervisors only, render with and without data, CSV export, labelled controls."""
+from __future__ import annotations
+
+import pytest
+
+from tests.journeys.test_kpis import service_fixture  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.django_db
+
+PAGES = ["/journeys/dashboard/", "/journeys/dashboard/funnel/", "/journeys/dashboard/csat/", "/journeys/dashboard/kpis/"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_agents_are_refused_and_anonymous_users_sent_to_sign_in(client, agent, path):
+    assert client.get(path).status_code == 302
+    client.force_login(agent)
+    assert client.get(path).status_code == 403
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_empty_period_shows_an_empty_state(client, supervisor, path):
+    client.force_login(supervisor)
+    response = client.get(path + "?from=2020-01-01&to=2020-01-31")
+    assert response.status_code == 200
+    assert b'class="empty' in response.content or b"class=\"card empty" in response.content
+    assert b'<label for="id_from_">' in response.content and b'name="from"' in response.content
+
+
+def test_kpi_page_and_csv_show_the_numbers(client, supervisor, service_fixture):  # noqa: F811
+    client.force_login(supervisor)
+    page = client.get("/journeys/dashboard/kpis/?from=2026-03-01&to=2026-03-31&group_by=channel")
+    assert page.status_code == 200
+    assert b"chart-4.6.1.umd.min.js" in page.content and b'data-chart="bar"' in page.content
+    assert b"20.0 min" in page.content  # median first response
+
+    export = client.get("/journeys/dashboard/kpis/?from=2026-03-01&to=2026-03-31&group_by=channel&format=csv")
+    assert export["Content-Type"].startswith("text/csv")
+    lines = export.content.decode().splitlines()
+    assert lines[0].startswith("group,conversations,unanswered,frt_median_s")
+    assert any(line.startswith("WhatsApp,2,0,") for line in lines)
+
+
+def test_overview_shows_live_numbers_and_channel_mix(client, supervisor, service_fixture):  # noqa: F811
+    client.force_login(supervisor)
+    page = client.get("/journeys/dashboard/?from=2026-03-01&to=2026-03-31")
+    assert page.status_code == 200
+    assert page.context["live"]["open"] == 1  # conversation 3 is still open
+    export = client.get("/journeys/dashboard/?from=2026-03-01&to=2026-03-31&format=csv")
+    assert export.content.decode().splitlines()[1] == "whatsapp,6,3,3,2"
+
+
+def test_csv_cells_cannot_become_formulas():
+    from journeys.views import _csv_safe
+
+    assert _csv_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert _csv_safe(None) == "" and _csv_safe(3) == 3
