@@ -137,8 +137,12 @@ def _attachments(item: InboundEvent) -> list[dict[str, Any]]:
     out = []
     for attachment in item.attachments:
         values = dataclasses.asdict(attachment)
-        values.pop("content", None)  # inline bytes (email) are stored through storage, not JSON
-        out.append({k: v for k, v in values.items() if v not in ("", None)})
+        content = values.pop("content", None)
+        values = {k: v for k, v in values.items() if v not in ("", None)}
+        if content is not None:
+            # Inline bytes (email) stay in the raw delivery; the media task copies them to storage.
+            values.update({"inline": True, "size": values.get("size") or len(content)})
+        out.append(values)
     if item.location is not None:
         out.append({"kind": "location", **dataclasses.asdict(item.location)})
     for card in item.contacts:

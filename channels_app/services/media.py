@@ -18,7 +18,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from channels_app.adapters.base import AdapterError, Attachment
+from channels_app.adapters.base import AdapterError, Attachment, MediaContent
 from channels_app.models import Message
 from channels_app.services.inboxes import inbox_adapter
 
@@ -45,7 +45,7 @@ def allowed_type(mime_type: str) -> bool:
 def attachments_to_fetch(message: Message) -> list[int]:
     return [
         index for index, item in enumerate(message.attachments)
-        if item.get("kind") in FETCHABLE_KINDS and (item.get("media_id") or item.get("url"))
+        if (item.get("inline") or (item.get("kind") in FETCHABLE_KINDS and (item.get("media_id") or item.get("url"))))
         and not item.get("stored") and not item.get("error")
     ]
 
@@ -81,17 +81,19 @@ def message_media_fetch(*, message_id: int, final_attempt: bool = False) -> Fetc
     outside transactions; each result is saved on its own. Retryable provider errors leave the
     attachment for the next attempt (`retry`), unless this is the final one."""
     outcome = FetchOutcome()
-    message = Message.objects.select_related("inbox").filter(pk=message_id).first()
+    message = Message.objects.select_related("inbox", "webhook_event").filter(pk=message_id).first()
     if message is None:
         return outcome
     adapter = inbox_adapter(inbox=message.inbox)
-    if adapter is None or not hasattr(adapter, "fetch_media"):
+    if adapter is None:
         return outcome
     for index in attachments_to_fetch(message):
         item = message.attachments[index]
+        if not item.get("inline") and not hasattr(adapter, "fetch_media"):
+            continue  # e.g. an integrator's public URL: linked, not copied
         result: dict[str, Any]
         try:
-            media = adapter.fetch_media(_attachment(item))
+            media = _inline_content(message, adapter, index) if item.get("inline") else adapter.fetch_media(_attachment(item))
         except AdapterError as exc:
             if exc.retryable and not final_attempt:
                 outcome.retry = True
@@ -112,6 +114,20 @@ def message_media_fetch(*, message_id: int, final_attempt: bool = False) -> Fetc
         else:
             outcome.failed += 1
     return outcome
+
+
+def _inline_content(message: Message, adapter: Any, index: int) -> MediaContent:
+    """Bytes delivered inside the webhook itself (email MIME parts): parse the stored raw
+    delivery again rather than keeping binary data in the message row."""
+    event = message.webhook_event
+    if event is None:
+        raise AdapterError("the raw delivery holding this attachment is no longer kept", permanent=True)
+    for item in adapter.parse(bytes(event.body), event.headers):
+        if item.provider_message_id == message.provider_message_id and index < len(item.attachments):
+            attachment = item.attachments[index]
+            if attachment.content is not None:
+                return MediaContent(attachment.content, attachment.mime_type)
+    raise AdapterError("the attachment is not in the raw delivery", permanent=True)
 
 
 @transaction.atomic

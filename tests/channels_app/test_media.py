@@ -92,3 +92,29 @@ def test_erase_deletes_stored_files(client, supervisor, provider_server, shared_
     assert not default_storage.exists(path)
     message.refresh_from_db()
     assert message.attachments == []
+
+
+def test_email_attachments_are_copied_from_the_raw_delivery_into_storage(client, shared_fixture,
+                                                                          django_capture_on_commit_callbacks):
+    import hashlib
+    import hmac
+
+    from channels_app.services import inbox_create
+
+    inbox = inbox_create(name="Email", kind="email", config={"address": "halo@tokodemo.test", "inbound_secret": "s3cret-in"})
+    body = shared_fixture("email_reply_thread_with_attachments.eml")
+    signature = "sha256=" + hmac.new(b"s3cret-in", body, hashlib.sha256).hexdigest()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(inbox.webhook_path, data=body, content_type="message/rfc822",
+                           HTTP_X_INBOUND_SIGNATURE=signature).status_code == 200
+
+    attachments = Message.objects.get().attachments
+    stored = [a for a in attachments if a.get("stored")]
+    assert [a["filename"] for a in stored] == ["image001.jpg", "image002.jpg", "image003.jpg", "20170609091403417.pdf"]
+    for item in stored:
+        assert hashlib.sha256(default_storage.open(item["stored"]).read()).hexdigest() == item["sha256"]
+    # HTML parts are refused (they would run script if opened from our origin), with the reason.
+    refused = [a for a in attachments if a.get("error")]
+    assert {a["mime_type"] for a in refused} == {"text/html"}
+    assert len(refused) == 4

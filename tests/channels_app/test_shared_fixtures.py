@@ -4,6 +4,8 @@ never copied). Outcomes are exact: stored and processed (with N messages), or pa
 reason when customers' identity rules refuse the (anonymised) sender id in the payload."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from urllib.parse import parse_qsl
 
@@ -11,6 +13,7 @@ import pytest
 
 from channels_app.adapters import twilio_sms
 from channels_app.models import Message, WebhookEvent
+from channels_app.services import inbox_create
 from customers.models import Identity
 from tests.channels_app.test_webhooks import (
     instagram_inbox,
@@ -23,7 +26,7 @@ from tests.channels_app.test_webhooks import (
     telegram_inbox,
     whatsapp_inbox,
 )
-from tests.channels_app.test_webhooks_providers import TWILIO_TOKEN, twilio_inbox
+from tests.channels_app.test_webhooks_providers import EMAIL_SECRET, TWILIO_TOKEN, twilio_inbox
 
 pytestmark = pytest.mark.django_db
 
@@ -69,6 +72,10 @@ EXPECTED = {
     "twilio_whatsapp_inbound_location.txt": ("processed", 1, ""),
     "twilio_whatsapp_status_sent.txt": ("processed", 0, ""),
     "twilio_whatsapp_status_delivered.txt": ("processed", 0, ""),
+    "email_reply_thread_with_attachments.eml": ("processed", 1, ""),
+    "email_gmail_reply_quote.eml": ("processed", 1, ""),
+    "email_gmail_reply_in_reply_to_quote.eml": ("processed", 1, ""),
+    "email_gmail_quote_multiple_attachments.eml": ("processed", 1, ""),
 }
 
 
@@ -89,6 +96,12 @@ def _deliver(client, settings, name: str, body: bytes):
         inbox = line_inbox()
         return client.post(inbox.webhook_path, data=body, content_type="application/json",
                            HTTP_X_LINE_SIGNATURE=line_signature(body))
+    if kind == "email":
+        inbox = inbox_create(name="Email", kind="email", config={"address": "halo@tokodemo.test",
+                                                                  "inbound_secret": EMAIL_SECRET})
+        signature = "sha256=" + hmac.new(EMAIL_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        return client.post(inbox.webhook_path, data=body, content_type="message/rfc822",
+                           HTTP_X_INBOUND_SIGNATURE=signature)
     settings.PUBLIC_BASE_URL = "https://cx.example.com"
     inbox = twilio_inbox()
     signature = twilio_sms.compute_signature(f"https://cx.example.com{inbox.webhook_path}",
