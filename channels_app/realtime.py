@@ -28,6 +28,11 @@ def agent_group(user_id: int) -> str:
     return f"agent.{user_id}"
 
 
+def conversation_group(conversation_id: int) -> str:
+    """Sockets that have a conversation open join this after `selectors.conversation_can_view`."""
+    return f"conversation.{conversation_id}"
+
+
 def _next_id() -> int:
     # Microseconds since the epoch, nudged by a process-local counter so two events published
     # in the same microsecond keep their order.

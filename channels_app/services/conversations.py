@@ -32,16 +32,17 @@ class ContinueResult:
 
 
 def conversation_audience(*, conversation: Conversation) -> list[str]:
-    """Who is told about a conversation: its assignee; if unassigned, the online members of
-    its team. Narrow `agent.<id>` groups only."""
+    """Who is told about a conversation: sockets that have it open (`conversation.<id>`), its
+    assignee, or if unassigned the online members of its team. Narrow groups only."""
+    groups = [realtime.conversation_group(conversation.pk)]
     if conversation.assignee_id:
-        return [realtime.agent_group(conversation.assignee_id)]
+        return [*groups, realtime.agent_group(conversation.assignee_id)]
     if conversation.team_id:
         member_ids = TeamMembership.objects.filter(
             team_id=conversation.team_id, user__is_active=True, user__availability=Availability.ONLINE
         ).values_list("user_id", flat=True)
-        return [realtime.agent_group(pk) for pk in member_ids]
-    return []
+        return [*groups, *(realtime.agent_group(pk) for pk in member_ids)]
+    return groups
 
 
 def _conversation_payload(conversation: Conversation) -> dict:

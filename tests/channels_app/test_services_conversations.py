@@ -499,3 +499,17 @@ def test_mention_in_a_private_note_notifies_the_mentioned_agent_who_can_see_it(m
     events = [e["payload"] for e in _received(budi_socket)]
     assert [e["event"] for e in events if e["event"] == "channels.mention"] == ["channels.mention"]
     assert [e["event"] for e in _received(outsider_socket)] == []
+
+
+def test_events_also_reach_sockets_that_have_the_conversation_open(client, supervisor, django_capture_on_commit_callbacks):
+    inbox = whatsapp_inbox()
+    with django_capture_on_commit_callbacks(execute=True):
+        post_whatsapp(client, inbox, wa_text(text="pertama", timestamp=now_ts()))
+    conversation = Conversation.objects.get()
+    watching = _listen(f"conversation.{conversation.pk}")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        message_create_outbound(conversation=conversation, author=supervisor, content="catatan", private=True)
+
+    payloads = [e["payload"] for e in _received(watching)]
+    assert [(p["event"], p["message"]["content"]) for p in payloads] == [("channels.message.created", "catatan")]
