@@ -154,13 +154,14 @@ class CustomerAdmin(admin.ModelAdmin):
         return obj._identity_count
 
     def get_search_results(self, request, queryset, search_term):
+        base = queryset  # already narrowed by the list filters
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         # A phone typed any way finds the normalised value.
         try:
             phone = identity_normalise(kind="phone", value=search_term).value
         except IdentityValueError:
             return queryset, may_have_duplicates
-        return queryset | self.model.objects.filter(identities__kind="phone", identities__value=phone), True
+        return queryset | base.filter(identities__kind="phone", identities__value=phone), True
 
     @admin.action(description=_("Merge the two selected customers (the older one is kept)"), permissions=["merge"])
     def merge_selected(self, request, queryset):

@@ -92,3 +92,13 @@ def test_admin_identity_inline_normalises_and_validates(client, admin_user):
     assert "“123” is not a valid phone number." in bad.content.decode()
     assert good.status_code == 302
     assert list(customer.identities.values_list("kind", "value")) == [("phone", "+6281234567890")]
+
+
+def test_admin_phone_search_respects_the_active_filters(client, admin_user):
+    reach = CustomerFactory(lifecycle_stage="reach")
+    IdentityFactory(customer=reach, kind="phone", value="+6281234567890")
+    client.force_login(admin_user)
+
+    response = client.get(reverse("admin:customers_customer_changelist"), {"q": "0812-3456-7890", "lifecycle_stage__exact": "loyalty"})
+
+    assert list(response.context["cl"].result_list) == []
