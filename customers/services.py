@@ -300,6 +300,9 @@ def _resolve_once(
                 )
             )
         result.attached = Identity.objects.bulk_create(to_create)
+        if not created:
+            for identity in result.attached:
+                _identity_timeline(identity, occurred_at=seen_at)
         if strict and over_limit:
             raise ValidationError({"identities": over_limit})
 
@@ -311,6 +314,19 @@ def _resolve_once(
             lambda: events.customer_created.send(sender=Customer, event=events.CUSTOMER_CREATED, customer=anchor)
         )
     return result
+
+
+def _identity_timeline(identity: Identity, *, occurred_at: dt.datetime) -> None:
+    """A new way to reach an existing customer is worth a line in their timeline."""
+    timeline_record(
+        customer=identity.customer,
+        kind=TimelineKind.IDENTITY,
+        occurred_at=occurred_at,
+        title=_("%(kind)s %(value)s added") % {"kind": identity.get_kind_display(), "value": identity.value},
+        ref_type="customers.identity",
+        ref_id=str(identity.pk),
+        data={"kind": identity.kind, "verified": identity.verified, "source": identity.source},
+    )
 
 
 def _add_suggestion(result: ResolveResult, suggestion: MergeSuggestion | None) -> None:
@@ -606,7 +622,7 @@ def identity_add(
     if Identity.objects.filter(customer=customer, kind=norm.kind).count() >= max_identities_per_kind():
         raise ValidationError({"kind": [_("This customer already has the maximum number of identities of this kind.")]})
     now = timezone.now()
-    return Identity.objects.create(
+    identity = Identity.objects.create(
         customer=customer,
         kind=norm.kind,
         scope=norm.scope,
@@ -617,6 +633,8 @@ def identity_add(
         first_seen_at=now,
         last_seen_at=now,
     )
+    _identity_timeline(identity, occurred_at=now)
+    return identity
 
 
 def identity_remove(*, identity: Identity) -> None:
