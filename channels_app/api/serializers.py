@@ -111,8 +111,17 @@ class MessageSerializer(serializers.ModelSerializer):
                   "created_at"]
 
 
+class TemplateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=512)
+    language = serializers.CharField(max_length=15, help_text="e.g. id, en_US")
+    components = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+
+
 class MessageCreateSerializer(serializers.Serializer):
-    content = serializers.CharField(max_length=10_000, trim_whitespace=True)
+    content = serializers.CharField(max_length=10_000, trim_whitespace=True, required=False, default="",
+                                    allow_blank=True)
+    template = TemplateSerializer(required=False, allow_null=True, default=None,
+                                  help_text="WhatsApp: an approved template (allowed outside the 24-hour window).")
     private = serializers.BooleanField(required=False, default=False)
     inbox = serializers.IntegerField(required=False, allow_null=True, default=None,
                                      help_text="Channel to reply on; default: where the customer last wrote from.")

@@ -250,7 +250,7 @@ class ConversationMessageListApi(generics.ListAPIView):
                 raise exceptions.ValidationError({"inbox": ["No such inbox."]})
         message = services.message_create_outbound(
             conversation=conversation, author=request.user, content=data["content"],
-            private=data["private"], inbox=inbox,
+            private=data["private"], inbox=inbox, template=data["template"],
         )
         message = Message.objects.select_related("inbox", "author").get(pk=message.pk)
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from channels_app import realtime
-from channels_app.adapters.base import AdapterError, OutboundMessage
+from channels_app.adapters.base import AdapterError, OutboundMessage, Template
 from channels_app.models import (
     Conversation,
     Inbox,
@@ -190,6 +190,18 @@ def whatsapp_window_open(*, conversation: Conversation, inbox: Inbox, now: dt.da
     return customer_service_window_open(last, now=now)
 
 
+def _template_clean(template: dict[str, Any], inbox: Inbox) -> dict[str, Any]:
+    if inbox.kind != InboxKind.WHATSAPP:
+        raise ValidationError({"template": [_("Templates are a WhatsApp feature.")]})
+    name, language = str(template.get("name") or "").strip(), str(template.get("language") or "").strip()
+    components = template.get("components") or []
+    if not name or not language:
+        raise ValidationError({"template": [_("A template needs its name and language code (e.g. id, en_US).")]})
+    if not isinstance(components, list) or not all(isinstance(c, dict) for c in components):
+        raise ValidationError({"template": [_("Template components must be a list of objects.")]})
+    return {"name": name, "language": language, "components": components}
+
+
 @transaction.atomic
 def message_create_outbound(
     *,
@@ -198,11 +210,16 @@ def message_create_outbound(
     content: str,
     private: bool = False,
     inbox: Inbox | None = None,
+    template: dict[str, Any] | None = None,
 ) -> Message:
     """An agent's reply (status queued, delivered after commit by `message_deliver_task`) or a
     private note. The channel defaults to the inbox the customer last wrote from; another inbox
-    may be chosen when the customer is reachable there."""
+    may be chosen when the customer is reachable there. `template` ({"name", "language",
+    "components"}) sends an approved WhatsApp template, the only thing allowed outside the 24-hour
+    window; `content` is then the text the agent sees in the thread."""
     content = (content or "").strip()
+    if template is not None and not content:
+        content = f"[template {template.get('name', '')}]"
     if not content:
         raise ValidationError({"content": [_("Write a message first.")]})
     if len(content) > MAX_CONTENT_LENGTH:
@@ -223,7 +240,9 @@ def message_create_outbound(
         recipient = recipient_for(customer=conversation.customer, inbox=inbox)
         if not recipient:
             raise ValidationError({"inbox": [_("The customer cannot be reached on %(inbox)s.") % {"inbox": inbox}]})
-        if inbox.kind == InboxKind.WHATSAPP and not whatsapp_window_open(conversation=conversation, inbox=inbox):
+        if template is not None:
+            data["template"] = _template_clean(template, inbox)
+        elif inbox.kind == InboxKind.WHATSAPP and not whatsapp_window_open(conversation=conversation, inbox=inbox):
             raise ValidationError({"content": [_(
                 "WhatsApp only allows free-form replies within 24 hours of the customer's last message. "
                 "Send an approved template, or wait until the customer writes again."
@@ -314,8 +333,14 @@ def message_deliver(*, message_id: int, attempt: int = 1) -> DeliverOutcome:
         if inbox.kind == InboxKind.LINE:
             metadata["line"] = "push"
     thread_headers = _email_threading(message) if inbox.kind == InboxKind.EMAIL else {}
-    outbound = OutboundMessage(to=to, text=message.content, idempotency_key=str(message.uuid), metadata=metadata,
-                               **thread_headers)
+    template = message.data.get("template")
+    if template:
+        outbound = OutboundMessage(to=to, idempotency_key=str(message.uuid), metadata=metadata,
+                                   template=Template(template["name"], template["language"],
+                                                     tuple(template.get("components") or ())))
+    else:
+        outbound = OutboundMessage(to=to, text=message.content, idempotency_key=str(message.uuid), metadata=metadata,
+                                   **thread_headers)
     try:
         adapter = inbox_adapter(inbox=inbox)
         if adapter is None:

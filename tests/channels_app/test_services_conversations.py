@@ -513,3 +513,22 @@ def test_events_also_reach_sockets_that_have_the_conversation_open(client, super
 
     payloads = [e["payload"] for e in _received(watching)]
     assert [(p["event"], p["message"]["content"]) for p in payloads] == [("channels.message.created", "catatan")]
+
+
+def test_template_may_be_sent_outside_the_whatsapp_window(client, agent, provider_server, django_capture_on_commit_callbacks):
+    wa = whatsapp_inbox(api_base_url=provider_server.url)
+    with django_capture_on_commit_callbacks(execute=True):
+        post_whatsapp(client, wa, wa_text(timestamp=now_ts() - 3 * 24 * 3600))
+    conversation = Conversation.objects.get()
+    provider_server.respond(200, json_body={"messages": [{"id": "wamid.TPL"}]})
+    template = {"name": "order_update", "language": "id",
+                "components": [{"type": "body", "parameters": [{"type": "text", "text": "INV-1"}]}]}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        message = message_create_outbound(conversation=conversation, author=agent, content="", template=template)
+
+    message.refresh_from_db()
+    assert (message.status, message.provider_message_id, message.content) == ("sent", "wamid.TPL", "[template order_update]")
+    assert provider_server.last.json() == {
+        "messaging_product": "whatsapp", "recipient_type": "individual", "to": WA_ID, "type": "template",
+        "template": {"name": "order_update", "language": {"code": "id"}, "components": template["components"]}}
