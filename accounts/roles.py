@@ -69,6 +69,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "csatsurvey": ("view",),
             "csatresponse": ("view",),
             "conversationresolution": ("view",),
+            "maturityassessment": ("view", "add", "change"),
+            "maturityscore": ("view", "add", "change"),
         },
     },
     # Admins get every permission of every model (see roles_sync).

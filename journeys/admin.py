@@ -9,6 +9,8 @@ from journeys.models import (
     CustomerEvent,
     EventTypeMapping,
     JourneySettings,
+    MaturityAssessment,
+    MaturityScore,
     StageChange,
     StageRule,
 )
@@ -91,3 +93,16 @@ class ConversationResolutionAdmin(ReadOnlyAdmin):
     list_display = ["conversation", "cycle_started_at", "resolved_at", "is_reopen", "inbox", "assignee", "team"]
     list_filter = ["is_reopen"]
     raw_id_fields = ["conversation", "assignee"]
+
+
+class MaturityScoreInline(admin.TabularInline):
+    model = MaturityScore
+    extra = 0
+    raw_id_fields = ["assessor"]
+
+
+@admin.register(MaturityAssessment)
+class MaturityAssessmentAdmin(admin.ModelAdmin):
+    list_display = ["title", "created_at", "created_by"]
+    readonly_fields = ["evidence"]
+    inlines = [MaturityScoreInline]

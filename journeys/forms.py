@@ -30,3 +30,57 @@ class ReportFilterForm(forms.Form):
             if "from" in data:
                 data["from_"] = data.get("from")
         super().__init__(data, *args, **kwargs)
+
+
+class MaturityAssessmentForm(forms.Form):
+    title = forms.CharField(label=_("Title"), max_length=200)
+    notes = forms.CharField(label=_("Notes"), required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class MaturityScoreForm(forms.Form):
+    """One row per dimension: level (with each cell's guidance), target, horizon, actions."""
+
+    def __init__(self, *args, language: str = "en", initial_scores=None, **kwargs):
+        from journeys.maturity_grid import DIMENSIONS, text
+
+        super().__init__(*args, **kwargs)
+        initial_scores = initial_scores or {}
+        self.dimension_rows = []
+        for dimension in DIMENSIONS:
+            code = dimension["code"]
+            current = initial_scores.get(code)
+            choices = [(n, f"{n} · {text(level, language)}") for n, level in enumerate(dimension["levels"], start=1)]
+            self.fields[f"{code}-level"] = forms.TypedChoiceField(
+                label=text(dimension, language), choices=choices, coerce=int, required=False, widget=forms.RadioSelect,
+                initial=current.level if current else None,
+            )
+            self.fields[f"{code}-target"] = forms.TypedChoiceField(
+                label=_("Target level"), choices=[("", "—"), *[(n, str(n)) for n in range(1, 6)]], coerce=int,
+                required=False, empty_value=None, initial=current.target_level if current else None,
+            )
+            self.fields[f"{code}-horizon"] = forms.ChoiceField(
+                label=_("When"), required=False,
+                choices=[("", "—"), ("short", _("Short term")), ("mid", _("Mid term")), ("long", _("Long term"))],
+                initial=current.horizon if current else "",
+            )
+            self.fields[f"{code}-actions"] = forms.CharField(
+                label=_("Actions"), required=False, max_length=1000, initial=current.actions if current else "",
+            )
+            self.dimension_rows.append({
+                "code": code,
+                "level": self[f"{code}-level"], "target": self[f"{code}-target"],
+                "horizon": self[f"{code}-horizon"], "actions": self[f"{code}-actions"],
+            })
+
+    def scores(self) -> list[dict]:
+        out = []
+        for row in self.dimension_rows:
+            code = row["code"]
+            level = self.cleaned_data.get(f"{code}-level")
+            if level in (None, ""):
+                continue
+            out.append({
+                "dimension": code, "level": level, "target_level": self.cleaned_data.get(f"{code}-target"),
+                "horizon": self.cleaned_data.get(f"{code}-horizon") or "", "actions": self.cleaned_data.get(f"{code}-actions") or "",
+            })
+        return out

@@ -249,3 +249,60 @@ class CsatResponse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rating}/5 (survey #{self.survey_id})"
+
+
+class MaturityAssessment(models.Model):
+    """One omnichannel maturity assessment; several assessors score it (MaturityScore).
+
+    `evidence` is the snapshot of what the platform measured when the assessment was opened,
+    so later history compares like with like.
+    """
+
+    title = models.CharField(_("title"), max_length=200)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("opened by"))
+    created_at = models.DateTimeField(_("opened"), default=timezone.now)
+    notes = models.TextField(_("notes"), blank=True, max_length=5000)
+    evidence = models.JSONField(_("measured evidence"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("maturity assessment")
+        verbose_name_plural = _("maturity assessments")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class MaturityScore(models.Model):
+    """One assessor's level (1–5) for one dimension, with an optional target level and
+    planned actions (the roadmap)."""
+
+    class Horizon(models.TextChoices):
+        SHORT = "short", _("Short term")
+        MID = "mid", _("Mid term")
+        LONG = "long", _("Long term")
+
+    assessment = models.ForeignKey(MaturityAssessment, on_delete=models.CASCADE, related_name="scores", verbose_name=_("assessment"))
+    assessor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("assessor"))
+    dimension = models.CharField(_("dimension"), max_length=20)
+    level = models.PositiveSmallIntegerField(_("level"))
+    target_level = models.PositiveSmallIntegerField(_("target level"), null=True, blank=True)
+    horizon = models.CharField(_("horizon"), max_length=5, choices=Horizon.choices, blank=True)
+    actions = models.CharField(_("actions"), max_length=1000, blank=True)
+    scored_at = models.DateTimeField(_("scored"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("maturity score")
+        verbose_name_plural = _("maturity scores")
+        ordering = ["assessment", "dimension", "assessor"]
+        constraints = [
+            models.UniqueConstraint(fields=["assessment", "assessor", "dimension"], name="maturity_score_unique"),
+            models.CheckConstraint(condition=models.Q(level__gte=1, level__lte=5), name="maturity_level_1_5"),
+            models.CheckConstraint(
+                condition=models.Q(target_level__isnull=True) | models.Q(target_level__gte=1, target_level__lte=5),
+                name="maturity_target_1_5",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dimension}={self.level}"

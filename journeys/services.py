@@ -25,6 +25,7 @@ from accounts.services import audit_record
 from channels_app.models import Conversation, ConversationStatus, Message, MessageDirection, MessageSender
 from customers.models import Customer, IdentityKind, IdentityOrigin, LifecycleStage, TimelineKind
 from customers.services import IdentityInput, customer_resolve, customer_update, timeline_record
+from journeys.maturity_grid import DIMENSION_CODES
 from journeys.models import (
     STAGE_ORDER,
     ConversationResolution,
@@ -34,6 +35,8 @@ from journeys.models import (
     EventMeaning,
     EventTypeMapping,
     JourneySettings,
+    MaturityAssessment,
+    MaturityScore,
     StageChange,
     StageRule,
 )
@@ -577,3 +580,47 @@ def journeys_sync(*, now: dt.datetime | None = None) -> dict[str, int]:
     result["replies"] = csat_replies_sync()
     result["expired"] = csat_surveys_expire(now=now)
     return result
+
+
+# --- Maturity assessment ------------------------------------------------------------------
+
+
+@transaction.atomic
+def maturity_assessment_create(*, title: str, actor: User | None, notes: str = "") -> MaturityAssessment:
+    """Open an assessment with a snapshot of the measured evidence."""
+    from journeys.maturity import maturity_evidence
+
+    title = (title or "").strip()
+    if not title:
+        raise ValidationError({"title": [_("Give the assessment a title.")]})
+    assessment = MaturityAssessment(title=title[:200], created_by=actor, notes=notes, evidence=maturity_evidence())
+    assessment.full_clean()
+    assessment.save()
+    return assessment
+
+
+@transaction.atomic
+def maturity_score_record(
+    *,
+    assessment: MaturityAssessment,
+    assessor: User,
+    dimension: str,
+    level: int,
+    target_level: int | None = None,
+    horizon: str = "",
+    actions: str = "",
+) -> MaturityScore:
+    """Set one assessor's level for one dimension (a second call replaces it)."""
+
+    if dimension not in DIMENSION_CODES:
+        raise ValidationError({"dimension": [_("Unknown dimension “%(value)s”.") % {"value": dimension}]})
+    for name, value in (("level", level), ("target_level", target_level)):
+        if value is not None and (not isinstance(value, int) or not 1 <= value <= 5):
+            raise ValidationError({name: [_("Levels go from 1 to 5.")]})
+    score, _created = MaturityScore.objects.update_or_create(
+        assessment=assessment, assessor=assessor, dimension=dimension,
+        defaults={"level": level, "target_level": target_level, "horizon": horizon, "actions": actions[:1000],
+                  "scored_at": timezone.now()},
+    )
+    score.full_clean()
+    return score

@@ -10,4 +10,6 @@ urlpatterns = [
     path("dashboard/funnel/", views.dashboard_funnel, name="funnel"),
     path("dashboard/csat/", views.dashboard_csat, name="csat"),
     path("dashboard/kpis/", views.dashboard_kpis, name="kpis"),
+    path("maturity/", views.maturity_list, name="maturity_list"),
+    path("maturity/<int:pk>/", views.maturity_detail, name="maturity_detail"),
 ]

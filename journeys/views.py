@@ -4,18 +4,22 @@ from __future__ import annotations
 import csv
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
-from django.shortcuts import render
+from django.db import transaction
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import get_language, gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from journeys import kpis, overview, selectors, services
-from journeys.forms import ReportFilterForm, SurveyForm
-from journeys.models import CsatResponse, CsatSurvey
+from journeys.forms import MaturityAssessmentForm, MaturityScoreForm, ReportFilterForm, SurveyForm
+from journeys.maturity import maturity_history, maturity_result
+from journeys.maturity_grid import DIMENSIONS, text
+from journeys.models import CsatResponse, CsatSurvey, MaturityAssessment
 
 
 @never_cache
@@ -186,4 +190,67 @@ def dashboard_kpis(request):
                 {"label": _("Median resolution (h)"), "values": [round((r["resolution"]["median_seconds"] or 0) / 3600, 2) for r in rows]},
             ],
         },
+    })
+
+
+# --- Maturity assessment ------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def maturity_list(request):
+    _require_reports(request)
+    form = MaturityAssessmentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            assessment = services.maturity_assessment_create(
+                title=form.cleaned_data["title"], notes=form.cleaned_data["notes"], actor=request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect("journeys:maturity_detail", pk=assessment.pk)
+    history = maturity_history()
+    language = get_language() or "en"
+    chart = {
+        "labels": [text(d, language) for d in DIMENSIONS],
+        "series": [{"label": h["assessment"].title, "values": h["medians"]} for h in history[-4:]],
+    }
+    return render(request, "journeys/maturity_list.html", {
+        "form": form, "history": list(reversed(history)), "dimensions": [text(d, language) for d in DIMENSIONS],
+        "chart": chart, "has_scores": any(any(m is not None for m in h["medians"]) for h in history),
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def maturity_detail(request, pk: int):
+    _require_reports(request)
+    assessment = MaturityAssessment.objects.filter(pk=pk).first()
+    if assessment is None:
+        raise Http404
+    language = get_language() or "en"
+    mine = {s.dimension: s for s in assessment.scores.filter(assessor=request.user)}
+    form = MaturityScoreForm(request.POST or None, language=language, initial_scores=mine)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                for item in form.scores():
+                    services.maturity_score_record(assessment=assessment, assessor=request.user, **item)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("Your scores were saved."))
+            return redirect("journeys:maturity_detail", pk=assessment.pk)
+    result = maturity_result(assessment=assessment, language=language)
+    if _wants_csv(request):
+        return _csv(f"maturity-{assessment.pk}.csv",
+                    ["dimension", *[a.email for a in result["assessors"]], "median", "target"],
+                    [[r["label"], *r["scores"], r["median"], r["target"]] for r in result["rows"]])
+    chart = {"labels": [r["label"] for r in result["rows"]], "series": [
+        {"label": _("Median level"), "values": [r["median"] for r in result["rows"]]},
+        {"label": _("Median target"), "values": [r["target"] for r in result["rows"]]},
+    ]}
+    return render(request, "journeys/maturity_detail.html", {
+        "assessment": assessment, "result": result, "form": form, "chart": chart,
+        "has_scores": any(r["median"] is not None for r in result["rows"]),
     })

@@ -86,3 +86,40 @@ class ReportSerializer(serializers.Serializer):
     group_by = serializers.CharField()
     summary = serializers.DictField()
     rows = serializers.ListField(child=serializers.DictField())
+
+
+class MaturityScoreInSerializer(serializers.Serializer):
+    dimension = serializers.CharField(max_length=20, help_text="strategy, data, technology, process, leadership, roadmap, people, metrics or budget")
+    level = serializers.IntegerField(min_value=1, max_value=5)
+    target_level = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True, default=None)
+    horizon = serializers.CharField(required=False, allow_blank=True, default="", help_text="short, mid or long")
+    actions = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+
+
+class MaturityAssessmentCreateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+    notes = serializers.CharField(required=False, allow_blank=True, default="")
+    scores = MaturityScoreInSerializer(many=True, required=False, default=list)
+
+
+class MaturityScoresSerializer(serializers.Serializer):
+    scores = MaturityScoreInSerializer(many=True)
+
+
+class MaturityDimensionResultSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    label = serializers.CharField()
+    scores = serializers.ListField(child=serializers.IntegerField(allow_null=True))
+    median = serializers.FloatField(allow_null=True)
+    target = serializers.FloatField(allow_null=True)
+    evidence = serializers.ListField(child=serializers.DictField())
+
+
+class MaturityAssessmentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    notes = serializers.CharField()
+    evidence = serializers.DictField()
+    assessors = serializers.ListField(child=serializers.EmailField())
+    dimensions = MaturityDimensionResultSerializer(many=True)

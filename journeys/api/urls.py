@@ -10,4 +10,7 @@ urlpatterns = [
     path("reports/funnel/", views.FunnelReportApi.as_view(), name="api-report-funnel"),
     path("reports/kpis/", views.KpiReportApi.as_view(), name="api-report-kpis"),
     path("reports/csat/", views.CsatReportApi.as_view(), name="api-report-csat"),
+    path("maturity-assessments/", views.MaturityAssessmentListApi.as_view(), name="api-maturity-list"),
+    path("maturity-assessments/<int:pk>/", views.MaturityAssessmentDetailApi.as_view(), name="api-maturity-detail"),
+    path("maturity-assessments/<int:pk>/scores/", views.MaturityScoresApi.as_view(), name="api-maturity-scores"),
 ]

@@ -1,6 +1,7 @@
 """Journeys API: parse → service/selector → serialize, nothing else."""
 from __future__ import annotations
 
+from django.db import transaction
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
@@ -13,13 +14,17 @@ from journeys import kpis, selectors, services
 from journeys.api.serializers import (
     CsatResponseSerializer,
     EventCreateSerializer,
+    MaturityAssessmentCreateSerializer,
+    MaturityAssessmentSerializer,
+    MaturityScoresSerializer,
     EventSerializer,
     ReportQuerySerializer,
     ReportSerializer,
     StageChangeSerializer,
     StageSetSerializer,
 )
-from journeys.models import CsatResponse, StageChange
+from journeys.maturity import maturity_result
+from journeys.models import CsatResponse, MaturityAssessment, StageChange
 
 
 class JourneysPermission(permissions.BasePermission):
@@ -177,3 +182,65 @@ class CsatReportApi(_ReportApi):
     @extend_schema(parameters=REPORT_PARAMETERS, responses=ReportSerializer, summary="CSAT and response rate")
     def get(self, request):
         return super().get(request)
+
+
+def _assessment_body(assessment) -> dict:
+    result = maturity_result(assessment=assessment)
+    return {
+        "id": assessment.pk, "title": assessment.title, "created_at": assessment.created_at, "notes": assessment.notes,
+        "evidence": assessment.evidence, "assessors": [a.email for a in result["assessors"]],
+        "dimensions": [{k: row[k] for k in ("code", "label", "scores", "median", "target", "evidence")} for row in result["rows"]],
+    }
+
+
+def _record_scores(*, assessment, assessor, scores: list[dict]) -> None:
+    for item in scores:
+        services.maturity_score_record(assessment=assessment, assessor=assessor, **item)
+
+
+class MaturityAssessmentListApi(APIView):
+    permission_classes = [ReportPermission]
+
+    @extend_schema(responses=MaturityAssessmentSerializer(many=True), summary="Maturity assessments, newest first")
+    def get(self, request):
+        assessments = MaturityAssessment.objects.order_by("-created_at", "-id")[:100]
+        return Response([_assessment_body(a) for a in assessments])
+
+    @extend_schema(request=MaturityAssessmentCreateSerializer, responses={201: MaturityAssessmentSerializer},
+                   summary="Open an assessment (optionally with your scores)")
+    def post(self, request):
+        incoming = MaturityAssessmentCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        with transaction.atomic():
+            assessment = services.maturity_assessment_create(title=data["title"], notes=data.get("notes", ""), actor=request.user)
+            _record_scores(assessment=assessment, assessor=request.user, scores=data.get("scores") or [])
+        return Response(_assessment_body(assessment), status=status.HTTP_201_CREATED)
+
+
+class MaturityAssessmentDetailApi(APIView):
+    permission_classes = [ReportPermission]
+
+    @extend_schema(responses=MaturityAssessmentSerializer, summary="One assessment with each assessor's scores and the medians")
+    def get(self, request, pk: int):
+        return Response(_assessment_body(_assessment_or_404(pk)))
+
+
+class MaturityScoresApi(APIView):
+    permission_classes = [ReportPermission]
+
+    @extend_schema(request=MaturityScoresSerializer, responses=MaturityAssessmentSerializer, summary="Add or replace your scores")
+    def post(self, request, pk: int):
+        assessment = _assessment_or_404(pk)
+        incoming = MaturityScoresSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        with transaction.atomic():
+            _record_scores(assessment=assessment, assessor=request.user, scores=incoming.validated_data["scores"])
+        return Response(_assessment_body(assessment))
+
+
+def _assessment_or_404(pk: int):
+    assessment = MaturityAssessment.objects.filter(pk=pk).first()
+    if assessment is None:
+        raise Http404
+    return assessment
