@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from django.core.management import call_command
+from accounts.demo import seed_demo_accounts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -22,7 +22,7 @@ def sign_in(page, base_url: str, email: str, password: str = "cx-demo-2026"):
     ],
 )
 def test_each_demo_role_signs_in_and_reaches_its_home(page, live_server, email, sees_floor, sees_admin_link):
-    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    seed_demo_accounts()
 
     sign_in(page, live_server.url, email)
 
@@ -33,7 +33,7 @@ def test_each_demo_role_signs_in_and_reaches_its_home(page, live_server, email, 
 
 
 def test_agent_switches_to_bahasa_indonesia(page, live_server):
-    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    seed_demo_accounts()
     sign_in(page, live_server.url, "agent1@demo.cxplatform.test")
     page.get_by_role("heading", name="Your status").wait_for()
 
@@ -46,7 +46,7 @@ def test_agent_switches_to_bahasa_indonesia(page, live_server):
 
 
 def test_wrong_password_shows_an_error_and_stays_signed_out(page, live_server):
-    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    seed_demo_accounts()
 
     sign_in(page, live_server.url, "agent1@demo.cxplatform.test", password="not-the-password")
 
