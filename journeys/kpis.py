@@ -316,6 +316,11 @@ def csat_report(*, window: Window_, group_by: str = "", period: str = "month") -
 # --- Lifecycle funnel ---------------------------------------------------------------------
 
 
+def _forward_into(stage: str) -> Q:
+    """A change into `stage` from an earlier stage (explicit moves back do not "enter" it)."""
+    return Q(to_stage=stage, from_stage__in=STAGES[: STAGES.index(stage)])
+
+
 def funnel_report(*, window: Window_, group_by: str = "") -> dict[str, Any]:
     """Customers entering each stage in the window (Reach: profiles created; other stages:
     their first forward stage change to it), the share of those who went on to a later stage
@@ -326,7 +331,7 @@ def funnel_report(*, window: Window_, group_by: str = "") -> dict[str, Any]:
         forward.values("customer_id")
         .annotate(
             reach=Min("customer__created_at"),
-            **{stage: Min("changed_at", filter=Q(to_stage=stage)) for stage in STAGES[1:]},
+            **{stage: Min("changed_at", filter=_forward_into(stage)) for stage in STAGES[1:]},
         )
     )
     entered_reach = Customer.objects.filter(merged_into__isnull=True, created_at__gte=window.start, created_at__lt=window.end)
@@ -371,8 +376,12 @@ def funnel_report(*, window: Window_, group_by: str = "") -> dict[str, Any]:
         "rows": [],
     }
     if group_by == "channel":
+        forward_any = Q()
+        for stage in STAGES[1:]:
+            forward_any |= _forward_into(stage)
         rows = (
             StageChange.objects.filter(changed_at__gte=window.start, changed_at__lt=window.end, customer__merged_into__isnull=True)
+            .filter(forward_any)
             .values("to_stage", "first_touch_channel")
             .annotate(customers=Count("customer_id", distinct=True))
             .order_by("first_touch_channel", "to_stage")

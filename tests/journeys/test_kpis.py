@@ -208,3 +208,36 @@ def test_csat_percent_response_rate_and_distribution():
     assert (summary["surveys_sent"], summary["surveys_answered"], summary["response_rate"]) == (5, 4, 0.8)
     by_channel = kpis.csat_report(window=MARCH, group_by="channel")["rows"]
     assert [(r["key"], r["csat_percent"], r["response_rate"]) for r in by_channel] == [("whatsapp", 50.0, 0.8)]
+
+
+def test_a_move_back_does_not_count_as_entering_a_stage(funnel_fixture, supervisor):
+    from journeys.models import StageChange
+
+    c2 = Customer.objects.get(identities__value="c2@mail.test")  # skipped Acquisition
+    change = services.stage_set(customer=c2, to_stage="acquisition", actor=supervisor, note="refund")
+    StageChange.objects.filter(pk=change.pk).update(changed_at=day(3, 25))
+
+    report = kpis.funnel_report(window=MARCH, group_by="channel")
+    stages = {s["stage"]: s["entered"] for s in report["summary"]["stages"]}
+    assert stages["acquisition"] == 1  # c1 only: c2 moved back into it, it did not enter it
+    assert {r["key"]: r["acquisition"] for r in report["rows"]}["whatsapp"] == 0
+
+
+def test_csat_response_list_is_scoped_and_flat_in_queries(client, agent, supervisor, django_assert_max_num_queries):
+    from journeys.models import CsatResponse, CsatSurvey
+
+    team = TeamFactory(name="Mine")
+    add_to_team(agent, team)
+    inbox = f.inbox("whatsapp")
+    for n in range(6):
+        conv = f.conversation(inbox_=inbox, team=team if n % 2 else None)
+        survey = CsatSurvey.objects.create(conversation=conv, customer=conv.customer, inbox=inbox, team=conv.team,
+                                           status="answered", send_after=at(n), sent_at=at(n))
+        CsatResponse.objects.create(survey=survey, customer=conv.customer, rating=5 - n % 5, via="link", responded_at=at(n))
+    client.force_login(supervisor)
+    with django_assert_max_num_queries(8):
+        everything = client.get("/api/v1/csat-responses/?from=2026-03-01&to=2026-03-31").json()
+    assert len(everything["results"]) == 6
+    client.force_login(agent)
+    mine = client.get("/api/v1/csat-responses/?from=2026-03-01&to=2026-03-31").json()["results"]
+    assert len(mine) == 3 and {r["team"] for r in mine} == {team.pk}
