@@ -73,6 +73,17 @@ def seed_demo_inboxes(stdout=None) -> dict[str, Inbox]:
     return inboxes
 
 
+def _demo_phone(index: int) -> str:
+    """The phone number customers.demo gives its index-th demo customer."""
+    return f"+62812{index:04d}{7000 + index:04d}"
+
+
+def _demo_customer(name: str, identities: list[IdentityInput]):
+    """The demo customer holding these identities (customers.demo's, when it ran first), with
+    this inbox's platform ids attached. Business-asserted: the seed is the business speaking."""
+    return customer_resolve(identities=identities, source="demo", display_name=name, asserted_by="business").customer
+
+
 def _inbound(inbox: Inbox, customer, pid: str, text: str, at: dt.datetime, **data):
     conversation = conversation_continue(customer=customer, inbox=inbox, at=at).conversation
     message, _ = message_record(conversation=conversation, inbox=inbox, direction=MessageDirection.INBOUND,
@@ -97,17 +108,17 @@ def seed_demo_channels(stdout=None) -> None:
     if stdout is not None:
         stdout.write("Channels:")
     inboxes = seed_demo_inboxes(stdout)
-    if Message.objects.filter(provider_message_id__startswith="demo-").exists():
+    if Message.objects.filter(provider_message_id="demo-wa-1").exists():
         return  # conversations were seeded before
     now = timezone.now()
     wa, ig, tg = inboxes[InboxKind.WHATSAPP], inboxes[InboxKind.INSTAGRAM], inboxes[InboxKind.TELEGRAM]
 
     # Rina writes on WhatsApp, follows up on Instagram, then on Telegram: ONE conversation.
-    rina = customer_resolve(identities=[
-        IdentityInput("phone", "+6281234500001", verified=True),
+    rina = _demo_customer("Rina Wijaya", [
+        IdentityInput("phone", _demo_phone(5), verified=True),
         IdentityInput("instagram", "17841459000000001", verified=True, scope=str(ig.uuid)),
         IdentityInput("telegram", "530000001", verified=True, scope=str(tg.uuid)),
-    ], source="demo", display_name="Rina Wijaya").customer
+    ])
     conversation, _ = _inbound(wa, rina, "demo-wa-1", "Halo, sepatu lari ukuran 39 masih ada?", now - dt.timedelta(hours=5))
     _outbound(conversation, wa, "demo-wa-out-1", "Halo Kak Rina, masih ada warna hitam dan putih.",
               now - dt.timedelta(hours=4, minutes=50), MessageStatus.READ)
@@ -116,10 +127,11 @@ def seed_demo_channels(stdout=None) -> None:
 
     # Andi chats on the website, then emails: resolved after the answer.
     web, email = inboxes[InboxKind.WEBCHAT], inboxes[InboxKind.EMAIL]
-    andi = customer_resolve(identities=[
-        IdentityInput("email", "andi.kurniawan@example.com", verified=True),
+    andi = _demo_customer("Andi Saputra", [
+        IdentityInput("phone", _demo_phone(6)),
+        IdentityInput("email", "andi6@demo.example.id", verified=True),
         IdentityInput("web_visitor", "demo-visitor-7f3a", verified=True, scope=str(web.uuid)),
-    ], source="demo", display_name="Andi Kurniawan", asserted_by="business").customer
+    ])
     conversation, _ = _inbound(web, andi, "demo-web-1", "Apakah bisa retur kalau ukurannya tidak pas?",
                                now - dt.timedelta(days=2, hours=3))
     _inbound(email, andi, "demo-email-1", "Berikut nomor pesanan saya: INV-2026-00123.",
@@ -130,10 +142,10 @@ def seed_demo_channels(stdout=None) -> None:
 
     # Maya calls the call center, then visits the store: logs in the same conversation.
     voice, store, line = inboxes[InboxKind.VOICE], inboxes[InboxKind.IN_PERSON], inboxes[InboxKind.LINE]
-    maya = customer_resolve(identities=[
-        IdentityInput("phone", "+6281234500003", verified=True),
+    maya = _demo_customer("Maya Sari", [
+        IdentityInput("phone", _demo_phone(16), verified=True),
         IdentityInput("line", "U1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d", verified=True, scope=str(line.uuid)),
-    ], source="demo", display_name="Maya Sari").customer
+    ])
     _inbound(voice, maya, "demo-call-1", "Menanyakan garansi blender (panggilan masuk, 4 menit).",
              now - dt.timedelta(days=1, hours=6), call={"direction": "inbound", "duration_seconds": 240,
                                                        "outcome": "answered"})
@@ -143,5 +155,5 @@ def seed_demo_channels(stdout=None) -> None:
              now - dt.timedelta(hours=1))
 
     if stdout is not None:
-        stdout.write("  conversations: Rina (WhatsApp → Instagram → Telegram), Andi (web chat → email, resolved), "
-                     "Maya (call → store visit → LINE)")
+        stdout.write("  conversations: Rina Wijaya (WhatsApp → Instagram → Telegram), Andi Saputra (web chat → "
+                     "email, resolved), Maya Sari (call → store visit → LINE)")

@@ -6,7 +6,15 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from channels_app.models import Conversation, ConversationStatus, Inbox, InboxKind, Message, MessageStatus
+from channels_app.models import (
+    Conversation,
+    ConversationPriority,
+    ConversationStatus,
+    Inbox,
+    InboxKind,
+    Message,
+    MessageStatus,
+)
 
 
 def _inline_enum(choices) -> type[serializers.ChoiceField]:
@@ -64,22 +72,22 @@ class InboxUpdateSerializer(serializers.Serializer):
     is_active = serializers.BooleanField(required=False)
 
 
-class _CustomerRef(serializers.Serializer):
+class ConversationCustomer(serializers.Serializer):
     id = serializers.IntegerField()
     display_name = serializers.CharField()
 
 
-class _UserRef(serializers.Serializer):
+class AgentRef(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField(source="get_full_name")
 
 
-class _TeamRef(serializers.Serializer):
+class TeamRef(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
 
 
-class _InboxRef(serializers.Serializer):
+class InboxRef(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     kind = serializers.CharField()
@@ -87,11 +95,11 @@ class _InboxRef(serializers.Serializer):
 
 class ConversationSerializer(serializers.ModelSerializer):
     status = ConversationStatusField(choices=ConversationStatus.choices, read_only=True)
-    customer = _CustomerRef(read_only=True)
-    assignee = _UserRef(read_only=True, allow_null=True)
-    team = _TeamRef(read_only=True, allow_null=True)
-    last_inbox = _InboxRef(read_only=True, allow_null=True)
-    inboxes = _InboxRef(many=True, read_only=True)
+    customer = ConversationCustomer(read_only=True)
+    assignee = AgentRef(read_only=True, allow_null=True)
+    team = TeamRef(read_only=True, allow_null=True)
+    last_inbox = InboxRef(read_only=True, allow_null=True)
+    inboxes = InboxRef(many=True, read_only=True)
 
     class Meta:
         model = Conversation
@@ -101,7 +109,7 @@ class ConversationSerializer(serializers.ModelSerializer):
 
 class MessageSerializer(serializers.ModelSerializer):
     status = MessageStatusField(choices=MessageStatus.choices, read_only=True)
-    author = _UserRef(read_only=True, allow_null=True)
+    author = AgentRef(read_only=True, allow_null=True)
     channel = serializers.CharField(source="inbox.kind", read_only=True)
 
     class Meta:
@@ -135,6 +143,10 @@ class AssignSerializer(serializers.Serializer):
         if not attrs:
             raise serializers.ValidationError("Send {\"agent\": id} and/or {\"team\": id} (null unassigns the agent).")
         return attrs
+
+
+class ConversationUpdateSerializer(serializers.Serializer):
+    priority = serializers.ChoiceField(choices=ConversationPriority.choices)
 
 
 class StatusSerializer(serializers.Serializer):

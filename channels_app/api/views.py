@@ -13,6 +13,7 @@ from channels_app.api.serializers import (
     AssignSerializer,
     ConversationListQuerySerializer,
     ConversationSerializer,
+    ConversationUpdateSerializer,
     InboundAcceptedSerializer,
     InboxCreateSerializer,
     InboxSerializer,
@@ -212,6 +213,15 @@ class ConversationDetailApi(generics.GenericAPIView):
 
     @extend_schema(summary="One conversation")
     def get(self, request, pk: int):
+        return Response(ConversationSerializer(_conversation_or_404(request, pk)).data)
+
+    @extend_schema(summary="Set the priority", request=ConversationUpdateSerializer,
+                   responses={200: ConversationSerializer})
+    def patch(self, request, pk: int):
+        conversation = _conversation_or_404(request, pk)
+        serializer = ConversationUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.conversation_priority_set(conversation=conversation, priority=serializer.validated_data["priority"])
         return Response(ConversationSerializer(_conversation_or_404(request, pk)).data)
 
 

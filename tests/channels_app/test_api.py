@@ -414,3 +414,16 @@ def test_message_list_query_count_is_flat(client, supervisor, django_assert_max_
         response = client.get(f"/api/v1/conversations/{conversation.pk}/messages/")
 
     assert len(response.json()["results"]) == 30
+
+
+def test_priority_can_be_set(client, supervisor, agent):
+    conversation = _conversation()
+    client.force_login(supervisor)
+
+    response = client.patch(f"/api/v1/conversations/{conversation.pk}/", {"priority": "urgent"},
+                            content_type="application/json")
+    bad = client.patch(f"/api/v1/conversations/{conversation.pk}/", {"priority": "asap"}, content_type="application/json")
+
+    assert response.status_code == 200
+    assert response.json()["priority"] == "urgent"
+    assert bad.status_code == 400
