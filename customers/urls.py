@@ -6,6 +6,7 @@ app_name = "customers"
 urlpatterns = [
     path("", views.customer_list, name="list"),
     path("export.csv", views.customer_list_csv, name="list_csv"),
+    path("segments/", views.segment_save, name="segment_save"),
     path("duplicates/", views.duplicate_list, name="duplicates"),
     path("import/", views.import_upload, name="import_upload"),
     path("import/<int:job_id>/", views.import_mapping, name="import_mapping"),

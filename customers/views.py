@@ -261,6 +261,30 @@ def consent_record(request, pk: int):
     return redirect("customers:detail", pk=customer.pk)
 
 
+@login_required
+@require_POST
+def segment_save(request):
+    """Save the list's current filters as a segment (supervisors)."""
+    if not request.user.has_perm("customers.add_segment"):
+        raise PermissionDenied
+    form = CustomerSearchForm(request.POST, segments=selectors.segment_list(viewer=request.user))
+    name = (request.POST.get("name") or "").strip()
+    if not form.is_valid() or not name:
+        messages.error(request, _("Give the segment a name."))
+        return redirect("customers:list")
+    data = form.cleaned_data
+    filters = {k: data[k] for k in ("q", "stage", "channel") if data.get(k)}
+    if data.get("tag"):
+        filters["tags"] = [data["tag"]]
+    try:
+        segment = services.segment_create(name=name, filters=filters, actor=request.user)
+    except ValidationError as exc:
+        _errors(request, exc)
+        return redirect("customers:list")
+    messages.success(request, _("Segment “%(name)s” saved.") % {"name": segment.name})
+    return redirect(f"{reverse('customers:list')}?segment={segment.pk}")
+
+
 class _Echo:
     def write(self, value):
         return value

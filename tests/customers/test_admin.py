@@ -99,6 +99,8 @@ def test_admin_phone_search_respects_the_active_filters(client, admin_user):
     IdentityFactory(customer=reach, kind="phone", value="+6281234567890")
     client.force_login(admin_user)
 
-    response = client.get(reverse("admin:customers_customer_changelist"), {"q": "0812-3456-7890", "lifecycle_stage__exact": "loyalty"})
+    response = client.get(
+        reverse("admin:customers_customer_changelist"), {"q": "0812-3456-7890", "lifecycle_stage__exact": "loyalty"}
+    )
 
     assert list(response.context["cl"].result_list) == []

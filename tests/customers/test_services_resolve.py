@@ -238,14 +238,22 @@ def test_dismissed_pair_is_not_suggested_again(supervisor):
 
 
 def test_a_new_identity_on_an_existing_customer_is_on_the_timeline_once():
-    first = customer_resolve(identities=[IdentityInput("email", "budi@mail.co.id", verified=True)], source="inbox:email")
+    first = customer_resolve(
+        identities=[IdentityInput("email", "budi@mail.co.id", verified=True)], source="inbox:email"
+    )
 
     customer_resolve(
-        identities=[IdentityInput("email", "budi@mail.co.id", verified=True), IdentityInput("phone", "0812-3456-7890", verified=True)],
+        identities=[
+            IdentityInput("email", "budi@mail.co.id", verified=True),
+            IdentityInput("phone", "0812-3456-7890", verified=True),
+        ],
         source="inbox:email",
     )
     customer_resolve(
-        identities=[IdentityInput("email", "budi@mail.co.id", verified=True), IdentityInput("phone", "0812-3456-7890", verified=True)],
+        identities=[
+            IdentityInput("email", "budi@mail.co.id", verified=True),
+            IdentityInput("phone", "0812-3456-7890", verified=True),
+        ],
         source="inbox:email",
     )
 

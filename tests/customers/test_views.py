@@ -282,3 +282,26 @@ def test_remaining_pages_label_every_control(client, supervisor):
     for response in (upload, erase, undo):
         assert response.status_code == 200
         assert unlabelled_controls(response.content.decode()) == []
+
+
+def test_supervisor_saves_the_current_filters_as_a_segment(client, supervisor, agent):
+    from customers.models import Segment
+
+    client.force_login(agent)
+    assert client.post(reverse("customers:segment_save"), {"name": "X", "stage": "loyalty"}).status_code == 403
+    client.force_login(supervisor)
+    page = client.get(reverse("customers:list"), {"stage": "loyalty", "tag": "vip"})
+
+    response = client.post(
+        reverse("customers:segment_save"),
+        {"name": "Loyal VIPs", "q": "", "stage": "loyalty", "tag": "vip", "channel": ""},
+    )
+
+    segment = Segment.objects.get()
+    assert unlabelled_controls(page.content.decode()) == []
+    assert (segment.name, segment.filters, segment.created_by) == (
+        "Loyal VIPs",
+        {"stage": "loyalty", "tags": ["vip"]},
+        supervisor,
+    )
+    assert response["Location"] == f"{reverse('customers:list')}?segment={segment.pk}"
