@@ -23,6 +23,7 @@ class ReportFilterForm(forms.Form):
         choices=[("", _("No grouping")), ("channel", _("Channel")), ("inbox", _("Inbox")), ("agent", _("Agent")), ("team", _("Team")), ("period", _("Period"))],
     )
     period = forms.ChoiceField(label=_("Period"), required=False, choices=[("month", _("Month")), ("week", _("Week")), ("day", _("Day"))])
+    hours = forms.ChoiceField(label=_("Count time in"), required=False, choices=[("calendar", _("Calendar hours")), ("business", _("Business hours"))])
 
     def __init__(self, data=None, *args, **kwargs):
         if data is not None:

@@ -93,6 +93,47 @@ def _period_key(value: dt.datetime, period: str) -> str:
     return local.strftime("%Y-%m")
 
 
+# --- Business hours -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    day_start: dt.time
+    day_end: dt.time
+    weekdays: frozenset[int]
+
+    def seconds_between(self, start: dt.datetime, end: dt.datetime) -> float:
+        """Seconds of [start, end) that fall inside business hours, in the site time zone."""
+        if end <= start:
+            return 0.0
+        tz = timezone.get_current_timezone()
+        local_start, local_end = start.astimezone(tz), end.astimezone(tz)
+        total = 0.0
+        day = local_start.date()
+        while day <= local_end.date():
+            if day.weekday() in self.weekdays:
+                open_at = dt.datetime.combine(day, self.day_start, tzinfo=tz)
+                close_at = dt.datetime.combine(day, self.day_end, tzinfo=tz)
+                overlap = (min(close_at, local_end) - max(open_at, local_start)).total_seconds()
+                total += max(0.0, overlap)
+            day += dt.timedelta(days=1)
+        return total
+
+
+def business_hours() -> BusinessHours:
+    from journeys.services import journey_settings
+
+    config = journey_settings()
+    return BusinessHours(config.business_day_start, config.business_day_end, config.weekday_set)
+
+
+def _measure(hours: str):
+    if hours == "business":
+        calendar = business_hours()
+        return calendar.seconds_between
+    return lambda start, end: (end - start).total_seconds()
+
+
 # --- Service KPIs -------------------------------------------------------------------------
 
 
@@ -148,17 +189,19 @@ def _key(row: dict[str, Any], group_by: str, *, channel: str, inbox: str, agent:
     return "all"
 
 
-def service_report(*, window: Window_, group_by: str = "", period: str = "month") -> dict[str, Any]:
+def service_report(*, window: Window_, group_by: str = "", period: str = "month", hours: str = "calendar") -> dict[str, Any]:
     """First response and resolution time (median, p90), reopen rate, per-channel volume and
-    channel switches; grouped by channel, inbox, agent, team or period."""
+    channel switches; grouped by channel, inbox, agent, team or period. `hours="business"`
+    counts only the time inside business hours (JourneySettings)."""
     frt_rows = first_responses(window=window)
     cycles = resolution_cycles(window=window)
+    measure = _measure(hours)
 
     def frt_seconds(rows):
-        return [(r["first_reply"] - r["first_in"]).total_seconds() for r in rows if r["first_reply"]]
+        return [measure(r["first_in"], r["first_reply"]) for r in rows if r["first_reply"]]
 
     def cycle_seconds(rows):
-        return [(r["resolved_at"] - r["cycle_started_at"]).total_seconds() for r in rows]
+        return [measure(r["cycle_started_at"], r["resolved_at"]) for r in rows]
 
     def summary_for(frt, cyc) -> dict[str, Any]:
         return {
@@ -175,6 +218,7 @@ def service_report(*, window: Window_, group_by: str = "", period: str = "month"
         "period_from": window.start,
         "period_to": window.end,
         "group_by": group_by,
+        "hours": hours,
         "summary": summary_for(frt_rows, cycles),
         "rows": [],
     }

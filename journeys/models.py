@@ -5,6 +5,8 @@ Fields, constraints and indexes only: writes go through `journeys.services`, rea
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -147,6 +149,12 @@ class JourneySettings(models.Model):
     csat_enabled = models.BooleanField(_("send CSAT surveys"), default=True)
     csat_delay_minutes = models.PositiveIntegerField(_("survey delay after resolution (minutes)"), default=10)
     csat_expiry_hours = models.PositiveIntegerField(_("survey expires after (hours)"), default=72)
+    business_day_start = models.TimeField(_("business hours start"), default=dt.time(8, 0))
+    business_day_end = models.TimeField(_("business hours end"), default=dt.time(17, 0))
+    business_weekdays = models.CharField(
+        _("business days"), max_length=20, default="0,1,2,3,4",
+        help_text=_("Weekday numbers, Monday = 0 … Sunday = 6, comma-separated. Times are in the site time zone."),
+    )
     csat_question = models.CharField(
         _("survey question"), max_length=300, default="How satisfied are you with our help? Reply 1 (bad) to 5 (great)"
     )
@@ -158,6 +166,22 @@ class JourneySettings(models.Model):
 
     def __str__(self) -> str:
         return str(_("Journey settings"))
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        try:
+            days = {int(part) for part in self.business_weekdays.split(",") if part.strip()}
+        except ValueError:
+            days = {-1}
+        if not days or not days <= set(range(7)):
+            raise ValidationError({"business_weekdays": _("Use weekday numbers 0–6 separated by commas.")})
+        if self.business_day_end <= self.business_day_start:
+            raise ValidationError({"business_day_end": _("Business hours must end after they start.")})
+
+    @property
+    def weekday_set(self) -> frozenset[int]:
+        return frozenset(int(part) for part in self.business_weekdays.split(",") if part.strip().isdigit())
 
 
 class ConversationResolution(models.Model):

@@ -166,7 +166,8 @@ def dashboard_csat(request):
 def dashboard_kpis(request):
     _require_reports(request)
     form, window, group_by, period = _filters(request)
-    report = kpis.service_report(window=window, group_by=group_by or "channel", period=period)
+    hours = request.GET.get("hours") if request.GET.get("hours") in ("calendar", "business") else "calendar"
+    report = kpis.service_report(window=window, group_by=group_by or "channel", period=period, hours=hours)
     if _wants_csv(request):
         return _csv("kpis.csv", ["group", "conversations", "unanswered", "frt_median_s", "frt_p90_s", "resolutions",
                                  "resolution_median_s", "resolution_p90_s", "reopened", "reopen_rate"],

@@ -70,6 +70,7 @@ class ReportQuerySerializer(serializers.Serializer):
     to = serializers.DateField(required=False)
     group_by = serializers.ChoiceField(choices=["channel", "inbox", "agent", "team", "period", ""], required=False, default="")
     period = serializers.ChoiceField(choices=["day", "week", "month"], required=False, default="month")
+    hours = serializers.ChoiceField(choices=["calendar", "business"], required=False, default="calendar")
 
     def to_internal_value(self, data):
         data = data.copy() if hasattr(data, "copy") else dict(data)

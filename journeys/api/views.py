@@ -144,6 +144,7 @@ REPORT_PARAMETERS = [
     OpenApiParameter("to", str, description="ISO date, inclusive (default: today)"),
     OpenApiParameter("group_by", str, enum=["channel", "inbox", "agent", "team", "period"]),
     OpenApiParameter("period", str, enum=["day", "week", "month"], description="Bucket size when group_by=period"),
+    OpenApiParameter("hours", str, enum=["calendar", "business"], description="KPIs only: count durations in calendar or business hours"),
 ]
 
 
@@ -156,7 +157,8 @@ class _ReportApi(APIView):
         query.is_valid(raise_exception=True)
         window = kpis.period_from_query(request.query_params)
         body = type(self).report(window=window, group_by=query.validated_data.get("group_by") or "",
-                                 period=query.validated_data.get("period") or "month")
+                                 period=query.validated_data.get("period") or "month",
+                                 hours=query.validated_data.get("hours") or "calendar")
         return Response(body)
 
 
@@ -177,7 +179,7 @@ class KpiReportApi(_ReportApi):
 
 
 class CsatReportApi(_ReportApi):
-    report = staticmethod(kpis.csat_report)
+    report = staticmethod(lambda **kw: kpis.csat_report(window=kw["window"], group_by=kw["group_by"], period=kw["period"]))
 
     @extend_schema(parameters=REPORT_PARAMETERS, responses=ReportSerializer, summary="CSAT and response rate")
     def get(self, request):

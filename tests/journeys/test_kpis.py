@@ -241,3 +241,28 @@ def test_csat_response_list_is_scoped_and_flat_in_queries(client, agent, supervi
     client.force_login(agent)
     mine = client.get("/api/v1/csat-responses/?from=2026-03-01&to=2026-03-31").json()["results"]
     assert len(mine) == 3 and {r["team"] for r in mine} == {team.pk}
+
+
+# --- business hours -----------------------------------------------------------------------
+
+
+def test_business_seconds_skip_nights_and_weekends():
+    hours = kpis.BusinessHours(dt.time(8), dt.time(17), frozenset({0, 1, 2, 3, 4}))
+    jakarta = dt.timezone(dt.timedelta(hours=7))
+    # Friday 16:00 → Monday 09:00 (Jakarta): 1 h on Friday + 1 h on Monday.
+    friday_4pm = dt.datetime(2026, 3, 6, 16, 0, tzinfo=jakarta)
+    monday_9am = dt.datetime(2026, 3, 9, 9, 0, tzinfo=jakarta)
+    assert hours.seconds_between(friday_4pm, monday_9am) == 2 * 3600
+    # Entirely at night: nothing.
+    assert hours.seconds_between(dt.datetime(2026, 3, 3, 20, 0, tzinfo=jakarta), dt.datetime(2026, 3, 4, 7, 0, tzinfo=jakarta)) == 0
+    assert hours.seconds_between(monday_9am, friday_4pm) == 0
+
+
+def test_service_report_in_business_hours(service_fixture):
+    # T = 09:00 UTC = 16:00 Jakarta on Monday 2 March; business hours 08:00–17:00 Mon–Fri.
+    summary = kpis.service_report(window=MARCH, hours="business")["summary"]
+    # First responses 10, 20 (T+5→T+25) and 40 min (Tuesday 16:00→16:40): all inside hours.
+    assert summary["first_response"]["median_seconds"] == 1200.0
+    # Cycles: conv 1 T→T+60 = 16:00→17:00 (60 min in hours); T+120→T+150 = 18:00→18:30 (0);
+    # conv 2 16:05→20:05 (55 min); conv 4 Tue 16:00→17:40 (60 min). Sorted 0, 3300, 3600, 3600.
+    assert summary["resolution"] == {"count": 4, "median_seconds": 3450.0, "p90_seconds": 3600.0}
