@@ -134,3 +134,9 @@ class ImportMappingForm(forms.Form):
 
     def mapping(self) -> dict[str, str]:
         return {header: self.cleaned_data.get(f"col_{index}", "") for index, header in enumerate(self.headers)}
+
+
+class CustomerCreateForm(forms.Form):
+    display_name = forms.CharField(label=_("Name"), max_length=200)
+    phone = forms.CharField(label=_("Phone"), max_length=40, required=False)
+    email = forms.CharField(label=_("Email"), max_length=254, required=False)

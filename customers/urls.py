@@ -5,6 +5,7 @@ from customers import views
 app_name = "customers"
 urlpatterns = [
     path("", views.customer_list, name="list"),
+    path("new/", views.customer_create, name="create"),
     path("export.csv", views.customer_list_csv, name="list_csv"),
     path("segments/", views.segment_save, name="segment_save"),
     path("duplicates/", views.duplicate_list, name="duplicates"),

@@ -25,6 +25,7 @@ from customers import duplicates, importer, selectors, services
 from customers.forms import (
     AttributesForm,
     ConsentForm,
+    CustomerCreateForm,
     CustomerSearchForm,
     EraseConfirmForm,
     IdentityForm,
@@ -42,10 +43,12 @@ from customers.models import (
     Customer,
     CustomerMerge,
     Identity,
+    IdentityOrigin,
     ImportJob,
     MergeSuggestion,
     TimelineKind,
 )
+from customers.services import IdentityInput
 
 LIST_PAGE_SIZE = 25
 
@@ -100,6 +103,37 @@ def customer_list(request):
             "can_merge": selectors.customer_can_merge(viewer=request.user),
         },
     )
+
+
+@login_required
+def customer_create(request):
+    """An agent records a customer (walk-in, phone call); known phones/emails find the
+    existing profile instead of creating a duplicate."""
+    _require_view(request)
+    if not request.user.has_perm("customers.add_customer"):
+        raise PermissionDenied
+    form = CustomerCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        identities = [IdentityInput(kind, data[kind]) for kind in ("phone", "email") if data[kind].strip()]
+        try:
+            result = services.customer_resolve(
+                identities=identities,
+                source="agent",
+                display_name=data["display_name"],
+                asserted_by=IdentityOrigin.BUSINESS,
+                strict=True,
+            )
+        except ValidationError as exc:
+            for message in exc.messages:
+                form.add_error(None, message)
+        else:
+            if result.created:
+                messages.success(request, _("Customer created."))
+            else:
+                messages.info(request, _("This customer was already known; here is their profile."))
+            return redirect("customers:detail", pk=result.customer.pk)
+    return render(request, "customers/create.html", {"form": form})
 
 
 @login_required

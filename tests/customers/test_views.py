@@ -305,3 +305,23 @@ def test_supervisor_saves_the_current_filters_as_a_segment(client, supervisor, a
         supervisor,
     )
     assert response["Location"] == f"{reverse('customers:list')}?segment={segment.pk}"
+
+
+def test_agent_creates_a_customer_and_a_known_phone_finds_the_existing_one(client, agent):
+    existing = CustomerFactory(display_name="Budi")
+    IdentityFactory(customer=existing, kind="phone", value="+6281234567890")
+    client.force_login(agent)
+
+    page = client.get(reverse("customers:create"))
+    known = client.post(reverse("customers:create"), {"display_name": "Budi S", "phone": "0812-3456-7890", "email": ""})
+    new = client.post(reverse("customers:create"), {"display_name": "Siti", "phone": "", "email": "siti@mail.co.id"})
+    bad = client.post(reverse("customers:create"), {"display_name": "X", "phone": "12", "email": ""})
+
+    assert unlabelled_controls(page.content.decode()) == []
+    assert known["Location"] == reverse("customers:detail", args=[existing.pk])
+    siti = Customer.objects.get(display_name="Siti")
+    assert new["Location"] == reverse("customers:detail", args=[siti.pk])
+    assert list(siti.identities.values_list("value", "origin")) == [("siti@mail.co.id", "business")]
+    assert bad.status_code == 200
+    assert "“12” is not a valid phone number." in bad.content.decode()
+    assert Customer.objects.count() == 2
