@@ -68,7 +68,9 @@ def seed_demo_inboxes(stdout=None) -> dict[str, Inbox]:
         if inbox is None:
             inbox = inbox_create(name=name, kind=kind, config=config, default_team=teams.get(team_name))
             if stdout is not None:
-                stdout.write(f"  inbox {inbox.get_kind_display():<20} {inbox.webhook_url}")
+                where = "logged by agents or POST /api/v1/inboxes/<id>/messages/" if kind in (
+                    InboxKind.VOICE, InboxKind.IN_PERSON) else inbox.webhook_url
+                stdout.write(f"  inbox {inbox.get_kind_display():<20} {where}")
         inboxes[kind] = inbox
     return inboxes
 
