@@ -160,8 +160,11 @@ def identity_normalise(*, kind: str, value: str, scope: str = "") -> NormalisedI
     if kind == IdentityKind.PHONE:
         return NormalisedIdentity(IdentityKind.PHONE.value, "", phone_normalise(raw))
     if kind == IdentityKind.WHATSAPP:
-        if _NON_DIGITS.sub("", raw) == raw.lstrip("+"):
-            return NormalisedIdentity(IdentityKind.PHONE.value, "", phone_normalise(raw))
+        digits = raw.lstrip("+")
+        if digits.isdigit():
+            # A wa_id is always international without the "+": never read it as national
+            # ("6591234567" is a Singapore number, not an Indonesian one).
+            return NormalisedIdentity(IdentityKind.PHONE.value, "", phone_normalise("+" + digits))
     if kind == IdentityKind.EMAIL:
         value = email_normalise(raw)
         if is_junk(value):

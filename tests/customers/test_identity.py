@@ -27,10 +27,17 @@ def test_invalid_phone_numbers_are_refused(raw):
         phone_normalise(raw, region="ID")
 
 
-def test_whatsapp_wa_id_becomes_a_global_phone_identity():
-    result = identity_normalise(kind="whatsapp", value="6281234567890", scope="inbox-1")
+@pytest.mark.parametrize(("wa_id", "expected"), [("6281234567890", "+6281234567890"), ("6591234567", "+6591234567")])
+def test_whatsapp_wa_id_becomes_a_global_phone_identity_read_as_international(wa_id, expected):
+    result = identity_normalise(kind="whatsapp", value=wa_id, scope="inbox-1")
 
-    assert (result.kind, result.scope, result.value) == ("phone", "", "+6281234567890")
+    assert (result.kind, result.scope, result.value) == ("phone", "", expected)
+
+
+def test_non_numeric_whatsapp_id_stays_scoped_to_its_inbox():
+    result = identity_normalise(kind="whatsapp", value="ID.abc123", scope="inbox-1")
+
+    assert (result.kind, result.scope, result.value) == ("whatsapp", "inbox-1", "ID.abc123")
 
 
 def test_email_is_validated_and_lower_cased():
