@@ -70,13 +70,12 @@ def webhook_receive(request: HttpRequest, kind: str, inbox_uuid: str) -> HttpRes
             return _error(400, "malformed", exc.message)
         return HttpResponse(challenge, content_type="text/plain")
 
-    body = request.body
+    body = _read_body(request)
+    if body is None:
+        return _error(413, "too_large", f"The body exceeds {max_body_bytes()} bytes.")
     headers = request.headers
-    context = {"url": public_url(request)}
-    if request.content_type == "application/x-www-form-urlencoded":
-        context["params"] = request.POST
     try:
-        adapter.verify(body, headers, **context)
+        adapter.verify(body, headers, url=public_url(request))
     except SignatureError as exc:
         logger.warning("webhook for inbox %s rejected: %s", inbox.pk, exc.message)
         return _error(403, "invalid_signature", exc.message)
@@ -90,6 +89,28 @@ def webhook_receive(request: HttpRequest, kind: str, inbox_uuid: str) -> HttpRes
         logger.exception("webhook for inbox %s: database unavailable, asking the provider to retry", inbox.pk)
         return _unavailable()
     return JsonResponse({"ok": True, "event": event.pk})
+
+
+def max_body_bytes() -> int:
+    # Emails with attachments exceed Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) easily; a
+    # refused delivery is a lost message, so webhooks have their own, larger limit.
+    return int(getattr(settings, "WEBHOOK_MAX_BODY_BYTES", 40 * 1024 * 1024))
+
+
+def _read_body(request: HttpRequest) -> bytes | None:
+    """The raw body, read from the stream (not `request.body`, which enforces
+    DATA_UPLOAD_MAX_MEMORY_SIZE); None when larger than WEBHOOK_MAX_BODY_BYTES."""
+    limit = max_body_bytes()
+    if hasattr(request, "_body"):
+        body = request._body
+    else:
+        try:
+            if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+                return None
+        except ValueError:
+            return None
+        body = request.read(limit + 1)
+    return None if len(body) > limit else body
 
 
 def _unavailable() -> JsonResponse:

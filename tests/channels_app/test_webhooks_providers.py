@@ -134,3 +134,43 @@ def test_email_reply_keeps_the_customers_thread(client, agent, shared_fixture, d
     assert outbound.to == Identity.objects.get(customer=inbound.conversation.customer, kind="email").value
     reply.refresh_from_db()
     assert reply.status == "sent"
+
+
+def test_large_email_beyond_djangos_upload_limit_is_accepted(client, settings, django_capture_on_commit_callbacks):
+    import base64
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    inbox = inbox_create(name="Email", kind="email", config={"address": "halo@tokodemo.test",
+                                                              "inbound_secret": EMAIL_SECRET})
+    pdf = b"%PDF-1.4\n" + b"x" * (2 * 1024 * 1024)
+    encoded = base64.encodebytes(pdf).decode()
+    body = (
+        "From: Budi <budi@example.com>\r\nTo: halo@tokodemo.test\r\nSubject: Faktur\r\n"
+        "Message-ID: <big-1@example.com>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+        "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nFaktur terlampir.\r\n"
+        '--b1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="faktur.pdf"\r\n'
+        f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--b1--\r\n"
+    ).encode()
+    signature = "sha256=" + hmac.new(EMAIL_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(inbox.webhook_path, data=body, content_type="message/rfc822",
+                               HTTP_X_INBOUND_SIGNATURE=signature)
+
+    assert response.status_code == 200, response.content[:300]
+    message = Message.objects.get()
+    assert message.content == "Faktur terlampir."
+    assert message.attachments[0]["size"] == len(pdf)
+    assert message.attachments[0]["stored"].endswith("faktur.pdf")
+
+
+def test_body_over_the_webhook_limit_is_413(client, settings):
+    settings.WEBHOOK_MAX_BODY_BYTES = 1000
+    inbox = inbox_create(name="Email", kind="email", config={"address": "halo@tokodemo.test",
+                                                              "inbound_secret": EMAIL_SECRET})
+
+    response = client.post(inbox.webhook_path, data=b"x" * 2000, content_type="message/rfc822")
+
+    assert response.status_code == 413
+    assert WebhookEvent.objects.count() == 0
