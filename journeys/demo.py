@@ -213,5 +213,6 @@ def _send_and_answer(rng: random.Random, survey: CsatSurvey, now: dt.datetime) -
         if answered < now and not CsatResponse.objects.filter(survey=survey).exists():
             services.csat_response_record(
                 survey=survey, rating=rng.choice(RATINGS), via=rng.choice(["link", "reply"]), at=answered,
+                nps=rng.choice([None, None, 3, 6, 7, 8, 9, 9, 10, 10]),
                 comment=rng.choice(["", "", "Cepat dan ramah", "Terima kasih!", "Agak lama balasnya"]),
             )

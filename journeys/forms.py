@@ -11,6 +11,10 @@ class SurveyForm(forms.Form):
         coerce=int,
         widget=forms.RadioSelect,
     )
+    nps = forms.TypedChoiceField(
+        label=_("How likely are you to recommend us to a friend? (optional, 0 = not at all, 10 = extremely)"),
+        choices=[("", "—"), *[(n, str(n)) for n in range(11)]], coerce=int, required=False, empty_value=None,
+    )
     comment = forms.CharField(label=_("Anything you want to tell us? (optional)"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 4}))
 
 

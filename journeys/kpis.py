@@ -303,13 +303,17 @@ def channel_switches(*, window: Window_) -> dict[str, Any]:
 
 def csat_report(*, window: Window_, group_by: str = "", period: str = "month") -> dict[str, Any]:
     """CSAT % (share of 4–5 among responses answered in the window), average rating, rating
-    distribution, and response rate (surveys sent in the window that were answered)."""
+    distribution, response rate (surveys sent in the window that were answered), and NPS
+    (% promoters 9–10 − % detractors 0–6 among responses that answered the NPS question)."""
     responses = CsatResponse.objects.filter(responded_at__gte=window.start, responded_at__lt=window.end)
     surveys = CsatSurvey.objects.filter(sent_at__gte=window.start, sent_at__lt=window.end)
     aggregates = {
         "responses": Count("id"),
         "satisfied": Count("id", filter=Q(rating__gte=4)),
         "average": Avg("rating"),
+        "nps_answers": Count("id", filter=Q(nps__isnull=False)),
+        "promoters": Count("id", filter=Q(nps__gte=9)),
+        "detractors": Count("id", filter=Q(nps__lte=6)),
         **{f"rating_{n}": Count("id", filter=Q(rating=n)) for n in range(1, 6)},
     }
     survey_aggregates = {"sent": Count("id"), "answered": Count("id", filter=Q(response__isnull=False))}
@@ -326,6 +330,9 @@ def csat_report(*, window: Window_, group_by: str = "", period: str = "month") -
             "surveys_sent": sent_n,
             "surveys_answered": sent.get("answered") or 0,
             "response_rate": (sent.get("answered", 0) / sent_n) if sent_n else None,
+            "nps_answers": values.get("nps_answers") or 0,
+            "nps": (100.0 * (values["promoters"] - values["detractors"]) / values["nps_answers"])
+            if values.get("nps_answers") else None,
         }
 
     body: dict[str, Any] = {

@@ -155,6 +155,7 @@ class JourneySettings(models.Model):
         _("business days"), max_length=20, default="0,1,2,3,4",
         help_text=_("Weekday numbers, Monday = 0 … Sunday = 6, comma-separated. Times are in the site time zone."),
     )
+    nps_enabled = models.BooleanField(_("ask the NPS question on the survey page"), default=True)
     csat_question = models.CharField(
         _("survey question"), max_length=300, default="How satisfied are you with our help? Reply 1 (bad) to 5 (great)"
     )
@@ -260,6 +261,9 @@ class CsatResponse(models.Model):
     survey = models.OneToOneField(CsatSurvey, on_delete=models.CASCADE, related_name="response", verbose_name=_("survey"))
     customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="csat_responses", verbose_name=_("customer"))
     rating = models.PositiveSmallIntegerField(_("rating"))
+    nps = models.PositiveSmallIntegerField(
+        _("likelihood to recommend (0–10)"), null=True, blank=True, help_text=_("Optional NPS question on the survey page.")
+    )
     comment = models.TextField(_("comment"), max_length=2000, blank=True)
     via = models.CharField(_("answered via"), max_length=10, choices=Via.choices)
     responded_at = models.DateTimeField(_("answered"), default=timezone.now)
@@ -268,7 +272,10 @@ class CsatResponse(models.Model):
         verbose_name = _("CSAT response")
         verbose_name_plural = _("CSAT responses")
         ordering = ["-responded_at", "-id"]
-        constraints = [models.CheckConstraint(condition=models.Q(rating__gte=1, rating__lte=5), name="csat_rating_1_5")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(rating__gte=1, rating__lte=5), name="csat_rating_1_5"),
+            models.CheckConstraint(condition=models.Q(nps__isnull=True) | models.Q(nps__lte=10), name="csat_nps_0_10"),
+        ]
         indexes = [models.Index(fields=["responded_at"], name="csat_response_time_idx")]
 
     def __str__(self) -> str:

@@ -497,19 +497,23 @@ def csat_surveys_expire(*, now: dt.datetime | None = None) -> int:
 
 @transaction.atomic
 def csat_response_record(
-    *, survey: CsatSurvey, rating: int, comment: str = "", via: str, at: dt.datetime | None = None
+    *, survey: CsatSurvey, rating: int, comment: str = "", via: str, at: dt.datetime | None = None, nps: int | None = None
 ) -> CsatResponse:
-    """Record the one answer to a survey; a promoter (5) who is retained moves to Loyalty."""
+    """Record the one answer to a survey; a promoter (CSAT 5 or NPS 9–10) who is retained
+    moves to Loyalty."""
     at = at or timezone.now()
     survey = CsatSurvey.objects.select_for_update().get(pk=survey.pk)
     if not isinstance(rating, int) or not 1 <= rating <= 5:
         raise ValidationError({"rating": [_("Choose a rating from 1 to 5.")]})
+    if nps is not None and (not isinstance(nps, int) or not 0 <= nps <= 10):
+        raise ValidationError({"nps": [_("Choose a number from 0 to 10.")]})
     if survey.status == CsatSurvey.Status.ANSWERED or CsatResponse.objects.filter(survey=survey).exists():
         raise ValidationError({"survey": [_("This survey was already answered. Thank you!")]})
     if survey.status != CsatSurvey.Status.SENT or (survey.expires_at and survey.expires_at <= at):
         raise ValidationError({"survey": [_("This survey is no longer open.")]})
     customer = _live_customer(survey.customer)
-    response = CsatResponse(survey=survey, customer=customer, rating=rating, comment=(comment or "")[:2000], via=via, responded_at=at)
+    response = CsatResponse(survey=survey, customer=customer, rating=rating, nps=nps, comment=(comment or "")[:2000],
+                            via=via, responded_at=at)
     response.full_clean()
     response.save()
     survey.status = CsatSurvey.Status.ANSWERED
@@ -525,7 +529,8 @@ def csat_response_record(
         ref_id=str(response.pk),
         data={"survey": survey.pk, "conversation": survey.conversation_id, "rating": rating},
     )
-    if rating == 5 and customer.lifecycle_stage == LifecycleStage.RETENTION:
+    promoter = rating == 5 or (nps is not None and nps >= 9)
+    if promoter and customer.lifecycle_stage == LifecycleStage.RETENTION:
         rule = _rule(StageRule.Code.LOYALTY_PROMOTER)
         if rule is not None:
             stage_advance(customer=customer, to_stage=LifecycleStage.LOYALTY, rule=rule, at=at,

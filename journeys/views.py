@@ -35,11 +35,13 @@ def survey(request, token: str):
     elif found.status != CsatSurvey.Status.SENT or (found.expires_at and found.expires_at <= timezone.now()):
         state = "closed"
     form = SurveyForm(request.POST or None)
+    if not services.journey_settings().nps_enabled:
+        del form.fields["nps"]
     if request.method == "POST" and state == "open" and form.is_valid():
         try:
             services.csat_response_record(
                 survey=found, rating=form.cleaned_data["rating"], comment=form.cleaned_data["comment"],
-                via=CsatResponse.Via.LINK,
+                nps=form.cleaned_data.get("nps"), via=CsatResponse.Via.LINK,
             )
         except ValidationError as exc:
             form.add_error(None, exc)
@@ -146,8 +148,8 @@ def dashboard_csat(request):
     report = kpis.csat_report(window=window, group_by=group_by or "period", period=period)
     trend = report if not group_by or group_by == "period" else kpis.csat_report(window=window, group_by="period", period=period)
     if _wants_csv(request):
-        return _csv("csat.csv", ["group", "responses", "satisfied", "csat_percent", "average_rating", "surveys_sent", "response_rate"],
-                    [[r["label"], r["responses"], r["satisfied"], r["csat_percent"], r["average_rating"], r["surveys_sent"], r["response_rate"]]
+        return _csv("csat.csv", ["group", "responses", "satisfied", "csat_percent", "average_rating", "surveys_sent", "response_rate", "nps"],
+                    [[r["label"], r["responses"], r["satisfied"], r["csat_percent"], r["average_rating"], r["surveys_sent"], r["response_rate"], r["nps"]]
                      for r in report["rows"]])
     for row in report["rows"]:
         row["csat_display"] = _percent(row["csat_percent"], 1)

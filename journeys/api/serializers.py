@@ -62,7 +62,7 @@ class CsatResponseSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CsatResponse
-        fields = ["id", "survey", "conversation", "customer", "rating", "comment", "via", "responded_at", "channel", "inbox", "agent", "team"]
+        fields = ["id", "survey", "conversation", "customer", "rating", "nps", "comment", "via", "responded_at", "channel", "inbox", "agent", "team"]
 
 
 class ReportQuerySerializer(serializers.Serializer):

@@ -194,18 +194,21 @@ def test_csat_percent_response_rate_and_distribution():
 
     inbox = f.inbox("whatsapp")
     ratings = [5, 4, 3, 1, None]  # the last survey was never answered
+    nps = [10, 9, 6, None, None]  # 2 promoters, 1 detractor among 3 NPS answers
     for n, rating in enumerate(ratings):
         conv = f.conversation(inbox_=inbox)
         survey = CsatSurvey.objects.create(conversation=conv, customer=conv.customer, inbox=inbox, status="sent",
                                            send_after=at(n), sent_at=at(n))
         if rating:
-            CsatResponse.objects.create(survey=survey, customer=conv.customer, rating=rating, via="link", responded_at=at(n + 5))
+            CsatResponse.objects.create(survey=survey, customer=conv.customer, rating=rating, nps=nps[n], via="link",
+                                        responded_at=at(n + 5))
     summary = kpis.csat_report(window=MARCH)["summary"]
     assert summary["responses"] == 4 and summary["satisfied"] == 2
     assert summary["csat_percent"] == 50.0
     assert summary["average_rating"] == 3.25
     assert summary["distribution"] == {"1": 1, "2": 0, "3": 1, "4": 1, "5": 1}
     assert (summary["surveys_sent"], summary["surveys_answered"], summary["response_rate"]) == (5, 4, 0.8)
+    assert summary["nps_answers"] == 3 and summary["nps"] == pytest.approx(100 * (2 - 1) / 3)
     by_channel = kpis.csat_report(window=MARCH, group_by="channel")["rows"]
     assert [(r["key"], r["csat_percent"], r["response_rate"]) for r in by_channel] == [("whatsapp", 50.0, 0.8)]
 

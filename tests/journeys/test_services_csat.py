@@ -154,3 +154,22 @@ def test_a_promoter_not_yet_retained_stays_where_they_are():
     services.journeys_sync()
     services.csat_response_record(survey=CsatSurvey.objects.get(), rating=5, via="link")
     assert not StageChange.objects.exclude(to_stage="acquisition").exists()
+
+
+def test_an_nps_promoter_who_is_retained_becomes_loyal_even_with_csat_4(client):
+    _resolved_conversation(stage="retention")
+    services.journeys_sync()
+    url = f"/journeys/survey/{services.survey_token(survey=CsatSurvey.objects.get())}/"
+    assert b'name="nps"' in client.get(url).content
+    client.post(url, {"rating": "4", "nps": "9"})
+    response = CsatResponse.objects.get()
+    assert (response.rating, response.nps) == (4, 9)
+    assert StageChange.objects.get().to_stage == "loyalty"
+
+
+def test_the_nps_question_can_be_switched_off(client):
+    _resolved_conversation()
+    services.journeys_sync()
+    JourneySettings.objects.filter(pk=1).update(nps_enabled=False)
+    url = f"/journeys/survey/{services.survey_token(survey=CsatSurvey.objects.get())}/"
+    assert b'name="nps"' not in client.get(url).content

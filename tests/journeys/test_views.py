@@ -54,3 +54,21 @@ def test_csv_cells_cannot_become_formulas():
 
     assert _csv_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
     assert _csv_safe(None) == "" and _csv_safe(3) == 3
+
+
+def test_csat_page_shows_nps_and_exports(client, supervisor):
+    from journeys.models import CsatResponse, CsatSurvey
+    from tests.journeys import factories as f
+    from tests.journeys.factories import at
+
+    inbox = f.inbox("whatsapp")
+    for n, (rating, nps) in enumerate([(5, 10), (2, 3)]):
+        conv = f.conversation(inbox_=inbox)
+        survey = CsatSurvey.objects.create(conversation=conv, customer=conv.customer, inbox=inbox, status="answered",
+                                           send_after=at(n), sent_at=at(n))
+        CsatResponse.objects.create(survey=survey, customer=conv.customer, rating=rating, nps=nps, via="link", responded_at=at(n))
+    client.force_login(supervisor)
+    page = client.get("/journeys/dashboard/csat/?from=2026-03-01&to=2026-03-31&group_by=channel")
+    assert page.status_code == 200 and b"50.0%" in page.content and b"NPS (2 answers)" in page.content
+    lines = client.get("/journeys/dashboard/csat/?from=2026-03-01&to=2026-03-31&group_by=channel&format=csv").content.decode().splitlines()
+    assert lines[1] == "WhatsApp,2,1,50.0,3.5,2,1.0,0.0"
