@@ -357,3 +357,36 @@ def conversations_wake_snoozed(*, now: dt.datetime | None = None) -> int:
         realtime.publish("channels.conversation.status_changed", _conversation_payload(conversation),
                          groups=conversation_audience(conversation=conversation))
     return len(due)
+
+
+@transaction.atomic
+def conversations_merge_prepare(*, survivor: Customer, merged: Customer) -> Conversation | None:
+    """Before `merged`'s conversations move to `survivor`: when both have an unresolved one, the
+    merged profile's is resolved (with a system note pointing at the survivor's), so the
+    one-unresolved-conversation-per-customer rule holds after the move.
+
+    To be called by customers.customer_merge inside its transaction, before it repoints the
+    registered foreign keys (customers.merge_hooks has no such callback yet). Returns the
+    conversation it resolved, if any."""
+    open_ = ~Q(status=ConversationStatus.RESOLVED)
+    kept = Conversation.objects.select_for_update().filter(open_, customer=survivor).first()
+    folded = Conversation.objects.select_for_update().filter(open_, customer=merged).first()
+    if kept is None or folded is None:
+        return None
+    from channels_app.models import MessageDirection, MessageSender, MessageStatus
+    from channels_app.services.messages import message_record
+
+    now = timezone.now()
+    if folded.last_inbox_id:
+        message_record(conversation=folded, inbox=folded.last_inbox, direction=MessageDirection.OUTBOUND,
+                       sender=MessageSender.SYSTEM, private=True, status=MessageStatus.SENT, created_at=now,
+                       content=_("Profiles merged: this conversation continues in #%(id)s.") % {"id": kept.pk},
+                       data={"merged_into_conversation": kept.pk})
+    folded.status = ConversationStatus.RESOLVED
+    folded.resolved_at = now
+    folded.snoozed_until = None
+    folded.save(update_fields=["status", "resolved_at", "snoozed_until"])
+    if kept.assignee_id is None and folded.assignee_id:
+        kept.assignee_id, kept.assigned_at = folded.assignee_id, now
+        kept.save(update_fields=["assignee", "assigned_at"])
+    return folded

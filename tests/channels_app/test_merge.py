@@ -30,7 +30,7 @@ def test_merge_moves_conversations_to_the_survivor_and_unmerge_moves_them_back()
 @pytest.mark.xfail(strict=True, reason=(
     "customers.customer_merge moves registered FKs with a bare UPDATE: when both profiles have an "
     "unresolved conversation the one-unresolved-per-customer constraint fails the whole merge. "
-    "Needs a pre-move hook in customers.merge_hooks so channels can fold the two conversations."))
+    "Needs a pre-move hook in customers.merge_hooks calling channels_app's conversations_merge_prepare."))
 def test_merging_two_customers_that_both_have_an_open_conversation():
     inbox = whatsapp_inbox()
     survivor, merged = Customer.objects.create(), Customer.objects.create()
@@ -39,4 +39,24 @@ def test_merging_two_customers_that_both_have_an_open_conversation():
 
     customer_merge(survivor=survivor, merged=merged, actor=None)
 
+    assert Conversation.objects.filter(customer=survivor).exclude(status="resolved").count() == 1
+
+
+def test_merge_prepare_folds_the_second_open_conversation_so_the_merge_succeeds(make_user):
+    from channels_app.services.conversations import conversations_merge_prepare
+
+    inbox = whatsapp_inbox()
+    agent = make_user()
+    survivor, merged = Customer.objects.create(), Customer.objects.create()
+    kept = Conversation.objects.create(customer=survivor, last_inbox=inbox)
+    folded = Conversation.objects.create(customer=merged, last_inbox=inbox, assignee=agent)
+
+    assert conversations_merge_prepare(survivor=survivor, merged=merged) == folded
+    customer_merge(survivor=survivor, merged=merged, actor=None)
+
+    folded.refresh_from_db()
+    kept.refresh_from_db()
+    assert (folded.customer_id, folded.status) == (survivor.pk, "resolved")
+    assert folded.messages.get().content == f"Profiles merged: this conversation continues in #{kept.pk}."
+    assert (kept.status, kept.assignee_id) == ("open", agent.pk)
     assert Conversation.objects.filter(customer=survivor).exclude(status="resolved").count() == 1
