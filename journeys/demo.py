@@ -52,8 +52,9 @@ def seed_demo_journeys(stdout=None) -> None:
     # Surveys before any sync pass: a scheduled survey would be sent to a real provider.
     surveys = _seed_csat(rng, now)
     acquisitions = services.lifecycle_sync_from_messages()
+    assessed = _seed_maturity(now)
     _say(stdout, f"  events: {events}, conversations: {conversations}, surveys: {surveys}, "
-                 f"acquisitions from messages: {acquisitions}")
+                 f"acquisitions from messages: {acquisitions}, maturity assessments: {assessed}")
 
 
 def _demo_customers() -> list[Customer]:
@@ -216,3 +217,38 @@ def _send_and_answer(rng: random.Random, survey: CsatSurvey, now: dt.datetime) -
                 nps=rng.choice([None, None, 3, 6, 7, 8, 9, 9, 10, 10]),
                 comment=rng.choice(["", "", "Cepat dan ramah", "Terima kasih!", "Agak lama balasnya"]),
             )
+
+
+# Two assessors, mostly "cross channel" as in both studies of the reference model; the
+# earlier assessment half a year ago shows progress in the history view.
+MATURITY_DEMO = {
+    "Baseline (H2 2025)": (180, [
+        {"strategy": 2, "data": 2, "technology": 2, "process": 2, "leadership": 2, "roadmap": 1, "people": 1, "metrics": 2, "budget": 1},
+        {"strategy": 2, "data": 1, "technology": 3, "process": 2, "leadership": 2, "roadmap": 2, "people": 1, "metrics": 2, "budget": 2},
+    ]),
+    "Review (H1 2026)": (5, [
+        {"strategy": 3, "data": 3, "technology": 3, "process": 3, "leadership": 2, "roadmap": 3, "people": 2, "metrics": 3, "budget": 2},
+        {"strategy": 3, "data": 3, "technology": 4, "process": 3, "leadership": 3, "roadmap": 2, "people": 2, "metrics": 4, "budget": 2},
+    ]),
+}
+
+
+def _seed_maturity(now: dt.datetime) -> int:
+    from journeys.models import MaturityAssessment
+
+    assessors = list(users_with_role(role=Role.SUPERVISOR).order_by("pk")[:1]) + list(
+        users_with_role(role=Role.ADMIN).filter(is_superuser=True).order_by("pk")[:1])
+    if len(assessors) < 2 or MaturityAssessment.objects.filter(title__in=list(MATURITY_DEMO)).exists():
+        return 0
+    for title, (days_ago, sheets) in MATURITY_DEMO.items():
+        with transaction.atomic():
+            assessment = services.maturity_assessment_create(title=title, actor=assessors[0])
+            MaturityAssessment.objects.filter(pk=assessment.pk).update(created_at=now - dt.timedelta(days=days_ago))
+            for assessor, sheet in zip(assessors, sheets):
+                for dimension, level in sheet.items():
+                    services.maturity_score_record(
+                        assessment=assessment, assessor=assessor, dimension=dimension, level=level,
+                        target_level=min(5, level + 1), horizon="short" if level < 3 else "mid",
+                        actions="Pakai dasbor KPI dan CSAT per kanal setiap minggu" if dimension == "metrics" else "",
+                    )
+    return len(MATURITY_DEMO)

@@ -31,3 +31,16 @@ def test_demo_history_is_meaningful_and_idempotent(roles):
     summary = kpis.service_report(window=window)["summary"]
     assert summary["first_response"]["count"] > 20 and summary["resolution"]["count"] > 20
     assert kpis.csat_report(window=window)["summary"]["csat_percent"] is not None
+
+
+def test_dashboards_render_on_demo_data(client, roles, supervisor):
+    call_command("seed_demo", stdout=io.StringIO())
+    seed_demo_customers(io.StringIO())
+    seed_demo_channels(io.StringIO())
+    seed_demo_journeys(io.StringIO())
+    client.force_login(supervisor)
+    for path in ["/journeys/dashboard/", "/journeys/dashboard/funnel/", "/journeys/dashboard/csat/?group_by=agent",
+                 "/journeys/dashboard/kpis/?group_by=team&hours=business", "/journeys/maturity/"]:
+        response = client.get(path + ("&" if "?" in path else "?") + "from=2000-01-01")
+        assert response.status_code == 200, path
+        assert b'class="empty' not in response.content and b"card empty" not in response.content, path
