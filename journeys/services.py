@@ -462,6 +462,8 @@ def csat_survey_send(*, survey_id: int, now: dt.datetime | None = None) -> CsatS
             return survey
         if survey.inbox is None:
             return _survey_skip(survey, _("The conversation has no channel."))
+        if _opted_out(customer_id=survey.customer_id, inbox_kind=survey.inbox.kind):
+            return _survey_skip(survey, _("The customer opted out of messages on this channel."))
         text = f"{config.csat_question}\n{survey_url(survey=survey)}"
         try:
             with transaction.atomic():
@@ -474,6 +476,20 @@ def csat_survey_send(*, survey_id: int, now: dt.datetime | None = None) -> CsatS
         survey.message_id = message.pk
         survey.save(update_fields=["status", "sent_at", "expires_at", "message_id"])
         return survey
+
+
+CONSENT_NAMES = {"twilio_sms": ("sms", "twilio_sms"), "webchat": ("webchat", "web")}
+
+
+def _opted_out(*, customer_id: int, inbox_kind: str) -> bool:
+    """An explicit opt-out recorded for this channel (customers' consent records) wins."""
+    from customers.models import CustomerConsent
+
+    names = CONSENT_NAMES.get(inbox_kind, (inbox_kind,))
+    return any(
+        consent.opted_out_at is not None and not consent.is_opted_in
+        for consent in CustomerConsent.objects.filter(customer_id=customer_id, channel__in=names)
+    )
 
 
 def _survey_skip(survey: CsatSurvey, reason: str) -> CsatSurvey:

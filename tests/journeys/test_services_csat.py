@@ -173,3 +173,14 @@ def test_the_nps_question_can_be_switched_off(client):
     JourneySettings.objects.filter(pk=1).update(nps_enabled=False)
     url = f"/journeys/survey/{services.survey_token(survey=CsatSurvey.objects.get())}/"
     assert b'name="nps"' not in client.get(url).content
+
+
+def test_no_survey_to_a_customer_who_opted_out_of_the_channel():
+    from customers.models import CustomerConsent
+
+    conv = _resolved_conversation("webchat")
+    CustomerConsent.objects.create(customer=conv.customer, channel="webchat", opted_out_at=timezone.now())
+    services.journeys_sync()
+    survey = CsatSurvey.objects.get()
+    assert survey.status == "skipped" and "opted out" in survey.skip_reason
+    assert not Message.objects.filter(direction="outbound").exists()
