@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("customers.api.urls")),
     path("", include("channels_app.api.urls")),
     path("", include("journeys.api.urls")),
+    path("", include("integrations.api.urls")),
 ]
 
 urlpatterns = [

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "customers",
     "channels_app",
     "journeys",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -53,6 +54,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "cxplatform.api.permissions.TokenScopeMiddleware",
+    "cxplatform.api.idempotency.IdempotencyMiddleware",
     "accounts.middleware.UserPreferencesMiddleware",
     "accounts.middleware.MfaRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -136,6 +139,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "journeys.tasks.journeys_sync_task",
         "schedule": crontab(minute="*"),
     },
+    "integrations.webhook_retries": {
+        "task": "integrations.tasks.webhook_deliveries_due_task",
+        "schedule": crontab(minute="*"),
+    },
+    "integrations.idempotency_purge": {
+        "task": "integrations.tasks.idempotency_records_purge_task",
+        "schedule": crontab(minute=17),
+    },
 }
 
 # --- Accounts and sign-in ----------------------------------------------------------------
@@ -185,7 +196,20 @@ REST_FRAMEWORK = {
         "accounts.api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "cxplatform.api.permissions.TokenScopePermission",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "cxplatform.api.throttling.TokenRateThrottle",
+        "cxplatform.api.throttling.UserRateThrottle",
+        "cxplatform.api.throttling.IpRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "token": env.env_str("API_RATE_TOKEN", "600/min"),
+        "user": env.env_str("API_RATE_USER", "600/min"),
+        "ip": env.env_str("API_RATE_IP", "1200/min"),
+    },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",

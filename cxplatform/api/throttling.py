@@ -1,0 +1,57 @@
+"""Rate limits: per API token, per signed-in user and per client IP, counted in the Django
+cache (Redis when REDIS_URL is set, so every worker shares the counters).
+
+Rates live in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (env: API_RATE_TOKEN, API_RATE_USER,
+API_RATE_IP) and are read at request time. A refused request gets 429, a `Retry-After`
+header and the common error body (cxplatform.api.errors).
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import throttling
+
+
+class _SettingsRateMixin:
+    def get_rate(self):
+        rates = settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {})
+        return rates.get(self.scope)
+
+
+class TokenRateThrottle(_SettingsRateMixin, throttling.SimpleRateThrottle):
+    """Per API token (Bearer requests)."""
+
+    scope = "token"
+
+    def __init__(self):
+        pass  # rate resolved per request in allow_request (settings may change in tests)
+
+    def allow_request(self, request, view):
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request, view):
+        token = request.auth
+        if token is None or not hasattr(token, "key_hash"):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": token.pk}
+
+
+class UserRateThrottle(TokenRateThrottle):
+    """Per signed-in user on session-authenticated requests."""
+
+    scope = "user"
+
+    def get_cache_key(self, request, view):
+        if request.auth is not None or not (request.user and request.user.is_authenticated):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
+class IpRateThrottle(TokenRateThrottle):
+    """Per client IP, whoever is calling (also bounds brute-forcing tokens)."""
+
+    scope = "ip"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
