@@ -14,16 +14,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from channels_app.adapters.base import AdapterError, DeliveryStatus, EventKind, InboundEvent
-from channels_app.models import Inbox, Message, MessageDirection, MessageSender, MessageStatus, WebhookEvent
+from channels_app.models import Conversation, Inbox, Message, MessageDirection, MessageSender, MessageStatus, WebhookEvent
 from channels_app.services.conversations import conversation_continue
 from channels_app.services.inboxes import inbox_adapter
 from channels_app.services.media import schedule_fetch
 from channels_app.services.messages import message_record, message_status_update, message_status_update_until
-from customers.models import SCOPED_KINDS, Customer
+from customers.models import SCOPED_KINDS, Customer, IdentityOrigin
 from customers.services import IdentityInput, customer_resolve, customer_touch
 
 logger = logging.getLogger(__name__)
@@ -191,6 +191,22 @@ def inbound_event_apply(*, inbox: Inbox, item: InboundEvent, webhook_event: Webh
     return None
 
 
+def _asserted_by(inbox: Inbox) -> str:
+    """Email's From is not proven (the adapter marks it unverified), but it is what the mailbox
+    received, not something a visitor typed: treated as end-user typed, every email would start a
+    new profile and conversation. Like every helpdesk, email threads on the sender address; the
+    receiving provider's SPF/DKIM checks are the guard against spoofing."""
+    return IdentityOrigin.BUSINESS if inbox.kind == "email" else IdentityOrigin.END_USER
+
+
+def _conversation_for_auto_reply(customer: Customer, inbox: Inbox, at: dt.datetime) -> Conversation:
+    latest = Conversation.objects.filter(customer=customer).order_by(
+        models.Case(models.When(status="resolved", then=1), default=0), "-id").first()
+    if latest is not None:
+        return latest
+    return conversation_continue(customer=customer, inbox=inbox, at=at).conversation
+
+
 def _provider_id(item: InboundEvent) -> str:
     """The id that makes a redelivery recognisable: the provider's message id, else its event id
     (a LINE postback has only a webhookEventId)."""
@@ -222,14 +238,19 @@ def _inbound_message(inbox: Inbox, item: InboundEvent, webhook_event: WebhookEve
     if at > now + dt.timedelta(minutes=5):
         at = now  # a provider clock far ahead must not reorder the conversation
     resolved = customer_resolve(identities=identities, source=f"channel:{inbox.kind}",
-                                display_name=display_name, seen_at=at)
+                                display_name=display_name, seen_at=at, asserted_by=_asserted_by(inbox))
     if resolved.rejected and not (resolved.attached or resolved.matched):
         # Storing it on a fresh anonymous profile would split the customer on every message:
         # fail loudly so the event is parked where an admin can see it.
         reasons = "; ".join(f"{item.kind}={item.value!r}: {reason}" for item, reason in resolved.rejected)
         raise AdapterError(f"sender identity rejected by customer_resolve ({reasons})", permanent=True)
     customer: Customer = resolved.customer
-    conversation = conversation_continue(customer=customer, inbox=inbox, at=at).conversation
+    if item.extra.get("auto_reply"):
+        # Out-of-office replies and bounces are kept in the thread but must not reopen a resolved
+        # conversation, wake a snoozed one or send it to an agent's queue.
+        conversation = _conversation_for_auto_reply(customer, inbox, at)
+    else:
+        conversation = conversation_continue(customer=customer, inbox=inbox, at=at).conversation
     message, created = message_record(
         conversation=conversation,
         inbox=inbox,

@@ -12,7 +12,7 @@ from channels_app.adapters import api as api_adapter
 from channels_app.adapters import twilio_sms
 from channels_app.models import Conversation, Message, WebhookEvent
 from channels_app.services import inbox_create
-from customers.models import Identity
+from customers.models import Customer, Identity
 
 pytestmark = pytest.mark.django_db
 
@@ -174,3 +174,32 @@ def test_body_over_the_webhook_limit_is_413(client, settings):
 
     assert response.status_code == 413
     assert WebhookEvent.objects.count() == 0
+
+
+def test_out_of_office_reply_does_not_reopen_a_resolved_conversation(client, supervisor, django_capture_on_commit_callbacks):
+    from channels_app.services import conversation_status_set
+
+    inbox = inbox_create(name="Email", kind="email", config={"address": "halo@tokodemo.test",
+                                                              "inbound_secret": EMAIL_SECRET})
+
+    def post(message_id: str, extra_headers: str, text: str):
+        body = (f"From: Budi <budi@example.com>\r\nTo: halo@tokodemo.test\r\nSubject: Pesanan\r\n"
+                f"Message-ID: <{message_id}@example.com>\r\n{extra_headers}"
+                f"Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n").encode()
+        signature = "sha256=" + hmac.new(EMAIL_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        with django_capture_on_commit_callbacks(execute=True):
+            assert client.post(inbox.webhook_path, data=body, content_type="message/rfc822",
+                               HTTP_X_INBOUND_SIGNATURE=signature).status_code == 200
+
+    post("m1", "", "Pesanan saya belum sampai.")
+    conversation = Conversation.objects.get()
+    conversation_status_set(conversation=conversation, status="resolved", actor=supervisor)
+
+    post("m2", "Auto-Submitted: auto-replied\r\n", "Saya sedang cuti sampai Senin.")
+
+    conversation.refresh_from_db()
+    assert conversation.status == "resolved"
+    assert Conversation.objects.count() == 1
+    assert Customer.objects.count() == 1  # emails from the same address thread on one profile
+    assert conversation.messages.count() == 2
+    assert conversation.messages.get(provider_message_id="m2@example.com").data["extra"]["auto_reply"] is True
