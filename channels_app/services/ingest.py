@@ -18,7 +18,15 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from channels_app.adapters.base import AdapterError, DeliveryStatus, EventKind, InboundEvent
-from channels_app.models import Conversation, Inbox, Message, MessageDirection, MessageSender, MessageStatus, WebhookEvent
+from channels_app.models import (
+    Conversation,
+    Inbox,
+    Message,
+    MessageDirection,
+    MessageSender,
+    MessageStatus,
+    WebhookEvent,
+)
 from channels_app.services.conversations import conversation_continue
 from channels_app.services.inboxes import inbox_adapter
 from channels_app.services.media import schedule_fetch
