@@ -136,7 +136,11 @@ def _identity_inputs(inbox: Inbox, item: InboundEvent) -> list[IdentityInput]:
     for identity in item.identities:
         kind = IDENTITY_KIND_ALIASES.get(identity.kind, identity.kind)
         scope = str(inbox.uuid) if kind in SCOPED_KINDS else ""
-        inputs.append(IdentityInput(kind, identity.value, verified=identity.verified, scope=scope,
+        # The widget's visitor token is a bearer secret our own widget issued: presenting it proves
+        # it is the same browser, which is all a web_visitor identity claims (within its inbox).
+        # Left unverified, customer_resolve would open a new profile for every message.
+        verified = identity.verified or kind == "web_visitor"
+        inputs.append(IdentityInput(kind, identity.value, verified=verified, scope=scope,
                                     source_ref=f"inbox:{inbox.pk}"))
     return inputs
 

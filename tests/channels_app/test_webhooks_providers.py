@@ -203,3 +203,29 @@ def test_out_of_office_reply_does_not_reopen_a_resolved_conversation(client, sup
     assert Customer.objects.count() == 1  # emails from the same address thread on one profile
     assert conversation.messages.count() == 2
     assert conversation.messages.get(provider_message_id="m2@example.com").data["extra"]["auto_reply"] is True
+
+
+def test_webchat_visitor_keeps_one_profile_and_conversation(client, django_capture_on_commit_callbacks):
+    inbox = inbox_create(name="Chat", kind="webchat", config={"allowed_origins": ["https://toko.example"]})
+
+    for n, text in enumerate(["Halo", "Masih ada stok?"], start=1):
+        body = json.dumps({"id": f"w-{n}", "visitor_token": "vt_8f2c1e", "text": text}).encode()
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(inbox.webhook_path, data=body, content_type="application/json",
+                                   HTTP_ORIGIN="https://toko.example")
+        assert response.status_code == 200, response.content
+
+    assert Customer.objects.count() == 1
+    conversation = Conversation.objects.get()
+    assert list(conversation.messages.values_list("content", flat=True)) == ["Halo", "Masih ada stok?"]
+    identity = Identity.objects.get()
+    assert (identity.kind, identity.scope, identity.value) == ("web_visitor", str(inbox.uuid), "vt_8f2c1e")
+
+
+def test_webchat_from_a_foreign_origin_is_403(client):
+    inbox = inbox_create(name="Chat", kind="webchat", config={"allowed_origins": ["https://toko.example"]})
+    body = json.dumps({"id": "w-1", "visitor_token": "vt_1", "text": "x"}).encode()
+
+    response = client.post(inbox.webhook_path, data=body, content_type="application/json", HTTP_ORIGIN="https://evil.example")
+
+    assert response.status_code == 403
