@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -26,6 +27,11 @@ _counter = itertools.count()
 
 def agent_group(user_id: int) -> str:
     return f"agent.{user_id}"
+
+
+def visitor_group(visitor_token: str) -> str:
+    """A web chat visitor's widget sockets (channel-layer group names allow [A-Za-z0-9._-])."""
+    return "visitor." + re.sub(r"[^A-Za-z0-9._-]", "_", visitor_token)[:90]
 
 
 def conversation_group(conversation_id: int) -> str:

@@ -366,7 +366,7 @@ def message_deliver(*, message_id: int, attempt: int = 1) -> DeliverOutcome:
 @transaction.atomic
 def message_sent(*, message: Message, provider_message_id: str, raw: Any = None) -> Message:
     """The provider accepted the message: sent, with its id (status webhooks refer to it)."""
-    message = Message.objects.select_for_update().select_related("conversation").get(pk=message.pk)
+    message = Message.objects.select_for_update().select_related("conversation", "inbox").get(pk=message.pk)
     now = timezone.now()
     if STATUS_RANK.get(message.status, -1) < STATUS_RANK[MessageStatus.SENT]:
         message.status = MessageStatus.SENT
@@ -378,6 +378,11 @@ def message_sent(*, message: Message, provider_message_id: str, raw: Any = None)
     message.save()
     customer_touch(customer=message.conversation.customer, contacted_at=now)
     _publish("channels.message.updated", message, message.conversation)
+    if message.inbox.kind == InboxKind.WEBCHAT and message.data.get("to"):
+        # The web chat "provider" is us: the reply reaches the visitor over their widget socket.
+        realtime.publish("webchat.message", {"message": {"id": str(message.uuid), "text": message.content,
+                                                         "created_at": message.created_at.isoformat()}},
+                         groups=[realtime.visitor_group(str(message.data["to"]))])
     return message
 
 

@@ -229,3 +229,33 @@ def test_webchat_from_a_foreign_origin_is_403(client):
     response = client.post(inbox.webhook_path, data=body, content_type="application/json", HTTP_ORIGIN="https://evil.example")
 
     assert response.status_code == 403
+
+
+def test_webchat_reply_is_pushed_to_the_visitors_socket(client, agent, django_capture_on_commit_callbacks):
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from channels_app.services import message_create_outbound
+
+    inbox = inbox_create(name="Chat", kind="webchat", config={"allowed_origins": ["https://toko.example"]})
+    body = json.dumps({"id": "w-1", "visitor_token": "vt_8f2c1e", "text": "Halo"}).encode()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(inbox.webhook_path, data=body, content_type="application/json", HTTP_ORIGIN="https://toko.example")
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)("visitor.vt_8f2c1e", channel)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = message_create_outbound(conversation=Conversation.objects.get(), author=agent, content="Halo juga!")
+
+    async def receive():
+        return await asyncio.wait_for(layer.receive(channel), timeout=1)
+
+    event = async_to_sync(receive)()
+    assert event["payload"]["event"] == "webchat.message"
+    assert event["payload"]["message"] == {"id": str(reply.uuid), "text": "Halo juga!",
+                                           "created_at": reply.created_at.isoformat()}
+    reply.refresh_from_db()
+    assert reply.status == "sent"
