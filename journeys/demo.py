@@ -222,11 +222,11 @@ def _send_and_answer(rng: random.Random, survey: CsatSurvey, now: dt.datetime) -
 # Two assessors, mostly "cross channel" as in both studies of the reference model; the
 # earlier assessment half a year ago shows progress in the history view.
 MATURITY_DEMO = {
-    "Baseline (H2 2025)": (180, [
+    "Baseline assessment": (180, [
         {"strategy": 2, "data": 2, "technology": 2, "process": 2, "leadership": 2, "roadmap": 1, "people": 1, "metrics": 2, "budget": 1},
         {"strategy": 2, "data": 1, "technology": 3, "process": 2, "leadership": 2, "roadmap": 2, "people": 1, "metrics": 2, "budget": 2},
     ]),
-    "Review (H1 2026)": (5, [
+    "Six-month review": (5, [
         {"strategy": 3, "data": 3, "technology": 3, "process": 3, "leadership": 2, "roadmap": 3, "people": 2, "metrics": 3, "budget": 2},
         {"strategy": 3, "data": 3, "technology": 4, "process": 3, "leadership": 3, "roadmap": 2, "people": 2, "metrics": 4, "budget": 2},
     ]),
