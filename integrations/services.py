@@ -220,7 +220,12 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
         status_code = response.status
         excerpt = response.body[:EXCERPT_CHARS].decode("utf-8", errors="replace")
     except outbound.OutboundBlocked as exc:
-        error, permanent = str(exc)[:500], True
+        if str(exc).startswith("too many redirects"):
+            # max_redirects=0: the endpoint answered with a redirect, which is not followed
+            # (possibly maintenance): retried like any other failure.
+            error = "Redirect not followed; register the final URL."
+        else:
+            error, permanent = str(exc)[:500], True
     except outbound.OutboundError as exc:
         error = str(exc)[:500]
     latency_ms = int((time.monotonic() - started) * 1000)
@@ -231,9 +236,7 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     if status_code is not None and 200 <= status_code < 300:
         delivery.delivered_at = delivery.last_attempt_at
         return _finish(delivery, status=WebhookDelivery.Status.SUCCEEDED, error="")
-    if status_code is not None and 300 <= status_code < 400:
-        error = f"Redirect ({status_code}) not followed; register the final URL."
-    elif status_code is not None:
+    if status_code is not None:
         error = f"HTTP {status_code}"
     next_at = delivery.last_attempt_at + timedelta(seconds=webhook_backoff_seconds(attempt=delivery.attempt))
     if permanent or next_at > delivery.created_at + RETRY_WINDOW:

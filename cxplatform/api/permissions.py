@@ -9,14 +9,12 @@ path segment under /api/v1/ (so no other app's view needs to change). Paths that
 group are refused to scoped tokens.
 
 Most views in the project set their own `permission_classes`, which replace DRF's defaults,
-so the check also runs in `TokenScopeMiddleware` for every /api/v1/ request made with a
-Bearer token; `TokenScopePermission` covers views that keep the defaults (and names the
-rule in the schema).
+so the same check also runs as `TokenScopeGuard` in DEFAULT_THROTTLE_CLASSES (see there);
+`TokenScopePermission` covers views that keep the default permissions.
 """
 from __future__ import annotations
 
-from django.http import JsonResponse
-from rest_framework import permissions
+from rest_framework import exceptions, permissions, throttling
 
 
 API_PREFIX = "/api/v1/"
@@ -101,23 +99,19 @@ def bearer_token_for(request):
     return token
 
 
-class TokenScopeMiddleware:
-    """Refuses (403, common error shape) a scoped token's request outside its scopes."""
+class TokenScopeGuard(throttling.BaseThrottle):
+    """Enforces token scopes on every DRF view, including those with their own
+    `permission_classes`.
 
-    def __init__(self, get_response):
-        self.get_response = get_response
+    It sits in DEFAULT_THROTTLE_CLASSES because the throttle phase is the one per-request DRF
+    hook that runs after authentication on every view and that no view in the project
+    overrides; it never rate-limits, it raises PermissionDenied (403, common error shape).
+    """
 
-    def __call__(self, request):
-        if request.path.startswith(API_PREFIX):
-            token = bearer_token_for(request)
-            if token is not None and token.scopes:
-                group = scope_group_for_path(request.path)
-                if not scope_allows(token.scopes, group=group, method=request.method):
-                    from cxplatform.api.errors import error_body  # not at import: DRF settings load this module
-
-                    body = error_body(
-                        "permission_denied",
-                        f"This API token lacks the scope {required_scope(group=group, method=request.method)}.",
-                    )
-                    return JsonResponse(body, status=403)
-        return self.get_response(request)
+    def allow_request(self, request, view):
+        if not TokenScopePermission().has_permission(request, view):
+            group = getattr(view, "scope_group", None) or scope_group_for_path(request.path)
+            raise exceptions.PermissionDenied(
+                f"This API token lacks the scope {required_scope(group=group, method=request.method)}."
+            )
+        return True

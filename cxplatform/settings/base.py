@@ -54,7 +54,6 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "cxplatform.api.permissions.TokenScopeMiddleware",
     "cxplatform.api.idempotency.IdempotencyMiddleware",
     "accounts.middleware.UserPreferencesMiddleware",
     "accounts.middleware.MfaRequiredMiddleware",
@@ -201,6 +200,7 @@ REST_FRAMEWORK = {
         "cxplatform.api.permissions.TokenScopePermission",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
+        "cxplatform.api.permissions.TokenScopeGuard",
         "cxplatform.api.throttling.TokenRateThrottle",
         "cxplatform.api.throttling.UserRateThrottle",
         "cxplatform.api.throttling.IpRateThrottle",
