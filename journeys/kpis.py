@@ -367,6 +367,32 @@ def csat_report(*, window: Window_, group_by: str = "", period: str = "month") -
 # --- Lifecycle funnel ---------------------------------------------------------------------
 
 
+COHORT_MONTHS = (1, 3, 6)
+
+
+def _conversion_cohorts(rows, window: Window_) -> list[dict[str, Any]]:
+    """Cohort retention: customers by month of their first conversion (in the window), and the
+    share who reached Retention within 1, 3 and 6 months (30-day months) of converting."""
+    cohorts: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        converted = row.get(LifecycleStage.CONVERSION)
+        if converted and window.start <= converted < window.end:
+            cohorts[_period_key(converted, "month")].append(row)
+    out = []
+    for month in sorted(cohorts):
+        members = cohorts[month]
+        entry = {"month": month, "converted": len(members)}
+        for months in COHORT_MONTHS:
+            limit = dt.timedelta(days=30 * months)
+            retained = sum(
+                1 for row in members
+                if row.get(LifecycleStage.RETENTION) and row[LifecycleStage.RETENTION] - row[LifecycleStage.CONVERSION] <= limit
+            )
+            entry[f"retained_{months}m"] = retained / len(members)
+        out.append(entry)
+    return out
+
+
 def _forward_into(stage: str) -> Q:
     """A change into `stage` from an earlier stage (explicit moves back do not "enter" it)."""
     return Q(to_stage=stage, from_stage__in=STAGES[: STAGES.index(stage)])
@@ -423,7 +449,7 @@ def funnel_report(*, window: Window_, group_by: str = "") -> dict[str, Any]:
         "period_from": window.start,
         "period_to": window.end,
         "group_by": group_by,
-        "summary": {"stages": stages_out},
+        "summary": {"stages": stages_out, "cohorts": _conversion_cohorts(firsts.values(), window)},
         "rows": [],
     }
     if group_by == "channel":

@@ -126,16 +126,22 @@ def dashboard_funnel(request):
     report = kpis.funnel_report(window=window, group_by="channel")
     stages = report["summary"]["stages"]
     if _wants_csv(request):
+        if request.GET.get("table") == "cohorts":
+            return _csv("funnel-cohorts.csv", ["month", "converted", "retained_1m", "retained_3m", "retained_6m"],
+                        [[c["month"], c["converted"], c["retained_1m"], c["retained_3m"], c["retained_6m"]]
+                         for c in report["summary"]["cohorts"]])
         if request.GET.get("table") == "channels":
             return _csv("funnel-by-channel.csv", ["first_touch_channel", "acquisition", "conversion", "retention", "loyalty"],
                         [[r["key"], r["acquisition"], r["conversion"], r["retention"], r["loyalty"]] for r in report["rows"]])
         return _csv("funnel.csv", ["stage", "entered", "went_on", "conversion_rate", "median_seconds_to_next"],
                     [[s["stage"], s["entered"], s["went_on"], s["conversion_rate"], s["median_seconds_to_next"]] for s in stages])
+    cohorts = [{**c, "m1": _percent(c["retained_1m"]), "m3": _percent(c["retained_3m"]), "m6": _percent(c["retained_6m"])}
+               for c in report["summary"]["cohorts"]]
     for stage in stages:
         stage["rate_display"] = _percent(stage["conversion_rate"])
         stage["time_display"] = _seconds(stage["median_seconds_to_next"])
     return render(request, "journeys/funnel.html", {
-        "form": form, "window": window, "stages": stages, "channel_rows": report["rows"],
+        "form": form, "window": window, "stages": stages, "channel_rows": report["rows"], "cohorts": cohorts,
         "chart": {"labels": [s["label"] for s in stages], "series": [{"label": _("Customers entering"), "values": [s["entered"] for s in stages]}]},
         "has_data": any(s["entered"] for s in stages),
     })

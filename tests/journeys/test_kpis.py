@@ -180,6 +180,17 @@ def test_funnel_matches_the_worked_example(funnel_fixture):
     assert stages["conversion"]["median_seconds_to_next"] == 15 * 86400
 
 
+def test_cohort_retention_by_month_of_conversion(funnel_fixture):
+    _customer_events("c5@mail.test", day(4, 1), [("5a", "order.paid", day(4, 2), ""), ("5b", "order.paid", day(6, 20), "")])
+    spring = kpis.period_from_query({"from": "2026-03-01", "to": "2026-04-30"})
+    cohorts = kpis.funnel_report(window=spring)["summary"]["cohorts"]
+    # March: c1 (retained after 15 days), c2, c3 (not retained). April: c5 retained after 79 days.
+    assert cohorts == [
+        {"month": "2026-03", "converted": 3, "retained_1m": pytest.approx(1 / 3), "retained_3m": pytest.approx(1 / 3), "retained_6m": pytest.approx(1 / 3)},
+        {"month": "2026-04", "converted": 1, "retained_1m": 0.0, "retained_3m": 1.0, "retained_6m": 1.0},
+    ]
+
+
 def test_funnel_by_first_touch_channel(funnel_fixture):
     rows = {row["key"]: row for row in kpis.funnel_report(window=MARCH, group_by="channel")["rows"]}
     assert {k: (r["acquisition"], r["conversion"], r["retention"]) for k, r in rows.items()} == {

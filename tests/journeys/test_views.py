@@ -72,3 +72,16 @@ def test_csat_page_shows_nps_and_exports(client, supervisor):
     assert page.status_code == 200 and b"50.0%" in page.content and b"NPS (2 answers)" in page.content
     lines = client.get("/journeys/dashboard/csat/?from=2026-03-01&to=2026-03-31&group_by=channel&format=csv").content.decode().splitlines()
     assert lines[1] == "WhatsApp,2,1,50.0,3.5,2,1.0,0.0"
+
+
+def test_funnel_page_shows_cohorts_and_exports_them(client, supervisor):
+    from journeys.services import customer_event_record
+    from tests.journeys.factories import at
+
+    customer_event_record(event_id="1", event_type="order.paid", occurred_at=at(), email="a@mail.test")
+    customer_event_record(event_id="2", event_type="order.paid", occurred_at=at(days=10), email="a@mail.test")
+    client.force_login(supervisor)
+    page = client.get("/journeys/dashboard/funnel/?from=2026-03-01&to=2026-03-31")
+    assert b"Retention by month of conversion" in page.content and b"100.0%" in page.content
+    lines = client.get("/journeys/dashboard/funnel/?from=2026-03-01&to=2026-03-31&format=csv&table=cohorts").content.decode().splitlines()
+    assert lines == ["month,converted,retained_1m,retained_3m,retained_6m", "2026-03,1,1.0,1.0,1.0"]
