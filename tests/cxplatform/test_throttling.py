@@ -1,0 +1,73 @@
+"""Rate limits: per token, per user session, per IP → 429 with Retry-After in the common shape."""
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.services import api_token_create
+
+pytestmark = pytest.mark.django_db
+
+
+def bearer(user) -> APIClient:
+    _token, raw = api_token_create(user=user, name="test")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+@pytest.fixture
+def rates(settings):
+    def set_rates(token="1000/min", user="1000/min", ip="1000/min"):
+        settings.REST_FRAMEWORK = {
+            **settings.REST_FRAMEWORK,
+            "DEFAULT_THROTTLE_RATES": {"token": token, "user": user, "ip": ip},
+        }
+
+    return set_rates
+
+
+def test_token_over_its_limit_gets_429_with_retry_after(agent, rates):
+    rates(token="3/min")
+    client = bearer(agent)
+
+    statuses = [client.get("/api/v1/me/").status_code for _ in range(4)]
+    response = client.get("/api/v1/me/")
+
+    assert statuses == [200, 200, 200, 429]
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= 60
+    error = response.json()["error"]
+    assert error["code"] == "throttled"
+    assert error["request_id"] == response["X-Request-ID"]
+
+
+def test_limits_are_per_token(agent, rates):
+    rates(token="2/min")
+    first, second = bearer(agent), bearer(agent)
+    first.get("/api/v1/me/")
+    first.get("/api/v1/me/")
+
+    assert first.get("/api/v1/me/").status_code == 429
+    assert second.get("/api/v1/me/").status_code == 200
+
+
+def test_ip_limit_applies_across_tokens(agent, supervisor, rates):
+    rates(ip="2/min")
+    bearer(agent).get("/api/v1/me/", REMOTE_ADDR="203.0.113.9")
+    bearer(supervisor).get("/api/v1/me/", REMOTE_ADDR="203.0.113.9")
+
+    refused = bearer(supervisor).get("/api/v1/me/", REMOTE_ADDR="203.0.113.9")
+    other_ip = bearer(supervisor).get("/api/v1/me/", REMOTE_ADDR="203.0.113.10")
+
+    assert refused.status_code == 429
+    assert "Retry-After" in refused
+    assert other_ip.status_code == 200
+
+
+def test_session_users_are_limited_per_user(client, agent, rates):
+    rates(user="1/min")
+    client.force_login(agent)
+
+    assert client.get("/api/v1/me/").status_code == 200
+    assert client.get("/api/v1/me/").status_code == 429
