@@ -16,7 +16,15 @@ from django.utils import timezone
 
 from accounts.models import Role
 from accounts.selectors import users_with_role
-from channels_app.models import Conversation, ConversationStatus, Inbox, InboxKind, Message, MessageDirection, MessageSender
+from channels_app.models import (
+    Conversation,
+    ConversationStatus,
+    Inbox,
+    InboxKind,
+    Message,
+    MessageDirection,
+    MessageSender,
+)
 from customers.models import Customer
 from journeys import services
 from journeys.models import CsatResponse, CsatSurvey, CustomerEvent
@@ -109,7 +117,12 @@ def _seed_events(rng: random.Random, now: dt.datetime) -> int:
 
 
 def _seed_conversations(rng: random.Random, now: dt.datetime) -> int:
-    from channels_app.services import conversation_assign, conversation_continue, conversation_status_set, message_record
+    from channels_app.services import (
+        conversation_assign,
+        conversation_continue,
+        conversation_status_set,
+        message_record,
+    )
 
     if Message.objects.filter(provider_message_id__startswith="demo-j-").exists():
         return 0
@@ -244,7 +257,7 @@ def _seed_maturity(now: dt.datetime) -> int:
         with transaction.atomic():
             assessment = services.maturity_assessment_create(title=title, actor=assessors[0])
             MaturityAssessment.objects.filter(pk=assessment.pk).update(created_at=now - dt.timedelta(days=days_ago))
-            for assessor, sheet in zip(assessors, sheets):
+            for assessor, sheet in zip(assessors, sheets, strict=False):
                 for dimension, level in sheet.items():
                     services.maturity_score_record(
                         assessment=assessment, assessor=assessor, dimension=dimension, level=level,

@@ -14,10 +14,10 @@ from journeys import kpis, selectors, services
 from journeys.api.serializers import (
     CsatResponseSerializer,
     EventCreateSerializer,
+    EventSerializer,
     MaturityAssessmentCreateSerializer,
     MaturityAssessmentSerializer,
     MaturityScoresSerializer,
-    EventSerializer,
     ReportQuerySerializer,
     ReportSerializer,
     StageChangeSerializer,

@@ -23,9 +23,9 @@ def assessors(make_user):
 
 def test_the_result_shows_each_score_and_the_median(assessors, supervisor):
     assessment = services.maturity_assessment_create(title="Q1 2026", actor=supervisor)
-    for assessor, level in zip(assessors[:3], [2, 3, 5]):
+    for assessor, level in zip(assessors[:3], [2, 3, 5], strict=False):
         services.maturity_score_record(assessment=assessment, assessor=assessor, dimension="technology", level=level, target_level=4)
-    for assessor, level in zip(assessors, [1, 2, 3, 4]):
+    for assessor, level in zip(assessors, [1, 2, 3, 4], strict=False):
         services.maturity_score_record(assessment=assessment, assessor=assessor, dimension="metrics", level=level)
 
     rows = {row["code"]: row for row in maturity_result(assessment=assessment)["rows"]}
