@@ -347,21 +347,55 @@ def lifecycle_sync_from_messages(*, limit: int = 1000) -> int:
 # --- Resolutions (the KPI log) -------------------------------------------------------------
 
 
+TIMELINE_LOOKBACK = dt.timedelta(days=2)
+
+
+def _resolution_candidates(limit: int) -> list[tuple[int, dt.datetime]]:
+    """(conversation id, resolved at) pairs not yet in the log, from two sources:
+    conversations that are resolved now, and the customers' timeline entries "conversation
+    resolved" of the last two days (they survive a reopen, which clears `resolved_at`)."""
+    from customers.models import TimelineEntry
+
+    recorded = ConversationResolution.objects.filter(conversation=OuterRef("pk"), resolved_at=OuterRef("resolved_at"))
+    pairs = set(
+        Conversation.objects.filter(status=ConversationStatus.RESOLVED, resolved_at__isnull=False)
+        .exclude(Exists(recorded))
+        .order_by("resolved_at", "pk")
+        .values_list("pk", "resolved_at")[:limit]
+    )
+    entries = list(
+        TimelineEntry.objects.filter(kind=TimelineKind.CONVERSATION_RESOLVED,
+                                     occurred_at__gte=timezone.now() - TIMELINE_LOOKBACK)
+        .values_list("data__conversation", "occurred_at")[:limit]
+    )
+    from_timeline = {(int(pk), at) for pk, at in entries if isinstance(pk, int)}
+    if from_timeline:
+        known = set(
+            ConversationResolution.objects.filter(conversation_id__in={pk for pk, _at in from_timeline})
+            .values_list("conversation_id", "resolved_at")
+        )
+        existing = set(Conversation.objects.filter(pk__in={pk for pk, _at in from_timeline}).values_list("pk", flat=True))
+        pairs |= {pair for pair in from_timeline if pair not in known and pair[0] in existing}
+    return sorted(pairs, key=lambda pair: (pair[1], pair[0]))
+
+
 def resolutions_sync(*, limit: int = 5000) -> int:
     """Copy resolutions of conversations into the resolution log (one row per resolution
     cycle). A cycle starts when the conversation was created, or for a reopened conversation
     at the first customer message after the previous resolution."""
-    recorded = ConversationResolution.objects.filter(conversation=OuterRef("pk"), resolved_at=OuterRef("resolved_at"))
-    pending = list(
-        Conversation.objects.filter(status=ConversationStatus.RESOLVED, resolved_at__isnull=False)
-        .exclude(Exists(recorded))
-        .order_by("resolved_at", "pk")
-        .values("pk", "resolved_at", "created_at", "last_inbox_id", "assignee_id", "team_id")[:limit]
-    )
+    pending = _resolution_candidates(limit)
+    if not pending:
+        return 0
+    conversations = {
+        row["pk"]: row
+        for row in Conversation.objects.filter(pk__in={pk for pk, _at in pending})
+        .values("pk", "created_at", "last_inbox_id", "assignee_id", "team_id")
+    }
     created = 0
-    for row in pending:
+    for conversation_id, resolved_at in pending:
+        row = conversations[conversation_id]
         previous = (
-            ConversationResolution.objects.filter(conversation_id=row["pk"], resolved_at__lt=row["resolved_at"])
+            ConversationResolution.objects.filter(conversation_id=conversation_id, resolved_at__lt=resolved_at)
             .order_by("-resolved_at")
             .values_list("resolved_at", flat=True)
             .first()
@@ -370,17 +404,17 @@ def resolutions_sync(*, limit: int = 5000) -> int:
         if previous is not None:
             start = (
                 Message.objects.filter(
-                    conversation_id=row["pk"], direction=MessageDirection.INBOUND, created_at__gt=previous,
-                    created_at__lte=row["resolved_at"],
+                    conversation_id=conversation_id, direction=MessageDirection.INBOUND, created_at__gt=previous,
+                    created_at__lte=resolved_at,
                 ).aggregate(at=Min("created_at"))["at"]
                 or previous
             )
         try:
             with transaction.atomic():
                 ConversationResolution.objects.create(
-                    conversation_id=row["pk"],
-                    resolved_at=row["resolved_at"],
-                    cycle_started_at=start,
+                    conversation_id=conversation_id,
+                    resolved_at=resolved_at,
+                    cycle_started_at=min(start, resolved_at),
                     inbox_id=row["last_inbox_id"],
                     assignee_id=row["assignee_id"],
                     team_id=row["team_id"],

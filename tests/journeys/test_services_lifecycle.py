@@ -89,3 +89,20 @@ def test_rules_do_not_move_a_merged_away_profile():
     assert services.stage_advance(customer=merged, to_stage="acquisition", rule=rule, at=at()).customer_id == survivor.pk
     merged.refresh_from_db()
     assert merged.lifecycle_stage == "reach"
+
+
+def test_a_resolution_reopened_before_the_sync_is_still_logged(make_user):
+    from channels_app.services import conversation_status_set
+
+    agent = make_user(Role.AGENT)
+    conv = f.conversation(inbox_=f.inbox("whatsapp"), created_at=f.now())
+    f.message(conv, when=f.now())
+    conversation_status_set(conversation=conv, status="resolved", actor=agent)
+    conversation_status_set(conversation=conv, status="open", actor=agent)  # reopened by hand
+    conversation_status_set(conversation=conv, status="resolved", actor=agent)
+
+    assert services.resolutions_sync() == 2
+    assert services.resolutions_sync() == 0
+    first, second = ConversationResolution.objects.order_by("resolved_at")
+    assert (first.is_reopen, second.is_reopen) == (False, True)
+    assert second.cycle_started_at == first.resolved_at  # no customer message: the cycle starts at the reopen
