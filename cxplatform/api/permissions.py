@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from rest_framework import exceptions, permissions, throttling
 
-
 API_PREFIX = "/api/v1/"
 SCOPE_GROUPS = ("customers", "conversations", "inboxes", "events", "reports", "webhooks", "accounts")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")

@@ -15,7 +15,7 @@ from customers.services import customer_merge
 from integrations import services
 from integrations.crypto import secret_decrypt
 from integrations.models import WebhookDelivery, WebhookSubscription
-from integrations.tasks import webhook_deliveries_due_task, webhook_deliver_task
+from integrations.tasks import webhook_deliver_task, webhook_deliveries_due_task
 from tests.customers.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db

@@ -26,6 +26,6 @@ class Command(BaseCommand):
         try:
             user = User.objects.get(email__iexact=email, is_active=True)
         except User.DoesNotExist:
-            raise CommandError(f"No active user with email {email}.")
+            raise CommandError(f"No active user with email {email}.") from None
         _token, raw = api_token_create(user=user, name=name, scopes=list(dict.fromkeys(wanted)))
         self.stdout.write(raw)
