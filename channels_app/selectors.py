@@ -104,11 +104,16 @@ def conversation_get(*, viewer: User, conversation_id: int) -> Conversation:
     )
 
 
-def message_list(*, viewer: User, conversation: Conversation) -> QuerySet[Message]:
-    """Messages of a conversation the viewer may see (check with conversation_get first)."""
+def message_list(*, viewer: User, conversation: Conversation, after_id: int | None = None) -> QuerySet[Message]:
+    """Messages of a conversation the viewer may see (check with conversation_get first);
+    `after_id`: only newer ones (message ids are monotonic: a client catching up after a
+    dropped websocket asks for what came after the last id it saw)."""
     if not conversation_can_view(viewer=viewer, conversation=conversation):
         return Message.objects.none()
-    return Message.objects.filter(conversation=conversation).select_related("inbox", "author").order_by("id")
+    messages = Message.objects.filter(conversation=conversation)
+    if after_id is not None:
+        messages = messages.filter(pk__gt=after_id)
+    return messages.select_related("inbox", "author").order_by("id")
 
 
 def reachable_inboxes(*, conversation: Conversation) -> list[Inbox]:

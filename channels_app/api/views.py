@@ -234,9 +234,15 @@ class ConversationMessageListApi(generics.ListAPIView):
 
     def get_queryset(self):
         conversation = _conversation_or_404(self.request, self.kwargs["pk"])
-        return selectors.message_list(viewer=self.request.user, conversation=conversation)
+        after = self.request.query_params.get("after", "")
+        if after and not after.isdigit():
+            raise exceptions.ValidationError({"after": ["A message id."]})
+        return selectors.message_list(viewer=self.request.user, conversation=conversation,
+                                      after_id=int(after) if after else None)
 
-    @extend_schema(summary="Messages of a conversation, newest first")
+    @extend_schema(summary="Messages of a conversation, newest first", parameters=[
+        OpenApiParameter("after", int, description="Only messages with a larger id: what a reconnecting client "
+                         "missed since the last message id it saw.")])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 

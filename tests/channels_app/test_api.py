@@ -427,3 +427,15 @@ def test_priority_can_be_set(client, supervisor, agent):
     assert response.status_code == 200
     assert response.json()["priority"] == "urgent"
     assert bad.status_code == 400
+
+
+def test_messages_after_an_id_for_catching_up(client, supervisor):
+    conversation = _conversation()
+    ids = [Message.objects.create(conversation=conversation, inbox=conversation.last_inbox, direction="inbound",
+                                  sender="customer", content=f"m{i}", status="received").pk for i in range(4)]
+    client.force_login(supervisor)
+
+    response = client.get(f"/api/v1/conversations/{conversation.pk}/messages/?after={ids[1]}")
+
+    assert [m["content"] for m in response.json()["results"]] == ["m3", "m2"]
+    assert client.get(f"/api/v1/conversations/{conversation.pk}/messages/?after=x").status_code == 400
