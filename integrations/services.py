@@ -36,6 +36,7 @@ BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 6 * 3600
 DELIVERY_TIMEOUT_SECONDS = 10.0
 EXCERPT_CHARS = 1000
+STUCK_AFTER = timedelta(minutes=5)
 UNSET: Any = object()
 
 
@@ -128,7 +129,12 @@ def _enqueue(delivery_ids: list[int]) -> None:
 
     def send() -> None:
         for delivery_id in delivery_ids:
-            webhook_deliver_task.delay(delivery_id)
+            try:
+                webhook_deliver_task.delay(delivery_id)
+            except Exception:
+                # The business change is committed; never fail it over a webhook. A delivery
+                # left pending is picked up by webhook_deliveries_due_task.
+                logger.exception("could not enqueue webhook delivery %s", delivery_id)
 
     transaction.on_commit(send)
 
@@ -302,13 +308,12 @@ def webhook_disabled_notify(*, subscription: WebhookSubscription, delivery: Webh
 
 
 def webhook_deliveries_due(*, now: datetime | None = None) -> list[int]:
-    """Ids of deliveries whose retry time has come (the beat task sends them)."""
+    """Ids of deliveries to attempt now (the beat task sends them): retries whose time has
+    come, and first attempts still pending after STUCK_AFTER (lost enqueue or worker crash)."""
     now = now or timezone.now()
-    return list(
-        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.RETRYING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:500]
-    )
+    retries = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.RETRYING, next_attempt_at__lte=now)
+    stuck = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, created_at__lte=now - STUCK_AFTER)
+    return list((retries | stuck).order_by("created_at", "pk").values_list("pk", flat=True)[:500])
 
 
 # --- idempotency --------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from django.core import mail
 from django.utils import timezone
 
 from customers.models import Customer
-from customers.services import customer_merge
+from customers.services import customer_merge, customer_update
 from integrations import services
 from integrations.crypto import secret_decrypt
 from integrations.models import WebhookDelivery, WebhookSubscription
@@ -328,3 +328,60 @@ def test_customer_merge_is_sent(receiver, supervisor, django_capture_on_commit_c
     assert payload["data"]["merged_id"] == merged.pk
     assert payload["data"]["merge_id"] == merge.pk
     assert Customer.objects.filter(pk=survivor.pk).exists()
+
+
+def test_stage_change_sends_customer_updated_and_customer_stage_changed(receiver, django_capture_on_commit_callbacks):
+    subscribe(receiver.url, events=["customer.updated", "customer.stage_changed"])
+    customer = CustomerFactory()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        customer_update(customer=customer, lifecycle_stage="acquisition")
+
+    payloads = sorted((json.loads(r["body"]) for r in receiver.requests), key=lambda p: p["type"])
+    assert [p["type"] for p in payloads] == ["customer.stage_changed", "customer.updated"]
+    assert payloads[0]["data"]["stage"] == "acquisition"
+    assert payloads[0]["data"]["customer"]["id"] == customer.pk
+    assert "lifecycle_stage" in payloads[1]["data"]["changed"]
+
+
+def test_a_profile_edit_without_stage_change_sends_only_customer_updated(receiver, django_capture_on_commit_callbacks):
+    subscribe(receiver.url, events=["customer.updated", "customer.stage_changed"])
+    customer = CustomerFactory()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        customer_update(customer=customer, display_name="Dewi S.")
+
+    assert [json.loads(r["body"])["type"] for r in receiver.requests] == ["customer.updated"]
+    assert json.loads(receiver.requests[0]["body"])["data"]["changed"] == ["display_name"]
+
+
+def test_a_delivery_whose_enqueue_was_lost_is_picked_up_by_the_due_task(receiver):
+    subscription = subscribe(receiver.url)
+    fresh = WebhookDelivery.objects.create(subscription=subscription, event_type="customer.created", payload={})
+    lost = WebhookDelivery.objects.create(
+        subscription=subscription, event_type="customer.created", payload={},
+        created_at=timezone.now() - timedelta(minutes=6),
+    )
+
+    assert services.webhook_deliveries_due() == [lost.pk]
+    webhook_deliveries_due_task()
+
+    lost.refresh_from_db()
+    fresh.refresh_from_db()
+    assert lost.status == WebhookDelivery.Status.SUCCEEDED
+    assert fresh.status == WebhookDelivery.Status.PENDING
+    assert len(receiver.requests) == 1
+
+
+def test_an_enqueue_failure_does_not_fail_the_committed_change(receiver, monkeypatch, django_capture_on_commit_callbacks):
+    subscribe(receiver.url)
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(webhook_deliver_task, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.webhook_event_emit(type="customer.created", data={})
+
+    assert WebhookDelivery.objects.get().status == WebhookDelivery.Status.PENDING
+    assert receiver.requests == []
