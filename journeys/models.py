@@ -82,12 +82,13 @@ class StageRule(models.Model):
         ACQUISITION_CONTACT = "acquisition_contact", _("First inbound message or lead event → Acquisition")
         CONVERSION_FIRST_PURCHASE = "conversion_first_purchase", _("First purchase → Conversion")
         RETENTION_REPEAT_PURCHASE = "retention_repeat_purchase", _("Repeat purchase within N days → Retention")
-        LOYALTY_PROMOTER = "loyalty_promoter", _("Promoter (CSAT 5) or referral while retained → Loyalty")
+        LOYALTY_PROMOTER = "loyalty_promoter", _("Promoter (CSAT 5 or NPS 9–10) or referral while retained → Loyalty")
+        LAPSE = "lapse", _("No purchase for N days: Retention/Loyalty → back to Conversion")
 
     code = models.CharField(_("rule"), max_length=40, choices=Code.choices, unique=True)
     is_active = models.BooleanField(_("active"), default=True)
     window_days = models.PositiveIntegerField(
-        _("window (days)"), null=True, blank=True, help_text=_("For the repeat-purchase rule: N days between purchases.")
+        _("window (days)"), null=True, blank=True, help_text=_("Repeat-purchase rule: N days between purchases. Lapse rule: N days without a purchase.")
     )
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

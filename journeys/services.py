@@ -16,7 +16,7 @@ from typing import Any
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Min, OuterRef
+from django.db.models import Exists, Max, Min, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -344,6 +344,37 @@ def lifecycle_sync_from_messages(*, limit: int = 1000) -> int:
     return moved
 
 
+DEFAULT_LAPSE_DAYS = 365
+
+
+def lifecycle_lapse(*, now: dt.datetime | None = None, limit: int = 1000) -> int:
+    """The lapse rule (off by default): retained or loyal customers whose last purchase is
+    older than N days move back to Conversion, recorded as a rule change."""
+    rule = _rule(StageRule.Code.LAPSE)
+    if rule is None:
+        return 0
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(days=rule.window_days or DEFAULT_LAPSE_DAYS)
+    lapsed = list(
+        Customer.objects.filter(
+            lifecycle_stage__in=[LifecycleStage.RETENTION, LifecycleStage.LOYALTY], merged_into__isnull=True, is_erased=False
+        )
+        .annotate(last_purchase=Max("journey_events__occurred_at", filter=Q(journey_events__meaning=EventMeaning.PURCHASE)))
+        .filter(last_purchase__lt=cutoff)
+        .order_by("pk")[:limit]
+    )
+    moved = 0
+    for customer in lapsed:
+        with transaction.atomic():
+            locked = Customer.objects.select_for_update().get(pk=customer.pk)
+            if locked.lifecycle_stage not in (LifecycleStage.RETENTION, LifecycleStage.LOYALTY):
+                continue
+            _stage_write(customer=locked, to_stage=LifecycleStage.CONVERSION, at=now, reason=StageChange.Reason.RULE,
+                         rule=rule, note=_("No purchase since %(date)s") % {"date": customer.last_purchase.date().isoformat()})
+            moved += 1
+    return moved
+
+
 # --- Resolutions (the KPI log) -------------------------------------------------------------
 
 
@@ -625,6 +656,7 @@ def journeys_sync(*, now: dt.datetime | None = None) -> dict[str, int]:
     result = {
         "resolutions": resolutions_sync(),
         "acquisitions": lifecycle_sync_from_messages(),
+        "lapsed": lifecycle_lapse(now=now),
         "surveys_scheduled": csat_surveys_schedule(now=now),
     }
     sent = 0

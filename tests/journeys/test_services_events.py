@@ -144,3 +144,21 @@ def test_remapping_a_type_applies_to_new_events_only():
     first.event.refresh_from_db()
     assert (first.event.meaning, second.event.meaning) == ("", "lead")
     assert Customer.objects.get().lifecycle_stage == "acquisition"
+
+
+def test_the_lapse_rule_is_off_by_default_and_moves_back_when_switched_on():
+    from journeys.services import lifecycle_lapse
+
+    _event("1", "order.paid", at())
+    _event("2", "order.paid", at(days=10))
+    assert Customer.objects.get().lifecycle_stage == "retention"
+    later = at(days=400)
+    assert lifecycle_lapse(now=later) == 0
+
+    StageRule.objects.filter(code="lapse").update(is_active=True, window_days=365)
+    assert lifecycle_lapse(now=at(days=370)) == 0  # last purchase 360 days before
+    assert lifecycle_lapse(now=later) == 1
+    change = StageChange.objects.order_by("-changed_at").first()
+    assert (change.from_stage, change.to_stage, change.reason, change.rule_code) == ("retention", "conversion", "rule", "lapse")
+    assert Customer.objects.get().lifecycle_stage == "conversion"
+    assert lifecycle_lapse(now=later) == 0
