@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Role, User
@@ -37,6 +38,7 @@ BACKOFF_CAP_SECONDS = 6 * 3600
 DELIVERY_TIMEOUT_SECONDS = 10.0
 EXCERPT_CHARS = 1000
 STUCK_AFTER = timedelta(minutes=5)
+ATTEMPT_LEASE = timedelta(minutes=2)
 UNSET: Any = object()
 
 
@@ -210,6 +212,16 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     delivery = WebhookDelivery.objects.select_related("subscription").filter(pk=delivery_id).first()
     if delivery is None or delivery.status in (WebhookDelivery.Status.SUCCEEDED, WebhookDelivery.Status.FAILED):
         return delivery
+    # Claim this attempt with a short lease, so the due task and a late enqueue of the same
+    # delivery never POST it twice at once.
+    now = timezone.now()
+    claimed = (
+        WebhookDelivery.objects.filter(pk=delivery.pk, attempt=delivery.attempt, status=delivery.status)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .update(next_attempt_at=now + ATTEMPT_LEASE)
+    )
+    if not claimed:
+        return delivery
     subscription = delivery.subscription
     if not subscription.active and delivery.redelivery_of_id is None:
         return _finish(delivery, status=WebhookDelivery.Status.FAILED, error="Subscription is disabled.")
@@ -312,7 +324,9 @@ def webhook_deliveries_due(*, now: datetime | None = None) -> list[int]:
     come, and first attempts still pending after STUCK_AFTER (lost enqueue or worker crash)."""
     now = now or timezone.now()
     retries = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.RETRYING, next_attempt_at__lte=now)
-    stuck = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, created_at__lte=now - STUCK_AFTER)
+    stuck = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, created_at__lte=now - STUCK_AFTER).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
     return list((retries | stuck).order_by("created_at", "pk").values_list("pk", flat=True)[:500])
 
 

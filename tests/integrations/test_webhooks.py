@@ -385,3 +385,18 @@ def test_an_enqueue_failure_does_not_fail_the_committed_change(receiver, monkeyp
 
     assert WebhookDelivery.objects.get().status == WebhookDelivery.Status.PENDING
     assert receiver.requests == []
+
+
+def test_an_attempt_in_progress_or_not_yet_due_is_not_made_twice(receiver):
+    subscription = subscribe(receiver.url)
+    delivery = WebhookDelivery.objects.create(
+        subscription=subscription, event_type="customer.created", payload={}, status=WebhookDelivery.Status.RETRYING,
+        attempt=1, next_attempt_at=timezone.now() + timedelta(minutes=1),
+    )
+
+    webhook_deliver_task(delivery.pk)
+
+    delivery.refresh_from_db()
+    assert receiver.requests == []
+    assert delivery.attempt == 1
+    assert delivery.status == WebhookDelivery.Status.RETRYING
