@@ -72,7 +72,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
     list_select_related = ["inbox"]
     date_hierarchy = "received_at"
     readonly_fields = ["inbox", "received_at", "body_text", "headers", "status", "attempts", "last_error",
-                       "processed_at"]
+                       "last_attempt_at", "processed_at"]
     exclude = ["body"]
     actions = ["replay"]
 

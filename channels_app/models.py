@@ -94,6 +94,7 @@ class WebhookEvent(models.Model):
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.RECEIVED)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
+    last_attempt_at = models.DateTimeField(_("last attempt"), null=True, blank=True)
     processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
 
     class Meta:

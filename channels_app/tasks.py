@@ -72,3 +72,9 @@ def conversations_assign_backlog_task() -> int:
     from channels_app.services import conversations
 
     return conversations.conversations_assign_backlog()
+
+
+@shared_task
+def webhook_events_requeue_task() -> int:
+    """Periodic (every 5 minutes): queue stored deliveries whose processing task never ran."""
+    return ingest.webhook_events_requeue()

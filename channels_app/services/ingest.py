@@ -77,7 +77,9 @@ def webhook_event_store(*, inbox: Inbox, body: bytes, headers: Mapping[str, str]
 def _schedule(event_id: int) -> None:
     from channels_app.tasks import webhook_event_process_task
 
-    transaction.on_commit(lambda: webhook_event_process_task.delay(event_id))
+    # robust: the raw event is already committed, so a broker outage must not turn the provider's
+    # delivery into an error; webhook_events_requeue picks up whatever was not queued.
+    transaction.on_commit(lambda: webhook_event_process_task.delay(event_id), robust=True)
 
 
 @transaction.atomic
@@ -92,6 +94,27 @@ def webhook_event_replay(*, event: WebhookEvent) -> WebhookEvent:
     return event
 
 
+REQUEUE_RECEIVED_AFTER = dt.timedelta(minutes=5)
+REQUEUE_FAILED_AFTER = dt.timedelta(hours=2)  # well past the longest retry backoff
+
+
+def webhook_events_requeue(*, now: dt.datetime | None = None, limit: int = 1000) -> int:
+    """Safety net for tasks that never ran (broker down at commit, a lost retry): queue events
+    still `received` a few minutes after arrival, or `failed` long after their last attempt."""
+    from channels_app.tasks import webhook_event_process_task
+
+    now = now or timezone.now()
+    stale = WebhookEvent.objects.filter(
+        models.Q(status=WebhookEvent.Status.RECEIVED, received_at__lt=now - REQUEUE_RECEIVED_AFTER)
+        | models.Q(status=WebhookEvent.Status.FAILED, last_attempt_at__lt=now - REQUEUE_FAILED_AFTER)
+    ).order_by("received_at", "id").values_list("pk", flat=True)[:limit]
+    count = 0
+    for event_id in stale:
+        webhook_event_process_task.delay(event_id)
+        count += 1
+    return count
+
+
 def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
     """Parse the stored delivery and apply every event in it, in one transaction.
 
@@ -104,6 +127,7 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
         if event is None or event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.PARKED):
             return event
         event.attempts += 1
+        event.last_attempt_at = timezone.now()
         try:
             with transaction.atomic():
                 adapter = inbox_adapter(inbox=event.inbox)
@@ -124,7 +148,7 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
             event.status = WebhookEvent.Status.PROCESSED
             event.processed_at = timezone.now()
             event.last_error = ""
-        event.save(update_fields=["attempts", "status", "last_error", "processed_at"])
+        event.save(update_fields=["attempts", "status", "last_error", "last_attempt_at", "processed_at"])
     return event
 
 

@@ -533,3 +533,29 @@ def test_status_for_a_message_that_is_not_ours_is_ignored(client, django_capture
         post_whatsapp(client, inbox, wa_status(msg_id="wamid.SOMEONE-ELSE", status="read"))
 
     assert WebhookEvent.objects.get().status == "processed"
+
+
+def test_broker_outage_at_commit_still_acknowledges_and_the_sweeper_processes_later(
+    client, django_capture_on_commit_callbacks
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from channels_app.services.ingest import webhook_events_requeue
+
+    inbox = whatsapp_inbox()
+    with mock.patch("channels_app.tasks.webhook_event_process_task.delay", side_effect=ConnectionError("broker down")):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = post_whatsapp(client, inbox, wa_text())
+
+    assert response.status_code == 200
+    event = WebhookEvent.objects.get()
+    assert event.status == "received"
+    assert webhook_events_requeue() == 0  # too recent: its task may still be on its way
+
+    assert webhook_events_requeue(now=timezone.now() + dt.timedelta(minutes=6)) == 1
+
+    event.refresh_from_db()
+    assert event.status == "processed"
+    assert Message.objects.count() == 1
