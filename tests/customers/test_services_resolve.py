@@ -195,14 +195,16 @@ def test_concurrent_resolve_of_same_new_phone_retries_and_finds_the_winner(monke
     # given another worker committed the phone after our lookup ran (simulated: first lookup misses)
     winner = CustomerFactory()
     IdentityFactory(customer=winner, kind="phone", value="+6281234567890", verified=True)
-    real_lookup = services._identity_lookup
+    from customers.services import resolution
+
+    real_lookup = resolution._identity_lookup
     calls = []
 
     def stale_first_lookup(keys):
         calls.append(keys)
         return {} if len(calls) == 1 else real_lookup(keys)
 
-    monkeypatch.setattr(services, "_identity_lookup", stale_first_lookup)
+    monkeypatch.setattr(resolution, "_identity_lookup", stale_first_lookup)
 
     # when our resolve tries to insert the same phone
     result = customer_resolve(identities=[IdentityInput("whatsapp", "6281234567890", verified=True)], source="inbox:wa")

@@ -1,0 +1,84 @@
+"""The 360° timeline read model: other apps write through timeline_record."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from customers.models import (
+    Customer,
+    Identity,
+    TimelineEntry,
+    TimelineKind,
+)
+
+# --- Timeline -----------------------------------------------------------------------------
+
+
+def _live_customer(customer: Customer) -> Customer:
+    """Follow merges from the database (the caller's instance may predate a merge or erase)."""
+    current = Customer.objects.only("pk", "merged_into_id", "is_erased").get(pk=customer.pk)
+    seen = set()
+    while current.merged_into_id is not None and current.pk not in seen:
+        seen.add(current.pk)
+        current = Customer.objects.only("pk", "merged_into_id", "is_erased").get(pk=current.merged_into_id)
+    if current.pk == customer.pk:
+        customer.is_erased = current.is_erased
+        return customer
+    return current
+
+
+def timeline_record(
+    *,
+    customer: Customer,
+    kind: str,
+    occurred_at: dt.datetime,
+    channel: str = "",
+    title: str = "",
+    body: str = "",
+    ref_type: str = "",
+    ref_id: str = "",
+    data: dict | None = None,
+) -> TimelineEntry:
+    """Add one item to a customer's timeline (other apps call this). Idempotent per
+    (kind, ref_type, ref_id); writes for a merged-away profile land on its survivor."""
+    customer = _live_customer(customer)
+    if customer.is_erased:
+        title, body, data = "", "", {}
+    if ref_type:
+        existing = TimelineEntry.objects.filter(kind=kind, ref_type=ref_type, ref_id=str(ref_id)).first()
+        if existing is not None:
+            return existing
+    entry = TimelineEntry(
+        customer=customer,
+        kind=kind,
+        occurred_at=occurred_at,
+        channel=channel[:30],
+        title=title[:200],
+        body=(body or "")[:500],
+        ref_type=ref_type[:64],
+        ref_id=str(ref_id)[:64],
+        data=data or {},
+    )
+    try:
+        with transaction.atomic():
+            entry.save()
+    except IntegrityError:
+        # A concurrent writer recorded the same referenced item first.
+        return TimelineEntry.objects.get(kind=kind, ref_type=ref_type, ref_id=str(ref_id))
+    return entry
+
+
+def identity_timeline_record(identity: Identity, *, occurred_at: dt.datetime) -> None:
+    """A new way to reach an existing customer is worth a line in their timeline."""
+    timeline_record(
+        customer=identity.customer,
+        kind=TimelineKind.IDENTITY,
+        occurred_at=occurred_at,
+        title=_("%(kind)s %(value)s added") % {"kind": identity.get_kind_display(), "value": identity.value},
+        ref_type="customers.identity",
+        ref_id=str(identity.pk),
+        data={"kind": identity.kind, "verified": identity.verified, "source": identity.source},
+    )
