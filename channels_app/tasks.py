@@ -78,3 +78,9 @@ def conversations_assign_backlog_task() -> int:
 def webhook_events_requeue_task() -> int:
     """Periodic (every 5 minutes): queue stored deliveries whose processing task never ran."""
     return ingest.webhook_events_requeue()
+
+
+@shared_task
+def messages_requeue_stuck_task() -> int:
+    """Periodic (every 5 minutes): queue replies whose delivery task never ran or was lost."""
+    return messages.messages_requeue_stuck()

@@ -264,7 +264,8 @@ def message_create_outbound(
     if status == MessageStatus.QUEUED:
         from channels_app.tasks import message_deliver_task
 
-        transaction.on_commit(lambda: message_deliver_task.delay(message.pk))
+        # robust: the reply is stored; if the broker is down, messages_requeue_stuck sends it later.
+        transaction.on_commit(lambda: message_deliver_task.delay(message.pk), robust=True)
     return message
 
 
@@ -327,6 +328,14 @@ def message_deliver(*, message_id: int, attempt: int = 1) -> DeliverOutcome:
         message = Message.objects.select_for_update().select_related("inbox").filter(pk=message_id).first()
         if message is None or message.status != MessageStatus.QUEUED or message.private:
             return DeliverOutcome(message)
+        now = timezone.now()
+        if _claimed(message, now):
+            return DeliverOutcome(message)  # another worker is sending it right now
+        # Claim it, so a duplicate task (redelivery, sweeper) does not send concurrently; a claim
+        # left by a worker killed mid-send expires after SEND_CLAIM_TTL (at-least-once).
+        message.data = {**message.data, "sending_since": now.isoformat()}
+        message.save(update_fields=["data"])
+        attempt = max(attempt, int(message.data.get("attempts", 0)) + 1)
         inbox = message.inbox
         to = str(message.data.get("to", ""))
         metadata = {"conversation": message.conversation_id}
@@ -363,6 +372,47 @@ def message_deliver(*, message_id: int, attempt: int = 1) -> DeliverOutcome:
                                        raw=result.raw))
 
 
+SEND_CLAIM_TTL = dt.timedelta(minutes=10)
+
+
+def _claimed(message: Message, now: dt.datetime) -> bool:
+    since = message.data.get("sending_since")
+    if not since:
+        return False
+    try:
+        return now - dt.datetime.fromisoformat(since) < SEND_CLAIM_TTL
+    except (TypeError, ValueError):
+        return False
+
+
+def _unclaimed(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != "sending_since"}
+
+
+def messages_requeue_stuck(*, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """Safety net: queued messages whose delivery task never ran (broker down at commit) or
+    whose retry was lost are queued again; the claim keeps a late duplicate from double-sending."""
+    from channels_app.tasks import message_deliver_task
+
+    now = now or timezone.now()
+    candidates = Message.objects.filter(status=MessageStatus.QUEUED, private=False,
+                                        created_at__lt=now - STUCK_AFTER).order_by("id")[:limit]
+    count = 0
+    for message in candidates:
+        if _claimed(message, now):
+            continue
+        last = message.data.get("last_attempt_at")
+        if last and now - dt.datetime.fromisoformat(last) < STUCK_RETRY_AFTER:
+            continue  # a retry with backoff is (probably) still scheduled
+        message_deliver_task.delay(message.pk)
+        count += 1
+    return count
+
+
+STUCK_AFTER = dt.timedelta(minutes=10)
+STUCK_RETRY_AFTER = dt.timedelta(hours=2)
+
+
 @transaction.atomic
 def message_sent(*, message: Message, provider_message_id: str, raw: Any = None) -> Message:
     """The provider accepted the message: sent, with its id (status webhooks refer to it)."""
@@ -375,6 +425,7 @@ def message_sent(*, message: Message, provider_message_id: str, raw: Any = None)
         message.provider_message_id = provider_message_id[:255]
     message.sent_at = message.sent_at or now
     message.error_code = message.error_title = ""
+    message.data = _unclaimed(message.data)
     message.save()
     customer_touch(customer=message.conversation.customer, contacted_at=now)
     _publish("channels.message.updated", message, message.conversation)
@@ -395,7 +446,7 @@ def message_deliver_attempt_failed(*, message: Message, error: AdapterError, fin
     message.error_code = str(error.code or error.status or "")[:50]
     message.error_title = str(error.message)[:500]
     attempts = int(message.data.get("attempts", 0)) + 1
-    message.data = {**message.data, "attempts": attempts}
+    message.data = {**_unclaimed(message.data), "attempts": attempts, "last_attempt_at": timezone.now().isoformat()}
     if final:
         message.status = MessageStatus.FAILED
         message.status_changed_at = timezone.now()

@@ -532,3 +532,50 @@ def test_template_may_be_sent_outside_the_whatsapp_window(client, agent, provide
     assert provider_server.last.json() == {
         "messaging_product": "whatsapp", "recipient_type": "individual", "to": WA_ID, "type": "template",
         "template": {"name": "order_update", "language": {"code": "id"}, "components": template["components"]}}
+
+
+def test_broker_outage_when_replying_keeps_the_reply_and_the_sweeper_sends_it(
+    client, agent, provider_server, django_capture_on_commit_callbacks
+):
+    from unittest import mock
+
+    from channels_app.services.messages import messages_requeue_stuck
+
+    wa = whatsapp_inbox(api_base_url=provider_server.url)
+    with django_capture_on_commit_callbacks(execute=True):
+        post_whatsapp(client, wa, wa_text(timestamp=now_ts()))
+    with mock.patch("channels_app.tasks.message_deliver_task.delay", side_effect=ConnectionError("broker down")):
+        with django_capture_on_commit_callbacks(execute=True):
+            reply = message_create_outbound(conversation=Conversation.objects.get(), author=agent, content="Siap")
+    reply.refresh_from_db()
+    assert reply.status == "queued"
+    provider_server.respond(200, json_body={"messages": [{"id": "wamid.SWEPT"}]})
+
+    assert messages_requeue_stuck() == 0  # not stuck yet
+    assert messages_requeue_stuck(now=timezone.now() + dt.timedelta(minutes=11)) == 1
+
+    reply.refresh_from_db()
+    assert (reply.status, reply.provider_message_id) == ("sent", "wamid.SWEPT")
+    assert "sending_since" not in reply.data
+    assert len(provider_server.requests) == 1
+
+
+def test_a_message_being_sent_by_another_worker_is_not_sent_again(client, agent, provider_server,
+                                                                    django_capture_on_commit_callbacks):
+    from channels_app.services import message_deliver
+
+    wa = whatsapp_inbox(api_base_url=provider_server.url)
+    with django_capture_on_commit_callbacks(execute=True):
+        post_whatsapp(client, wa, wa_text(timestamp=now_ts()))
+    conversation = Conversation.objects.get()
+    in_flight = Message.objects.create(conversation=conversation, inbox=wa, direction="outbound", sender="agent",
+                                       content="x", status="queued",
+                                       data={"to": WA_ID, "sending_since": timezone.now().isoformat()})
+    stale = Message.objects.create(conversation=conversation, inbox=wa, direction="outbound", sender="agent",
+                                   content="y", status="queued",
+                                   data={"to": WA_ID, "sending_since": (timezone.now() - dt.timedelta(minutes=11)).isoformat()})
+    provider_server.respond(200, json_body={"messages": [{"id": "wamid.STALE"}]})
+
+    assert message_deliver(message_id=in_flight.pk).message.status == "queued"
+    assert message_deliver(message_id=stale.pk).message.status == "sent"
+    assert len(provider_server.requests) == 1
