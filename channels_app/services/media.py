@@ -54,7 +54,7 @@ def schedule_fetch(message: Message) -> None:
     if attachments_to_fetch(message):
         from channels_app.tasks import message_media_fetch_task
 
-        transaction.on_commit(lambda: message_media_fetch_task.delay(message.pk))
+        transaction.on_commit(lambda: message_media_fetch_task.delay(message.pk), robust=True)
 
 
 @dataclass
