@@ -134,6 +134,30 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.availability_expire_task",
         "schedule": crontab(minute="*/5"),
     },
+    "customers.duplicates_suggest": {
+        "task": "customers.tasks.duplicates_suggest_task",
+        "schedule": crontab(hour=2, minute=30),
+    },
+    "channels.wake_snoozed": {
+        "task": "channels_app.tasks.conversations_wake_snoozed_task",
+        "schedule": crontab(minute="*"),
+    },
+    "channels.assign_backlog": {
+        "task": "channels_app.tasks.conversations_assign_backlog_task",
+        "schedule": crontab(minute="*"),
+    },
+    "channels.requeue_webhook_events": {
+        "task": "channels_app.tasks.webhook_events_requeue_task",
+        "schedule": crontab(minute="*/2"),
+    },
+    "channels.requeue_stuck_messages": {
+        "task": "channels_app.tasks.messages_requeue_stuck_task",
+        "schedule": crontab(minute="*/2"),
+    },
+    "channels.prune_webhook_events": {
+        "task": "channels_app.tasks.webhook_event_prune_task",
+        "schedule": crontab(hour=3, minute=15),
+    },
     "journeys.sync": {
         "task": "journeys.tasks.journeys_sync_task",
         "schedule": crontab(minute="*"),
