@@ -333,6 +333,18 @@ def webhook_deliveries_due(*, now: datetime | None = None) -> list[int]:
 # --- idempotency --------------------------------------------------------------------------
 
 
+DELIVERY_LOG_RETENTION = timedelta(days=30)
+
+
+def webhook_deliveries_purge(*, now: datetime | None = None) -> int:
+    """Delete finished deliveries older than DELIVERY_LOG_RETENTION (the log would grow forever)."""
+    cutoff = (now or timezone.now()) - DELIVERY_LOG_RETENTION
+    deleted, _ = WebhookDelivery.objects.filter(
+        created_at__lt=cutoff, status__in=[WebhookDelivery.Status.SUCCEEDED, WebhookDelivery.Status.FAILED]
+    ).delete()
+    return deleted
+
+
 def idempotency_records_purge(*, now: datetime | None = None) -> int:
     from integrations.models import IdempotencyRecord
 

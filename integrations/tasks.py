@@ -19,4 +19,6 @@ def webhook_deliveries_due_task() -> None:
 
 @shared_task(ignore_result=True)
 def idempotency_records_purge_task() -> None:
+    """Hourly housekeeping: expired idempotency records and the old delivery log."""
     services.idempotency_records_purge()
+    services.webhook_deliveries_purge()

@@ -400,3 +400,40 @@ def test_an_attempt_in_progress_or_not_yet_due_is_not_made_twice(receiver):
     assert receiver.requests == []
     assert delivery.attempt == 1
     assert delivery.status == WebhookDelivery.Status.RETRYING
+
+
+def test_housekeeping_drops_expired_idempotency_records_and_old_finished_deliveries(receiver, agent):
+    from integrations.models import IdempotencyRecord
+    from integrations.tasks import idempotency_records_purge_task
+
+    subscription = subscribe(receiver.url)
+    now = timezone.now()
+    old_done = WebhookDelivery.objects.create(subscription=subscription, event_type="customer.created", payload={},
+                                              status="succeeded", created_at=now - timedelta(days=31))
+    old_retrying = WebhookDelivery.objects.create(subscription=subscription, event_type="customer.created", payload={},
+                                                  status="retrying", created_at=now - timedelta(days=31))
+    recent = WebhookDelivery.objects.create(subscription=subscription, event_type="customer.created", payload={},
+                                            status="failed", created_at=now - timedelta(days=29))
+    IdempotencyRecord.objects.create(user=agent, key="old", request_hash="x", expires_at=now - timedelta(seconds=1))
+    IdempotencyRecord.objects.create(user=agent, key="live", request_hash="x", expires_at=now + timedelta(hours=1))
+
+    idempotency_records_purge_task()
+
+    assert set(WebhookDelivery.objects.values_list("pk", flat=True)) == {old_retrying.pk, recent.pk}
+    assert old_done.pk not in set(WebhookDelivery.objects.values_list("pk", flat=True))
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["live"]
+
+
+def test_delivery_log_query_count_does_not_grow(admin_user, api_for, receiver, django_assert_max_num_queries):
+    subscription = subscribe(receiver.url)
+    for _ in range(20):
+        WebhookDelivery.objects.create(subscription=subscription, event_type="customer.created", payload={})
+    client = api_for(admin_user)
+
+    with django_assert_max_num_queries(8):
+        deliveries = client.get(f"/api/v1/webhooks/{subscription.pk}/deliveries/")
+    with django_assert_max_num_queries(8):
+        subscriptions = client.get("/api/v1/webhooks/")
+
+    assert len(deliveries.json()["results"]) == 20
+    assert len(subscriptions.json()["results"]) == 1
