@@ -240,6 +240,33 @@ def service_report(*, window: Window_, group_by: str = "", period: str = "month"
     return body
 
 
+def conversations_behind(*, window: Window_, group_by: str, key: str, period: str = "month", limit: int = 500) -> list[dict[str, Any]]:
+    """The conversations counted in one row of `service_report` (first responses and
+    resolution cycles of that group), for drill-down. `key` is the row key as text."""
+    def matches(row, **names) -> bool:
+        value = _key(row, group_by, period=period, **names)
+        return ("" if value is None else str(value)) == key
+
+    out: dict[int, dict[str, Any]] = {}
+    for row in first_responses(window=window):
+        if matches(row, channel="first_in_channel", inbox="first_in_inbox", agent="first_reply_agent", time="first_in"):
+            out[row["pk"]] = {
+                "conversation": row["pk"], "first_in": row["first_in"], "first_reply": row["first_reply"],
+                "first_response_seconds": (row["first_reply"] - row["first_in"]).total_seconds() if row["first_reply"] else None,
+                "resolutions": 0, "resolution_seconds": None, "reopened": False,
+            }
+    for row in resolution_cycles(window=window):
+        if matches(row, channel="channel", inbox="inbox_id", agent="assignee_id", time="resolved_at"):
+            item = out.setdefault(row["conversation_id"], {
+                "conversation": row["conversation_id"], "first_in": None, "first_reply": None,
+                "first_response_seconds": None, "resolutions": 0, "resolution_seconds": None, "reopened": False,
+            })
+            item["resolutions"] += 1
+            item["resolution_seconds"] = (item["resolution_seconds"] or 0) + (row["resolved_at"] - row["cycle_started_at"]).total_seconds()
+            item["reopened"] = item["reopened"] or row["reopened"]
+    return sorted(out.values(), key=lambda r: r["conversation"])[:limit]
+
+
 def group_labels(*, group_by: str, keys: list[Any]) -> dict[Any, str]:
     """Human labels for group keys, one query per report."""
     from accounts.models import Team, User

@@ -10,6 +10,7 @@ urlpatterns = [
     path("dashboard/funnel/", views.dashboard_funnel, name="funnel"),
     path("dashboard/csat/", views.dashboard_csat, name="csat"),
     path("dashboard/kpis/", views.dashboard_kpis, name="kpis"),
+    path("dashboard/kpis/conversations/", views.dashboard_kpi_conversations, name="kpi_conversations"),
     path("maturity/", views.maturity_list, name="maturity_list"),
     path("maturity/<int:pk>/", views.maturity_detail, name="maturity_detail"),
 ]

@@ -192,6 +192,7 @@ def dashboard_kpis(request):
     rows = report["rows"]
     return render(request, "journeys/kpis.html", {
         "form": form, "window": window, "summary": report["summary"], "rows": rows,
+        "group_by": group_by or "channel", "period": period,
         "switches": report["summary"]["channel_switches"],
         "chart": {
             "labels": [str(r["label"]) for r in rows],
@@ -263,4 +264,24 @@ def maturity_detail(request, pk: int):
     return render(request, "journeys/maturity_detail.html", {
         "assessment": assessment, "result": result, "form": form, "chart": chart,
         "has_scores": any(r["median"] is not None for r in result["rows"]),
+    })
+
+
+@login_required
+def dashboard_kpi_conversations(request):
+    """Drill-down: the conversations behind one row of the KPI table (same period/grouping)."""
+    _require_reports(request)
+    form, window, group_by, period = _filters(request)
+    key = request.GET.get("key", "")
+    rows = kpis.conversations_behind(window=window, group_by=group_by or "channel", key=key, period=period)
+    if _wants_csv(request):
+        return _csv("kpi-conversations.csv", ["conversation", "first_customer_message", "first_agent_reply", "first_response_s",
+                                              "resolutions", "resolution_s_total", "reopened"],
+                    [[r["conversation"], r["first_in"], r["first_reply"], r["first_response_seconds"], r["resolutions"],
+                      r["resolution_seconds"], r["reopened"]] for r in rows])
+    for row in rows:
+        row["frt"] = _seconds(row["first_response_seconds"])
+        row["resolution"] = _seconds(row["resolution_seconds"])
+    return render(request, "journeys/kpi_conversations.html", {
+        "form": form, "window": window, "rows": rows, "key": key, "group_by": group_by or "channel",
     })

@@ -85,3 +85,17 @@ def test_funnel_page_shows_cohorts_and_exports_them(client, supervisor):
     assert b"Retention by month of conversion" in page.content and b"100.0%" in page.content
     lines = client.get("/journeys/dashboard/funnel/?from=2026-03-01&to=2026-03-31&format=csv&table=cohorts").content.decode().splitlines()
     assert lines == ["month,converted,retained_1m,retained_3m,retained_6m", "2026-03,1,1.0,1.0,1.0"]
+
+
+def test_kpi_rows_drill_down_to_their_conversations(client, supervisor, service_fixture):  # noqa: F811
+    client.force_login(supervisor)
+    alice = service_fixture["alice"]
+    page = client.get("/journeys/dashboard/kpis/?from=2026-03-01&to=2026-03-31&group_by=agent")
+    assert f"group_by=agent&amp;period=month&amp;key={alice.pk}".encode() in page.content
+    drill = client.get(f"/journeys/dashboard/kpis/conversations/?from=2026-03-01&to=2026-03-31&group_by=agent&key={alice.pk}")
+    assert drill.status_code == 200
+    rows = drill.context["rows"]
+    assert [(r["first_response_seconds"], r["resolutions"], r["resolution_seconds"], r["reopened"]) for r in rows] == [
+        (600.0, 2, 5400.0, True), (2400.0, 1, 6000.0, False)]
+    lines = client.get(f"/journeys/dashboard/kpis/conversations/?from=2026-03-01&to=2026-03-31&group_by=agent&key={alice.pk}&format=csv").content.decode().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("conversation,first_customer_message")
