@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from cxplatform import health
+from journeys import views as journeys_views
 
 api_v1 = [
     path("", include("accounts.api.urls")),
@@ -14,6 +15,8 @@ api_v1 = [
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    # The customer-facing survey link is short and public (signed token, no login).
+    path("survey/<str:token>/", journeys_views.survey, name="survey"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),

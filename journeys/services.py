@@ -480,7 +480,7 @@ def survey_url(*, survey: CsatSurvey) -> str:
     from django.conf import settings
     from django.urls import reverse
 
-    path = reverse("journeys:survey", args=[survey_token(survey=survey)])
+    path = reverse("survey", args=[survey_token(survey=survey)])
     return (getattr(settings, "PUBLIC_BASE_URL", "") or "").rstrip("/") + path
 
 

@@ -5,7 +5,6 @@ from journeys import views
 app_name = "journeys"
 
 urlpatterns = [
-    path("survey/<str:token>/", views.survey, name="survey"),
     path("dashboard/", views.dashboard_overview, name="overview"),
     path("dashboard/funnel/", views.dashboard_funnel, name="funnel"),
     path("dashboard/csat/", views.dashboard_csat, name="csat"),

@@ -60,7 +60,7 @@ def test_the_survey_goes_out_once_on_the_conversations_last_channel_with_a_signe
     message = sent.get()
     assert message.inbox == conv.last_inbox and message.sender == "system" and message.author is None
     assert message.pk == survey.message_id
-    assert f"https://cx.example.com/journeys/survey/{services.survey_token(survey=survey)}/" in message.content
+    assert f"https://cx.example.com/survey/{services.survey_token(survey=survey)}/" in message.content
 
 
 def test_a_survey_the_channel_cannot_deliver_is_skipped_with_the_reason():
@@ -83,7 +83,7 @@ def test_the_public_link_records_one_answer_without_login(client):
     _resolved_conversation()
     services.journeys_sync()
     survey = CsatSurvey.objects.get()
-    url = f"/journeys/survey/{services.survey_token(survey=survey)}/"
+    url = f"/survey/{services.survey_token(survey=survey)}/"
 
     page = client.get(url)
     answer = client.post(url, {"rating": "4", "comment": "Cepat, terima kasih"})
@@ -103,7 +103,7 @@ def test_a_tampered_token_is_not_found(client):
     _resolved_conversation()
     services.journeys_sync()
     token = services.survey_token(survey=CsatSurvey.objects.get())
-    assert client.get(f"/journeys/survey/{token[:-2]}xx/").status_code == 404
+    assert client.get(f"/survey/{token[:-2]}xx/").status_code == 404
 
 
 def test_a_whatsapp_digit_reply_is_recorded(monkeypatch):
@@ -159,7 +159,7 @@ def test_a_promoter_not_yet_retained_stays_where_they_are():
 def test_an_nps_promoter_who_is_retained_becomes_loyal_even_with_csat_4(client):
     _resolved_conversation(stage="retention")
     services.journeys_sync()
-    url = f"/journeys/survey/{services.survey_token(survey=CsatSurvey.objects.get())}/"
+    url = f"/survey/{services.survey_token(survey=CsatSurvey.objects.get())}/"
     assert b'name="nps"' in client.get(url).content
     client.post(url, {"rating": "4", "nps": "9"})
     response = CsatResponse.objects.get()
@@ -171,7 +171,7 @@ def test_the_nps_question_can_be_switched_off(client):
     _resolved_conversation()
     services.journeys_sync()
     JourneySettings.objects.filter(pk=1).update(nps_enabled=False)
-    url = f"/journeys/survey/{services.survey_token(survey=CsatSurvey.objects.get())}/"
+    url = f"/survey/{services.survey_token(survey=CsatSurvey.objects.get())}/"
     assert b'name="nps"' not in client.get(url).content
 
 
