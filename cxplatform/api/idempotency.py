@@ -9,7 +9,8 @@ Bearer-token request carrying the header:
 - same key, same method, path and body: the stored response is replayed with
   `Idempotent-Replayed: true`;
 - same key, different request: 422 in the common error shape;
-- same key while the first request is still running: 409.
+- same key while the first request is still running: 409 (a reservation older than five
+  minutes is taken to be from a crashed worker and released).
 
 5xx and 429 responses are not stored (nothing was done, or we do not know): the reservation is
 released so the client can retry with the same key.
@@ -29,6 +30,7 @@ from cxplatform.api.permissions import API_PREFIX, bearer_token_for
 HEADER = "Idempotency-Key"
 TTL = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
+STALE_AFTER = timedelta(minutes=5)
 
 
 def _request_hash(request) -> str:
@@ -69,6 +71,11 @@ class IdempotencyMiddleware:
         request_hash = _request_hash(request)
         now = timezone.now()
         IdempotencyRecord.objects.filter(user=user, key=key, expires_at__lte=now).delete()
+        # A reservation never completed (the worker died mid-request) must not block the key
+        # for 24 hours: after STALE_AFTER it is released.
+        IdempotencyRecord.objects.filter(
+            user=user, key=key, status_code__isnull=True, created_at__lte=now - STALE_AFTER
+        ).delete()
         try:
             with transaction.atomic():
                 record = IdempotencyRecord.objects.create(

@@ -123,6 +123,21 @@ def test_in_progress_key_is_409(agent):
     assert Customer.objects.count() == 0
 
 
+def test_a_reservation_left_by_a_crashed_request_is_released_after_five_minutes(agent):
+    client = bearer(agent)
+    body = json.dumps(BODY).encode()
+    IdempotencyRecord.objects.create(
+        user=agent, key="k", request_hash=hashlib.sha256(b"POST\n/api/v1/customers/\n" + body).hexdigest(),
+        created_at=timezone.now() - timedelta(minutes=6), expires_at=timezone.now() + timedelta(hours=1),
+    )
+
+    response = client.post("/api/v1/customers/", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k")
+
+    assert response.status_code == 201
+    assert Customer.objects.count() == 1
+    assert IdempotencyRecord.objects.get().status_code == 201
+
+
 def test_expired_key_acts_again(agent):
     client = bearer(agent)
     client.post("/api/v1/customers/", {"display_name": "A"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
