@@ -53,5 +53,11 @@ class IpRateThrottle(TokenRateThrottle):
 
     scope = "ip"
 
+    def get_ident(self, request):
+        # REMOTE_ADDR, as everywhere else in the project (audit log, token last-used IP). DRF's
+        # default trusts any X-Forwarded-For when NUM_PROXIES is unset, so a client could
+        # dodge the limit by sending a new made-up address with every request.
+        return request.META.get("REMOTE_ADDR", "")
+
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

@@ -71,3 +71,12 @@ def test_session_users_are_limited_per_user(client, agent, rates):
 
     assert client.get("/api/v1/me/").status_code == 200
     assert client.get("/api/v1/me/").status_code == 429
+
+
+def test_a_made_up_x_forwarded_for_does_not_dodge_the_ip_limit(agent, supervisor, rates):
+    rates(ip="1/min")
+    bearer(agent).get("/api/v1/me/", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="198.51.100.1")
+
+    response = bearer(supervisor).get("/api/v1/me/", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="198.51.100.2")
+
+    assert response.status_code == 429
