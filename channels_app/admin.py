@@ -76,6 +76,11 @@ class WebhookEventAdmin(admin.ModelAdmin):
     exclude = ["body"]
     actions = ["replay"]
 
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        # Raw bodies can be tens of megabytes (emails): load them only on the detail page.
+        return qs if request.resolver_match and request.resolver_match.url_name.endswith("_change") else qs.defer("body")
+
     @admin.display(description=_("last error"))
     def short_error(self, obj: WebhookEvent) -> str:
         return obj.last_error[:120]
