@@ -37,7 +37,15 @@ def max_attachment_bytes() -> int:
     return int(getattr(settings, "CHANNEL_ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024))
 
 
+# Types that can run script when opened from our origin, whatever the allow list says.
+ACTIVE_CONTENT_TYPES = ("image/svg+xml", "text/html", "application/xhtml+xml", "text/xml", "application/xml",
+                        "application/javascript", "text/javascript")
+
+
 def allowed_type(mime_type: str) -> bool:
+    mime_type = mime_type.split(";", 1)[0].strip().lower()
+    if mime_type in ACTIVE_CONTENT_TYPES:
+        return False
     allowed = tuple(getattr(settings, "CHANNEL_ATTACHMENT_ALLOWED_TYPES", DEFAULT_ALLOWED_TYPES))
     return any(mime_type.startswith(prefix) for prefix in allowed)
 

@@ -118,3 +118,13 @@ def test_email_attachments_are_copied_from_the_raw_delivery_into_storage(client,
     refused = [a for a in attachments if a.get("error")]
     assert {a["mime_type"] for a in refused} == {"text/html"}
     assert len(refused) == 4
+
+
+@pytest.mark.parametrize(("mime_type", "allowed"), [
+    ("image/jpeg", True), ("application/pdf", True), ("audio/ogg; codecs=opus", True),
+    ("image/svg+xml", False), ("text/html", False), ("application/x-msdownload", False),
+])
+def test_attachment_type_policy(mime_type, allowed):
+    from channels_app.services.media import allowed_type
+
+    assert allowed_type(mime_type) is allowed
