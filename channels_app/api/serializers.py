@@ -38,7 +38,7 @@ MessageStatusField = _inline_enum(MessageStatus.choices)
 
 class InboxSerializer(serializers.ModelSerializer):
     kind = InboxKindField(choices=InboxKind.choices, read_only=True)
-    webhook_url = serializers.CharField(read_only=True)
+    webhook_url = serializers.SerializerMethodField(help_text="Paste into the provider's console.")
     config = serializers.SerializerMethodField(
         help_text="Provider settings; secrets are shown as their last four characters only."
     )
@@ -47,6 +47,13 @@ class InboxSerializer(serializers.ModelSerializer):
         model = Inbox
         fields = ["id", "uuid", "name", "kind", "config", "default_team", "is_active", "webhook_url", "created_at",
                   "updated_at"]
+
+    def get_webhook_url(self, obj: Inbox) -> str:
+        url = obj.webhook_url
+        request = self.context.get("request")
+        if url.startswith("/") and request is not None:
+            return request.build_absolute_uri(url)  # PUBLIC_BASE_URL unset (development)
+        return url
 
     @extend_schema_field(serializers.DictField())
     def get_config(self, obj: Inbox) -> dict[str, Any]:

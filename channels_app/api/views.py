@@ -59,8 +59,9 @@ def _conversation_or_404(request, pk: int) -> Conversation:
         raise Http404 from None
 
 
-def _inbox_context(inboxes) -> dict:
-    return {"redacted_config": {inbox.pk: services.inbox_config_redacted(inbox=inbox) for inbox in inboxes}}
+def _inbox_context(inboxes, request=None) -> dict:
+    return {"request": request,
+            "redacted_config": {inbox.pk: services.inbox_config_redacted(inbox=inbox) for inbox in inboxes}}
 
 
 # --- inboxes ------------------------------------------------------------------------------
@@ -79,7 +80,7 @@ class InboxListApi(generics.ListAPIView):
     @extend_schema(summary="List inboxes (configured channels)")
     def get(self, request, *args, **kwargs):
         inboxes = list(self.get_queryset())
-        return Response(InboxSerializer(inboxes, many=True, context=_inbox_context(inboxes)).data)
+        return Response(InboxSerializer(inboxes, many=True, context=_inbox_context(inboxes, request)).data)
 
     @extend_schema(summary="Create an inbox", request=InboxCreateSerializer, responses={201: InboxSerializer})
     def post(self, request):
@@ -90,7 +91,7 @@ class InboxListApi(generics.ListAPIView):
             name=data["name"], kind=data["kind"], config=data["config"],
             default_team=_team_or_400(data["default_team"], "default_team"), is_active=data["is_active"],
         )
-        return Response(InboxSerializer(inbox, context=_inbox_context([inbox])).data, status=status.HTTP_201_CREATED)
+        return Response(InboxSerializer(inbox, context=_inbox_context([inbox], request)).data, status=status.HTTP_201_CREATED)
 
 
 class InboxDetailApi(generics.GenericAPIView):
@@ -108,7 +109,7 @@ class InboxDetailApi(generics.GenericAPIView):
     @extend_schema(summary="One inbox")
     def get(self, request, pk: int):
         inbox = self._inbox(pk)
-        return Response(InboxSerializer(inbox, context=_inbox_context([inbox])).data)
+        return Response(InboxSerializer(inbox, context=_inbox_context([inbox], request)).data)
 
     @extend_schema(summary="Change an inbox", request=InboxUpdateSerializer, responses={200: InboxSerializer})
     def patch(self, request, pk: int):
@@ -119,7 +120,7 @@ class InboxDetailApi(generics.GenericAPIView):
         if "default_team" in data:
             data["default_team"] = _team_or_400(data["default_team"], "default_team")
         inbox = services.inbox_update(inbox=inbox, **data)
-        return Response(InboxSerializer(inbox, context=_inbox_context([inbox])).data)
+        return Response(InboxSerializer(inbox, context=_inbox_context([inbox], request)).data)
 
 
 class InboxMessageApi(generics.GenericAPIView):

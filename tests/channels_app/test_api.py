@@ -439,3 +439,13 @@ def test_messages_after_an_id_for_catching_up(client, supervisor):
 
     assert [m["content"] for m in response.json()["results"]] == ["m3", "m2"]
     assert client.get(f"/api/v1/conversations/{conversation.pk}/messages/?after=x").status_code == 400
+
+
+def test_webhook_url_is_absolute_even_without_public_base_url(client, supervisor, settings):
+    settings.PUBLIC_BASE_URL = ""
+    inbox = inbox_create(name="WA", kind="whatsapp", config=WA_CONFIG)
+    client.force_login(supervisor)
+
+    body = client.get(f"/api/v1/inboxes/{inbox.pk}/").json()
+
+    assert body["webhook_url"] == f"http://testserver/webhooks/whatsapp/{inbox.uuid}/"
