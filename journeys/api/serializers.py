@@ -1,6 +1,9 @@
 """Journeys API shapes: parsing and output only, no logic."""
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from django.utils import timezone
 from rest_framework import serializers
 
 from customers.models import LifecycleStage
@@ -20,6 +23,15 @@ class EventCreateSerializer(serializers.Serializer):
     customer = EventCustomerSerializer()
     occurred_at = serializers.DateTimeField()
     properties = serializers.DictField(required=False, default=dict)
+
+    def validate_occurred_at(self, value):
+        # Before 1970 time zones like Asia/Jakarta used local mean time offsets (+07:07:12)
+        # that are not valid RFC 3339; a business event from then is a typo anyway.
+        earliest = datetime(1970, 1, 1, tzinfo=UTC)
+        latest = timezone.now() + timedelta(days=1)
+        if not earliest <= value <= latest:
+            raise serializers.ValidationError("occurred_at must be between 1970-01-01 and tomorrow.")
+        return value
 
 
 class EventSerializer(serializers.ModelSerializer):
