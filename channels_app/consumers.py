@@ -43,7 +43,74 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "presence", "availability": availability})
         elif content.get("type") == "ping":
             await self.send_json({"type": "pong"})
+        elif content.get("type") == "conversation.open":
+            await self.conversation_open(content.get("conversation"))
+        elif content.get("type") == "typing":
+            conversation_id = content.get("conversation")
+            group = f"conversation.{conversation_id}" if isinstance(conversation_id, int) else ""
+            if group in self.groups_joined:
+                await self.channel_layer.group_send(group, {"type": "agent.event", "payload": {
+                    "event": "channels.typing", "conversation": conversation_id, "user": self.user.pk,
+                    "sender": self.channel_name}})
+
+    async def conversation_open(self, conversation_id):
+        """Join `conversation.<id>` only if the selectors say this agent may see it."""
+        if not isinstance(conversation_id, int):
+            await self.send_json({"type": "error", "message": "conversation must be an id"})
+            return
+        allowed = await database_sync_to_async(_can_view)(self.user, conversation_id)
+        if not allowed:
+            await self.send_json({"type": "error", "message": "not found", "conversation": conversation_id})
+            return
+        group = f"conversation.{conversation_id}"
+        if group not in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
+        await self.send_json({"type": "conversation.opened", "conversation": conversation_id})
 
     async def agent_event(self, event):
         """Forward a server-side event published to one of this socket's groups."""
+        payload = dict(event["payload"])
+        if payload.pop("sender", None) == self.channel_name:
+            return  # my own typing
+        await self.send_json(payload)
+
+
+def _can_view(user, conversation_id: int) -> bool:
+    from channels_app import selectors
+    from channels_app.models import Conversation
+
+    try:
+        selectors.conversation_get(viewer=user, conversation_id=conversation_id)
+    except Conversation.DoesNotExist:
+        return False
+    return True
+
+
+class VisitorConsumer(AsyncJsonWebsocketConsumer):
+    """A web chat visitor's widget: joins `visitor.<token>` (the token is the visitor's secret,
+    kept in the widget's localStorage), receives agent replies and status changes."""
+
+    async def connect(self):
+        from channels_app import realtime, widget
+
+        kwargs = self.scope["url_route"]["kwargs"]
+        token = kwargs.get("token", "")
+        ok = await database_sync_to_async(widget.visitor_token_valid)(inbox_uuid=str(kwargs.get("inbox")), token=token)
+        if not ok:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.group = realtime.visitor_group(token)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if getattr(self, "group", None):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        if content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+
+    async def agent_event(self, event):
         await self.send_json(event["payload"])

@@ -85,7 +85,14 @@ def conversation_detail(request, pk: int):
         "reply_form": ReplyForm(inboxes=inboxes),
         "status_form": StatusForm(initial={"status": conversation.status}),
         "can_reply": request.user.has_perm("channels_app.add_message"),
+        "csat_rating": _csat_rating(conversation),
     })
+
+
+def _csat_rating(conversation: Conversation) -> int | None:
+    survey = getattr(conversation, "csat_survey", None) if hasattr(conversation, "csat_survey") else None
+    response = getattr(survey, "response", None) if survey is not None else None
+    return response.rating if response is not None else None
 
 
 @login_required
@@ -145,3 +152,17 @@ def conversation_status(request, pk: int):
     else:
         messages.error(request, _("Choose a status."))
     return redirect("channels_app:detail", pk=conversation.pk)
+
+
+@login_required
+def conversation_messages_fragment(request, pk: int):
+    """Messages after `?after=<id>` rendered by the same partial as the page: the live client
+    fetches this when pushed an event and after every reconnect (the database is the truth)."""
+    _require_view(request)
+    conversation = _conversation_or_404(request, pk)
+    try:
+        after = int(request.GET.get("after", "0"))
+    except ValueError:
+        after = 0
+    chat = selectors.message_list(viewer=request.user, conversation=conversation, after_id=after)[:200]
+    return render(request, "channels_app/_messages.html", {"chat": chat, "conversation": conversation})

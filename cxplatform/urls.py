@@ -25,6 +25,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("webhooks/", include("channels_app.webhook_urls")),
+    path("widget/", include("channels_app.widget_urls")),
     path("inbox/", include("channels_app.urls")),
     path("customers/", include("customers.urls")),
     path("journeys/", include("journeys.urls")),
