@@ -13,6 +13,14 @@ class ChannelsAppConfig(AppConfig):
 
         # Conversations follow the customer when profiles are merged (and go back on unmerge).
         merge_hooks.register("channels_app.Conversation", "customer")
+        # Both profiles may have an unresolved conversation: fold one first, undo on unmerge.
+        from channels_app.services import conversations
+
+        merge_hooks.register_participant(
+            "channels.open_conversations",
+            prepare=conversations.merge_participant_prepare,
+            restore=conversations.merge_participant_restore,
+        )
         # Erasing or exporting a customer covers their messages too.
         events.customer_erased.connect(privacy.on_customer_erased, dispatch_uid="channels_app.erase")
         events.customer_export_collect.connect(privacy.on_customer_export_collect, dispatch_uid="channels_app.export")

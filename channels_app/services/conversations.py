@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Availability, Team, TeamMembership, User
 from accounts.selectors import team_ids_for_user, user_is_supervisor_or_admin
 from channels_app import realtime
-from channels_app.models import Conversation, ConversationPriority, ConversationStatus, Inbox
+from channels_app.models import Conversation, ConversationPriority, ConversationStatus, Inbox, MessageSender
 from customers.models import Customer, TimelineKind
 from customers.services import timeline_record
 
@@ -390,3 +390,33 @@ def conversations_merge_prepare(*, survivor: Customer, merged: Customer) -> Conv
         kept.assignee_id, kept.assigned_at = folded.assignee_id, now
         kept.save(update_fields=["assignee", "assigned_at"])
     return folded
+
+
+def merge_participant_prepare(*, survivor: Customer, merged: Customer) -> dict:
+    """customers.merge_hooks participant: fold the second open conversation, remember how."""
+    open_ = ~Q(status=ConversationStatus.RESOLVED)
+    folded = Conversation.objects.filter(open_, customer=merged).first()
+    kept = Conversation.objects.filter(open_, customer=survivor).first()
+    if folded is None or kept is None:
+        return {}
+    before = {
+        "folded": folded.pk, "status": folded.status, "resolved_at": folded.resolved_at,
+        "snoozed_until": folded.snoozed_until, "kept": kept.pk, "kept_assignee": kept.assignee_id,
+        "kept_assigned_at": kept.assigned_at, "last_message": folded.messages.order_by("-id").values_list("id", flat=True).first(),
+    }
+    conversations_merge_prepare(survivor=survivor, merged=merged)
+    return {key: value.isoformat() if isinstance(value, dt.datetime) else value for key, value in before.items()}
+
+
+def merge_participant_restore(*, survivor: Customer, merged: Customer, data: dict) -> None:
+    """On unmerge: the folded conversation is open again exactly as it was, without the note."""
+    if not data:
+        return
+    parse = lambda value: dt.datetime.fromisoformat(value) if value else None  # noqa: E731
+    folded = Conversation.objects.select_for_update().get(pk=data["folded"])
+    folded.messages.filter(id__gt=data["last_message"] or 0, sender=MessageSender.SYSTEM, private=True).delete()
+    folded.status, folded.resolved_at, folded.snoozed_until = data["status"], parse(data["resolved_at"]), parse(data["snoozed_until"])
+    folded.save(update_fields=["status", "resolved_at", "snoozed_until"])
+    Conversation.objects.filter(pk=data["kept"]).update(
+        assignee_id=data["kept_assignee"], assigned_at=parse(data["kept_assigned_at"])
+    )

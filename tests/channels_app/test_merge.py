@@ -27,19 +27,25 @@ def test_merge_moves_conversations_to_the_survivor_and_unmerge_moves_them_back()
     assert moved.customer_id == merged.pk
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "customers.customer_merge moves registered FKs with a bare UPDATE: when both profiles have an "
-    "unresolved conversation the one-unresolved-per-customer constraint fails the whole merge. "
-    "Needs a pre-move hook in customers.merge_hooks calling channels_app's conversations_merge_prepare."))
-def test_merging_two_customers_that_both_have_an_open_conversation():
+def test_merging_two_customers_that_both_have_an_open_conversation(make_user):
     inbox = whatsapp_inbox()
+    agent = make_user()
     survivor, merged = Customer.objects.create(), Customer.objects.create()
-    Conversation.objects.create(customer=survivor, last_inbox=inbox)
-    Conversation.objects.create(customer=merged, last_inbox=inbox)
+    kept = Conversation.objects.create(customer=survivor, last_inbox=inbox)
+    folded = Conversation.objects.create(customer=merged, last_inbox=inbox, assignee=agent, status="pending")
 
-    customer_merge(survivor=survivor, merged=merged, actor=None)
+    merge = customer_merge(survivor=survivor, merged=merged, actor=None)
 
     assert Conversation.objects.filter(customer=survivor).exclude(status="resolved").count() == 1
+    folded.refresh_from_db()
+    assert (folded.customer_id, folded.status) == (survivor.pk, "resolved")
+
+    customer_unmerge(merge=merge, actor=None)
+
+    folded.refresh_from_db(), kept.refresh_from_db()
+    assert (folded.customer_id, folded.status, folded.resolved_at, folded.assignee_id) == (merged.pk, "pending", None, agent.pk)
+    assert folded.messages.count() == 0
+    assert (kept.customer_id, kept.status, kept.assignee_id) == (survivor.pk, "open", None)
 
 
 def test_merge_prepare_folds_the_second_open_conversation_so_the_merge_succeeds(make_user):

@@ -344,7 +344,7 @@ def test_merge_participants_prepare_before_rows_move_and_restore_after_they_retu
     note.refresh_from_db()
     assert (note.customer_id, note.body) == (merged.pk, "open")
     assert calls == [("prepare", ["open"]), ("restore", [note.pk], {"folded": [note.pk]})]
-    assert merge.snapshot["participants"] == {"test.fold": {"folded": [note.pk]}}
+    assert merge.snapshot["participants"]["test.fold"] == {"folded": [note.pk]}
 
 
 def test_merged_away_or_erased_profiles_cannot_be_edited(supervisor):
