@@ -1,0 +1,107 @@
+"""The web chat widget and the agent workspace together, in real Chromium against daphne."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.daphne_server import daphne_server, sign_in  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def contexts(browser):
+    made = []
+
+    def make():
+        context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="en-US")
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.dialogs = dialogs
+        made.append(context)
+        return page
+
+    yield make
+    for context in made:
+        context.close()
+
+
+def open_widget(page, server):
+    page.goto(f"{server.url}/widget/demo/?inbox={server.inbox}")
+    frame = page.frame_locator("iframe[title='Chat with us']")
+    frame.get_by_role("button", name="Open chat").click()
+    return frame
+
+
+def visitor_send(frame, text):
+    frame.get_by_label("Message").fill(text)
+    frame.get_by_role("button", name="Send", exact=True).click()
+    expect(frame.locator(".msg.inbound", has_text=text)).to_have_count(1)
+
+
+def agent_open_latest(page, server, email="agent3@demo.cxplatform.test", text=""):
+    sign_in(page, server.url, email)
+    page.goto(f"{server.url}/inbox/")
+    page.locator("[data-conversation-link]").first.click()
+    if text:
+        expect(page.locator("#thread [data-message-id]", has_text=text)).to_have_count(1)
+    expect(page.locator("#live-status")).to_have_text("Live")
+
+
+def test_visitor_and_agent_chat_live_then_the_visitor_rates_five(daphne_server, contexts):
+    server = daphne_server
+    tag = uuid.uuid4().hex[:8]
+    visitor = contexts()
+    frame = open_widget(visitor, server)
+    expect(frame.get_by_text("Halo! Ada yang bisa kami bantu?")).to_be_visible()
+    visitor_send(frame, f"Hello, is my order {tag} shipped?")
+
+    agent = contexts()
+    agent_open_latest(agent, server, text=f"order {tag}")
+    agent_url = agent.url
+
+    # The visitor writes again: it appears on the agent's open page without a reload.
+    visitor_send(frame, f"Second question {tag}")
+    expect(agent.locator("#thread [data-message-id]", has_text=f"Second question {tag}")).to_have_count(1)
+    assert agent.url == agent_url
+    expect(agent.locator("#thread .channel-badge").first).to_have_text("Web chat")
+
+    agent.get_by_label("Reply").fill(f"Yes, {tag} left the warehouse today.")
+    agent.get_by_role("button", name="Send").click()
+    expect(frame.locator(".msg.outbound", has_text=f"{tag} left the warehouse")).to_have_count(1)
+    expect(agent.locator("#thread .delivery-status").last).to_have_text("Sent")
+
+    # History persists across a reload of the host page (visitor token in localStorage).
+    visitor.reload()
+    frame = visitor.frame_locator("iframe[title='Chat with us']")
+    frame.get_by_role("button", name="Open chat").click()
+    expect(frame.locator(".msg.inbound", has_text=f"Second question {tag}")).to_have_count(1)
+
+    agent.get_by_role("button", name="Resolve").click()
+    frame.get_by_role("button", name="Rate 5 out of 5").click()
+    expect(frame.get_by_text("Thank you for your rating!")).to_be_visible()
+    expect(agent.locator("#csat-rating")).to_contain_text("5/5")
+    assert visitor.dialogs == [] and agent.dialogs == []
+
+
+@pytest.mark.parametrize("payload", ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"])
+def test_markup_from_the_visitor_is_text_everywhere(daphne_server, contexts, payload):
+    server = daphne_server
+    visitor = contexts()
+    frame = open_widget(visitor, server)
+    visitor_send(frame, f"{payload} hi")
+    agent = contexts()
+    agent_open_latest(agent, server, text=f"{payload} hi")
+    visitor_send(frame, f"again {payload}")
+    expect(agent.locator("#thread [data-message-id]", has_text=f"again {payload}")).to_have_count(1)
+    agent.get_by_label("Reply").fill(f"echo {payload}")
+    agent.get_by_role("button", name="Send").click()
+    expect(frame.locator(".msg.outbound", has_text=f"echo {payload}")).to_have_count(1)
+    agent.goto(f"{server.url}/inbox/")
+    visitor.wait_for_timeout(500)
+    assert visitor.dialogs == [] and agent.dialogs == []
+    assert agent.locator("#thread img").count() == 0
