@@ -54,8 +54,16 @@
   function setStatus(text) { if (statusLine) statusLine.textContent = text; }
 
   var delay = 500;
+  function retry() {
+    setStatus("Reconnecting…");
+    setTimeout(connect, delay);
+    delay = Math.min(delay * 2, 5000);
+  }
   function connect() {
-    var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/agent/");
+    var ws;
+    try {
+      ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/agent/");
+    } catch (err) { retry(); return; }
     window.cxWorkspace.socket = ws;
     ws.onopen = function () {
       delay = 500;
@@ -73,11 +81,7 @@
                data.conversation && data.conversation.id === conversationId) refreshPanel();
       else if (ev === "channels.typing" && data.conversation === conversationId) { setStatus("Someone is typing…"); setTimeout(function () { setStatus("Live"); }, 3000); }
     };
-    ws.onclose = function () {
-      setStatus("Reconnecting…");
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 10000);
-    };
+    ws.onclose = retry;
   }
   function refreshPanel() {
     var panel = document.getElementById("conversation-panel");

@@ -101,7 +101,10 @@ def test_markup_from_the_visitor_is_text_everywhere(daphne_server, contexts, pay
     agent.get_by_label("Reply").fill(f"echo {payload}")
     agent.get_by_role("button", name="Send").click()
     expect(frame.locator(".msg.outbound", has_text=f"echo {payload}")).to_have_count(1)
+    expect(agent.locator("#thread [data-message-id]", has_text=f"echo {payload}")).to_have_count(1)
+    assert agent.locator("#thread img, #thread script").count() == 0
+    assert frame.locator("#cx-messages img, #cx-messages script").count() == 0
     agent.goto(f"{server.url}/inbox/")
+    agent.get_by_role("heading", name="Conversations").wait_for()
     visitor.wait_for_timeout(500)
     assert visitor.dialogs == [] and agent.dialogs == []
-    assert agent.locator("#thread img").count() == 0
