@@ -90,12 +90,16 @@ def is_junk(value: str) -> bool:
     return False
 
 
-def phone_normalise(raw: str, *, region: str | None = None) -> str:
+def phone_normalise(raw: str, *, region: str | None = None, lenient: bool = False) -> str:
     """E.164 for a phone number typed any common way; raises IdentityValueError if invalid.
 
     A bare "6281234567890" (country code without "+", as WhatsApp wa_ids and many CSV files
     write it) is read as international when it starts with the region's country code and is
     too long to be a national number.
+
+    `lenient` accepts any *possible* number (right length for its country) even when the
+    bundled metadata does not know its range yet: for numbers a provider has proved exist
+    (a WhatsApp wa_id), rejecting them would lose a real customer's message.
     """
     region = region or settings.PHONE_DEFAULT_REGION
     text = (raw or "").strip()
@@ -125,7 +129,7 @@ def phone_normalise(raw: str, *, region: str | None = None) -> str:
             number = phonenumbers.parse(candidate, region)
         except phonenumbers.NumberParseException:
             continue
-        if phonenumbers.is_valid_number(number):
+        if phonenumbers.is_valid_number(number) or (lenient and phonenumbers.is_possible_number(number)):
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     raise IdentityValueError(_("“%(value)s” is not a valid phone number.") % {"value": raw})
 
@@ -152,7 +156,11 @@ def identity_normalise(*, kind: str, value: str, scope: str = "") -> NormalisedI
     except ValueError:
         raise IdentityValueError(_("“%(kind)s” is not an identity kind.") % {"kind": kind}) from None
     raw = "" if value is None else str(value).strip()
-    if is_junk(raw):
+    # Platform ids (Telegram user id, PSID, ...) are numbers the platform assigned: a run of
+    # one digit is a real id there, so only the placeholder words apply to them.
+    platform_id = kind in (IdentityKind.MESSENGER, IdentityKind.INSTAGRAM, IdentityKind.TELEGRAM,
+                           IdentityKind.LINE, IdentityKind.WEB_VISITOR)
+    if (raw.lower() in blocklist() or not raw) if platform_id else is_junk(raw):
         raise IdentityValueError(
             _("“%(value)s” is a placeholder, not a real %(kind)s.") % {"value": raw, "kind": kind.label},
             code=PLACEHOLDER,
@@ -164,7 +172,7 @@ def identity_normalise(*, kind: str, value: str, scope: str = "") -> NormalisedI
         if digits.isdigit():
             # A wa_id is always international without the "+": never read it as national
             # ("6591234567" is a Singapore number, not an Indonesian one).
-            return NormalisedIdentity(IdentityKind.PHONE.value, "", phone_normalise("+" + digits))
+            return NormalisedIdentity(IdentityKind.PHONE.value, "", phone_normalise("+" + digits, lenient=True))
     if kind == IdentityKind.EMAIL:
         value = email_normalise(raw)
         if is_junk(value):

@@ -21,6 +21,7 @@ from channels_app.adapters.base import AdapterError, DeliveryStatus, EventKind, 
 from channels_app.models import (
     Conversation,
     Inbox,
+    InboxKind,
     Message,
     MessageDirection,
     MessageSender,
@@ -159,6 +160,10 @@ def _identity_inputs(inbox: Inbox, item: InboundEvent) -> list[IdentityInput]:
     inputs = []
     for identity in item.identities:
         kind = IDENTITY_KIND_ALIASES.get(identity.kind, identity.kind)
+        if kind == "phone" and inbox.kind == InboxKind.WHATSAPP and identity.verified:
+            # A wa_id is a number WhatsApp proved exists: customers normalises it as a phone,
+            # leniently (libphonenumber's metadata can lag behind newly issued ranges).
+            kind = "whatsapp"
         scope = str(inbox.uuid) if kind in SCOPED_KINDS else ""
         # The widget's visitor token is a bearer secret our own widget issued: presenting it proves
         # it is the same browser, which is all a web_visitor identity claims (within its inbox).

@@ -419,21 +419,20 @@ def test_telegram_wrong_secret_is_403(client):
     assert WebhookEvent.objects.count() == 0
 
 
-def test_shared_telegram_fixture_with_a_placeholder_looking_id_is_parked_not_lost(
+def test_shared_telegram_fixture_with_a_repeated_digit_user_id_is_a_real_sender(
     client, shared_fixture, django_capture_on_commit_callbacks
 ):
-    # The docs example's user id 1111111 is refused by customers' identity rules (one repeated
-    # digit looks like a placeholder): the event is parked with the reason, not dropped.
+    # The docs example's user id 1111111 looks like a placeholder phone number, but Telegram
+    # assigned it: platform ids only refuse the placeholder words (null, undefined, ...).
     inbox = telegram_inbox()
 
     with django_capture_on_commit_callbacks(execute=True):
         response = post_telegram(client, inbox, shared_fixture("telegram_message_text_private.json"))
 
     assert response.status_code == 200
-    event = WebhookEvent.objects.get()
-    assert event.status == "parked"
-    assert "sender identity rejected" in event.last_error
-    assert Message.objects.count() == 0
+    assert WebhookEvent.objects.get().status == "processed"
+    message = Message.objects.get()
+    assert message.conversation.customer.identities.get().value == "1111111"
 
 
 def test_shared_line_signed_delivery(client, shared_fixture, django_capture_on_commit_callbacks):

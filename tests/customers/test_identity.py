@@ -81,3 +81,22 @@ def test_platform_ids_are_scoped_to_their_inbox():
 def test_platform_id_without_scope_is_refused():
     with pytest.raises(IdentityValueError):
         identity_normalise(kind="instagram", value="17841400000000")
+
+
+def test_a_whatsapp_id_is_accepted_when_possible_even_if_the_metadata_does_not_know_its_range():
+    from customers.identity import identity_normalise
+
+    assert identity_normalise(kind="whatsapp", value="972987654321").value == "+972987654321"
+    with pytest.raises(IdentityValueError):
+        identity_normalise(kind="phone", value="+972987654321")  # typed phones stay strict
+    with pytest.raises(IdentityValueError):
+        identity_normalise(kind="whatsapp", value="5678")  # not a possible number anywhere
+
+
+@pytest.mark.parametrize("kind", ["telegram", "messenger", "instagram", "line"])
+def test_platform_ids_made_of_one_repeated_digit_are_real_but_placeholder_words_are_not(kind):
+    from customers.identity import identity_normalise
+
+    assert identity_normalise(kind=kind, value="1111111", scope="inbox-1").value == "1111111"
+    with pytest.raises(IdentityValueError):
+        identity_normalise(kind=kind, value="undefined", scope="inbox-1")
