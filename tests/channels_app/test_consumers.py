@@ -80,3 +80,108 @@ def test_an_agent_never_receives_another_agents_events(agent, supervisor):
         return nothing
 
     assert async_to_sync(scenario)() is True
+
+
+# --- conversation.<id> and visitor.<token> groups ----------------------------------------------
+
+
+def _team_conversation(team):
+    from tests.channels_app.test_api import _conversation
+
+    return _conversation(team=team)
+
+
+def _open(headers, conversation_id, then=None):
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/agent/", headers=headers)
+        await communicator.connect()
+        await communicator.receive_json_from(timeout=5)
+        await communicator.send_json_to({"type": "conversation.open", "conversation": conversation_id})
+        answer = await communicator.receive_json_from(timeout=5)
+        await get_channel_layer().group_send(f"conversation.{conversation_id}",
+                                             {"type": "agent.event", "payload": {"event": "x", "id": 7}})
+        pushed = None
+        if not await communicator.receive_nothing(timeout=0.5):
+            pushed = await communicator.receive_json_from(timeout=1)
+        await communicator.disconnect()
+        return answer, pushed
+
+    return async_to_sync(scenario)()
+
+
+def test_an_agent_of_the_team_joins_the_conversation_group_and_receives_its_events(agent):
+    from tests.accounts.factories import TeamFactory, add_to_team
+
+    team = TeamFactory()
+    add_to_team(agent, team)
+    conversation = _team_conversation(team)
+
+    answer, pushed = _open(session_headers(agent), conversation.pk)
+
+    assert answer == {"type": "conversation.opened", "conversation": conversation.pk}
+    assert pushed == {"event": "x", "id": 7}
+
+
+def test_an_agent_of_another_team_cannot_join_the_conversation_group(agent):
+    from tests.accounts.factories import TeamFactory
+
+    conversation = _team_conversation(TeamFactory())
+
+    answer, pushed = _open(session_headers(agent), conversation.pk)
+
+    assert answer == {"type": "error", "message": "not found", "conversation": conversation.pk}
+    assert pushed is None
+
+
+def test_typing_reaches_other_viewers_but_not_the_typist(agent, supervisor):
+    from tests.accounts.factories import TeamFactory, add_to_team
+
+    team = TeamFactory()
+    add_to_team(agent, team)
+    conversation = _team_conversation(team)
+
+    typist_headers, watcher_headers = session_headers(agent), session_headers(supervisor)
+
+    async def scenario():
+        typist = WebsocketCommunicator(application, "/ws/agent/", headers=typist_headers)
+        watcher = WebsocketCommunicator(application, "/ws/agent/", headers=watcher_headers)
+        for socket in (typist, watcher):
+            await socket.connect()
+            await socket.receive_json_from(timeout=5)
+            await socket.send_json_to({"type": "conversation.open", "conversation": conversation.pk})
+            await socket.receive_json_from(timeout=5)
+        await typist.send_json_to({"type": "typing", "conversation": conversation.pk})
+        seen = await watcher.receive_json_from(timeout=5)
+        typist_quiet = await typist.receive_nothing(timeout=0.5)
+        await typist.disconnect()
+        await watcher.disconnect()
+        return seen, typist_quiet
+
+    seen, typist_quiet = async_to_sync(scenario)()
+
+    assert seen == {"event": "channels.typing", "conversation": conversation.pk, "user": agent.pk}
+    assert typist_quiet is True
+
+
+@pytest.mark.parametrize("token_ok", [True, False])
+def test_visitor_socket_needs_a_live_webchat_inbox_and_a_well_formed_token(token_ok):
+    from channels_app.services import inbox_create
+
+    inbox = inbox_create(name="Chat", kind="webchat", config={"allowed_origins": ["https://shop.example.com"]})
+    token = "v" * 32 if token_ok else "short"
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, f"/ws/widget/{inbox.uuid}/{token}/",
+                                             headers=[(b"origin", b"http://localhost")])
+        connected, _ = await communicator.connect()
+        pushed = None
+        if connected:
+            await get_channel_layer().group_send(f"visitor.{token}", {"type": "agent.event", "payload": {"event": "webchat.message"}})
+            pushed = await communicator.receive_json_from(timeout=5)
+            await communicator.disconnect()
+        return connected, pushed
+
+    connected, pushed = async_to_sync(scenario)()
+
+    assert connected is token_ok
+    assert pushed == ({"event": "webchat.message"} if token_ok else None)
