@@ -5,6 +5,7 @@ from channels_app import views
 app_name = "channels_app"
 urlpatterns = [
     path("", views.conversation_list, name="list"),
+    path("webchat/", views.webchat_snippets, name="webchat_snippets"),
     path("<int:pk>/", views.conversation_detail, name="detail"),
     path("<int:pk>/messages/", views.conversation_messages_fragment, name="messages_fragment"),
     path("<int:pk>/reply/", views.conversation_reply, name="reply"),

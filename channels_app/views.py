@@ -166,3 +166,13 @@ def conversation_messages_fragment(request, pk: int):
         after = 0
     chat = selectors.message_list(viewer=request.user, conversation=conversation, after_id=after)[:200]
     return render(request, "channels_app/_messages.html", {"chat": chat, "conversation": conversation})
+
+
+@login_required
+def webchat_snippets(request):
+    """The `<script>` snippet of every web chat inbox, with a copy button (supervisors/admins)."""
+    if not selectors.inbox_can_manage(viewer=request.user):
+        raise PermissionDenied
+    inboxes = [inbox for inbox in selectors.inbox_list(viewer=request.user) if inbox.kind == "webchat"]
+    base = f"{request.scheme}://{request.get_host()}"
+    return render(request, "channels_app/webchat_snippets.html", {"inboxes": inboxes, "base": base})
