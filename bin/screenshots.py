@@ -21,6 +21,10 @@ SCREENS = [
     ("agent-home.png", "agent1@demo.cxplatform.test", "/"),
     ("supervisor-home.png", "supervisor@demo.cxplatform.test", "/"),
     ("customers.png", "agent1@demo.cxplatform.test", "/customers/"),
+    ("conversations.png", "supervisor@demo.cxplatform.test", "/inbox/"),
+    ("conversation.png", "supervisor@demo.cxplatform.test", "FIRST_CONVERSATION"),
+    ("webchat-snippets.png", "supervisor@demo.cxplatform.test", "/inbox/webchat/"),
+    ("widget-demo.png", "supervisor@demo.cxplatform.test", "WIDGET_DEMO"),
     ("admin.png", "admin@demo.cxplatform.test", "/admin/"),
     ("api-docs.png", "admin@demo.cxplatform.test", "/api/docs/"),
 ]
@@ -43,12 +47,24 @@ def main(base_url: str) -> None:
                 page.get_by_label("Password").fill(PASSWORD)
                 page.get_by_role("button", name="Sign In").click()
                 page.wait_for_load_state("networkidle")
+            if path == "FIRST_CONVERSATION":
+                page.goto(f"{base_url}/inbox/")
+                link = page.locator("[data-conversation-link]").first
+                path = link.get_attribute("href") if link.count() else "/inbox/0/"
+            elif path == "WIDGET_DEMO":
+                page.goto(f"{base_url}/inbox/webchat/")
+                inbox = page.locator("[data-copy]").first
+                uuid = page.locator("textarea").first.input_value().split('data-inbox="')[1][:36] if inbox.count() else ""
+                path = f"/widget/demo/?inbox={uuid}"
             response = page.goto(f"{base_url}{path}")
             if response is None or response.status >= 400:
                 print(f"skipped {filename}: {path} answered {response.status if response else 'nothing'}")
                 context.close()
                 continue
             page.wait_for_load_state("networkidle")
+            if filename == "widget-demo.png":
+                page.frame_locator("iframe[title='Chat with us']").get_by_role("button", name="Open chat").click()
+                page.wait_for_timeout(800)
             page.screenshot(path=str(OUT / filename), full_page=False)
             print(f"saved docs/screenshots/{filename}")
             context.close()

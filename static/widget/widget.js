@@ -40,6 +40,11 @@
       unreadCount += 1; unread.textContent = String(unreadCount); unread.hidden = false;
     }
   }
+  function resize() {
+    // Ask the loader to shrink the iframe to the bubble when closed, so the host page stays clickable.
+    if (window.parent !== window) window.parent.postMessage({cxWidget: panel.hidden ? "closed" : "open"}, "*");
+  }
+  resize();
   function refresh(initial) {
     return fetch(root.dataset.api + "?token=" + encodeURIComponent(token)).then(function (r) { return r.json(); })
       .then(function (data) {
@@ -52,6 +57,7 @@
     panel.hidden = !panel.hidden;
     toggle.setAttribute("aria-expanded", String(!panel.hidden));
     toggle.setAttribute("aria-label", panel.hidden ? "Open chat" : "Close chat");
+    resize();
     if (!panel.hidden) { unreadCount = 0; unread.hidden = true; document.getElementById("cx-text").focus(); }
   });
   document.getElementById("cx-form").addEventListener("submit", function (e) {

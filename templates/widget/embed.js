@@ -13,6 +13,12 @@
   frame.src = base + "/widget/frame/" + encodeURIComponent(script.dataset.inbox) + "/?" + params.toString();
   frame.title = "Chat with us";
   frame.setAttribute("allow", "clipboard-write");
-  frame.style.cssText = "position:fixed;right:16px;bottom:16px;width:370px;height:560px;max-height:calc(100vh - 32px);max-width:calc(100vw - 32px);border:0;z-index:2147483000;background:transparent;color-scheme:normal";
+  frame.style.cssText = "position:fixed;right:16px;bottom:16px;width:72px;height:72px;max-height:calc(100vh - 32px);max-width:calc(100vw - 32px);border:0;z-index:2147483000;background:transparent;color-scheme:normal";
+  window.addEventListener("message", function (e) {
+    if (e.origin !== base || e.source !== frame.contentWindow || !e.data || !e.data.cxWidget) return;
+    var open = e.data.cxWidget === "open";
+    frame.style.width = open ? "370px" : "72px";
+    frame.style.height = open ? "560px" : "72px";
+  });
   document.body.appendChild(frame);
 })();
