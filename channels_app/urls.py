@@ -9,6 +9,7 @@ urlpatterns = [
     path("<int:pk>/", views.conversation_detail, name="detail"),
     path("<int:pk>/messages/", views.conversation_messages_fragment, name="messages_fragment"),
     path("<int:pk>/reply/", views.conversation_reply, name="reply"),
+    path("<int:pk>/assign-me/", views.conversation_assign_me, name="assign_me"),
     path("<int:pk>/status/", views.conversation_status, name="status"),
     path("<int:pk>/attachments/<uuid:message_uuid>/<int:index>/", views.attachment_download, name="attachment"),
 ]

@@ -176,3 +176,17 @@ def webchat_snippets(request):
     inboxes = [inbox for inbox in selectors.inbox_list(viewer=request.user) if inbox.kind == "webchat"]
     base = f"{request.scheme}://{request.get_host()}"
     return render(request, "channels_app/webchat_snippets.html", {"inboxes": inboxes, "base": base})
+
+
+@login_required
+@require_POST
+def conversation_assign_me(request, pk: int):
+    _require_view(request)
+    if not request.user.has_perm("channels_app.change_conversation"):
+        raise PermissionDenied
+    conversation = _conversation_or_404(request, pk)
+    try:
+        services.conversation_assign(conversation=conversation, actor=request.user, agent=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("channels_app:detail", pk=conversation.pk)

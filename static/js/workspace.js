@@ -5,6 +5,7 @@
 (function () {
   "use strict";
   var thread = document.getElementById("thread");
+  if (!thread && !document.querySelector("[data-conversation-link]") && !document.getElementById("new-conversations")) return;
   var statusLine = document.getElementById("live-status");
   var conversationId = thread ? Number(thread.dataset.conversation) : null;
   var lastEventId = 0;
@@ -75,13 +76,26 @@
       if (data.id) lastEventId = Math.max(lastEventId, data.id);
       if (data.type === "conversation.opened") { catchUp(); return; }
       var ev = data.event || "";
-      if (ev === "channels.message.created" && data.message && data.message.conversation === conversationId) catchUp();
+      if (ev === "channels.message.created" && data.message && !conversationId) listUpdate(data.message);
+      else if (ev === "channels.message.created" && data.message && data.message.conversation === conversationId) catchUp();
       else if (ev === "channels.message.updated" && data.message && data.message.conversation === conversationId) refreshOne(data.message.id);
       else if ((ev === "channels.conversation.status_changed" || ev === "channels.conversation.rated" || ev === "channels.conversation.assigned") &&
                data.conversation && data.conversation.id === conversationId) refreshPanel();
       else if (ev === "channels.typing" && data.conversation === conversationId) { setStatus("Someone is typing…"); setTimeout(function () { setStatus("Live"); }, 3000); }
     };
     ws.onclose = retry;
+  }
+  function listUpdate(message) {
+    // Conversation list: unread count per row for inbound messages; a notice for conversations not listed yet.
+    if (message.direction !== "inbound") return;
+    var badge = document.querySelector('[data-unread-for="' + message.conversation + '"]');
+    if (badge) {
+      var n = Number(badge.textContent || "0") + 1;
+      badge.textContent = String(n); badge.hidden = false;
+      badge.setAttribute("aria-label", n + " unread");
+    } else {
+      var notice = document.getElementById("new-conversations"); if (notice) notice.hidden = false;
+    }
   }
   function refreshPanel() {
     var panel = document.getElementById("conversation-panel");
