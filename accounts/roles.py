@@ -27,6 +27,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "inbox": ("view",),
             "conversation": ("view", "change"),
             "message": ("view", "add"),
+            "cannedresponse": ("view", "add"),
+            "label": ("view",),
         },
         "journeys": {
             "customerevent": ("view",),
@@ -60,6 +62,12 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "conversation": ("view", "change"),
             "message": ("view", "add"),
             "webhookevent": ("view", "change"),
+            "cannedresponse": ("view", "add", "change", "delete"),
+            "label": ("view", "add", "change", "delete"),
+            "officehours": ("view", "add", "change"),
+            "officehoursinterval": ("view", "add", "change", "delete"),
+            "inboxautomaticmessage": ("view", "add", "change", "delete"),
+            "automaticreplysent": ("view",),
         },
         "journeys": {
             "customerevent": ("view", "add"),

@@ -5,11 +5,24 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.db.models import Count
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from channels_app import services
-from channels_app.models import Conversation, Inbox, Message, WebhookEvent
+from channels_app.models import (
+    AutomaticReplySent,
+    CannedResponse,
+    Conversation,
+    Inbox,
+    InboxAutomaticMessage,
+    Label,
+    Message,
+    OfficeHours,
+    OfficeHoursInterval,
+    WebhookEvent,
+)
 
 
 class InboxAdminForm(forms.ModelForm):
@@ -120,10 +133,11 @@ class MessageInline(admin.TabularInline):
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ["id", "customer", "status", "priority", "assignee", "team", "last_inbox", "last_message_at"]
-    list_filter = ["status", "priority", "team", "last_inbox__kind"]
+    list_filter = ["status", "priority", "team", "last_inbox__kind", "labels"]
     list_select_related = ["customer", "assignee", "team", "last_inbox"]
     search_fields = ["customer__display_name"]
     raw_id_fields = ["customer", "assignee"]
+    filter_horizontal = ["labels"]
     readonly_fields = ["customer", "last_inbox", "inboxes", "created_at", "last_message_at", "last_inbound_at",
                        "resolved_at", "assigned_at"]
     inlines = [MessageInline]
@@ -136,6 +150,86 @@ class MessageAdmin(admin.ModelAdmin):
     list_select_related = ["conversation", "inbox"]
     search_fields = ["provider_message_id", "uuid"]
     readonly_fields = [f.name for f in Message._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(CannedResponse)
+class CannedResponseAdmin(admin.ModelAdmin):
+    list_display = ["shortcut", "title", "language", "created_by", "updated_at"]
+    list_filter = ["language"]
+    list_select_related = ["created_by"]
+    search_fields = ["shortcut", "title", "body"]
+    readonly_fields = ["created_by", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["shortcut", "title", "body", "language"],
+                "description": _("Variables: {{customer.first_name}}, {{customer.name}}, {{agent.first_name}}.")}),
+        (_("History"), {"fields": ["created_by", "created_at", "updated_at"]}),
+    ]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.canned_response_update(canned=obj, shortcut=obj.shortcut, title=obj.title, body=obj.body,
+                                            language=obj.language)
+        else:
+            saved = services.canned_response_create(shortcut=obj.shortcut, title=obj.title, body=obj.body,
+                                                    language=obj.language, created_by=request.user)
+            obj.pk = saved.pk
+
+
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    list_display = ["name", "colour_swatch", "description", "conversation_count"]
+    search_fields = ["name", "description"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n_conversations=Count("conversations"))
+
+    @admin.display(description=_("colour"))
+    def colour_swatch(self, obj: Label):
+        return format_html('<span style="display:inline-block;width:1em;height:1em;background:{};'
+                           'border-radius:2px;vertical-align:middle"></span> {}', obj.colour, obj.colour)
+
+    @admin.display(description=_("conversations"), ordering="n_conversations")
+    def conversation_count(self, obj: Label) -> int:
+        return obj.n_conversations
+
+
+class OfficeHoursIntervalInline(admin.TabularInline):
+    model = OfficeHoursInterval
+    extra = 0
+
+
+class InboxAutomaticMessageInline(admin.StackedInline):
+    model = InboxAutomaticMessage
+    extra = 0
+
+
+@admin.register(OfficeHours)
+class OfficeHoursAdmin(admin.ModelAdmin):
+    list_display = ["inbox", "time_zone", "holiday_country", "is_enabled", "auto_reply_enabled", "greeting_enabled",
+                    "open_now"]
+    list_filter = ["is_enabled", "holiday_country"]
+    list_select_related = ["inbox"]
+    inlines = [OfficeHoursIntervalInline, InboxAutomaticMessageInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("intervals")
+
+    @admin.display(description=_("open now"), boolean=True)
+    def open_now(self, obj: OfficeHours) -> bool:
+        from channels_app.services.office_hours import office_hours_state
+
+        return office_hours_state(office_hours=obj)[0]
+
+
+@admin.register(AutomaticReplySent)
+class AutomaticReplySentAdmin(admin.ModelAdmin):
+    list_display = ["conversation", "kind", "period", "message", "created_at"]
+    list_filter = ["kind"]
+    raw_id_fields = ["conversation", "message"]
+    readonly_fields = ["conversation", "kind", "period", "message", "created_at"]
 
     def has_add_permission(self, request) -> bool:
         return False

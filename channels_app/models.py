@@ -264,3 +264,196 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} #{self.pk} in conversation #{self.conversation_id}"
+
+
+# --- canned responses, labels, office hours -------------------------------------------------
+
+
+class CannedResponse(models.Model):
+    """A reply agents insert by its shortcut (`/thanks`), shared by every channel.
+
+    `body` may use the variables `{{customer.first_name}}`, `{{customer.name}}` and
+    `{{agent.first_name}}`; `services.canned_response_render` substitutes them (plain text
+    substitution of that fixed set, never a template engine on user-authored text).
+    """
+
+    shortcut = models.CharField(
+        _("shortcut"), max_length=50, unique=True,
+        help_text=_("Lower-case letters, digits, - and _; typed after a slash in the reply box."),
+    )
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("body"))
+    language = models.CharField(_("language"), max_length=8, blank=True,
+                                help_text=_("Empty: any language."))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("canned response")
+        verbose_name_plural = _("canned responses")
+        ordering = ["shortcut", "id"]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}"
+
+
+class Label(models.Model):
+    """A tag agents put on conversations ("vip", "refund") to filter and report on them."""
+
+    name = models.CharField(_("name"), max_length=50, unique=True,
+                            help_text=_("Lower-case letters, digits, - and _."))
+    colour = models.CharField(_("colour"), max_length=7, default="#6b7280", help_text=_("#RRGGBB"))
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("label")
+        verbose_name_plural = _("labels")
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+Conversation.add_to_class(
+    "labels", models.ManyToManyField(Label, blank=True, related_name="conversations", verbose_name=_("labels"))
+)
+
+
+class OfficeHours(models.Model):
+    """When an inbox is staffed: a weekly schedule (`OfficeHoursInterval` rows) in a time zone,
+    closed on the public holidays of `holiday_country` (the `holidays` package).
+
+    Outside those hours the customer gets the inbox's automatic reply (once per closed period);
+    the first message of a new conversation gets the greeting. Both texts are
+    `InboxAutomaticMessage` rows, one per language.
+    """
+
+    inbox = models.OneToOneField(Inbox, on_delete=models.CASCADE, related_name="office_hours",
+                                 verbose_name=_("inbox"))
+    time_zone = models.CharField(_("time zone"), max_length=64, default="Asia/Jakarta",
+                                 help_text=_("IANA name, e.g. Asia/Jakarta, Asia/Makassar."))
+    holiday_country = models.CharField(
+        _("public holidays of"), max_length=2, blank=True, default="ID",
+        help_text=_("ISO country code whose public holidays are closed days (e.g. ID); empty: none."),
+    )
+    is_enabled = models.BooleanField(_("office hours apply"), default=True,
+                                     help_text=_("Off: the inbox counts as always open."))
+    auto_reply_enabled = models.BooleanField(_("automatic reply outside hours"), default=True)
+    greeting_enabled = models.BooleanField(_("greeting on first contact"), default=False)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("office hours")
+        verbose_name_plural = _("office hours")
+
+    def __str__(self) -> str:
+        return f"{self.inbox} ({self.time_zone})"
+
+    def clean(self) -> None:
+        import zoneinfo
+
+        import holidays
+        from django.core.exceptions import ValidationError
+
+        errors = {}
+        try:
+            zoneinfo.ZoneInfo(self.time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            errors["time_zone"] = _("Unknown time zone: use an IANA name such as Asia/Jakarta.")
+        self.holiday_country = (self.holiday_country or "").upper()
+        if self.holiday_country:
+            try:
+                holidays.country_holidays(self.holiday_country)
+            except NotImplementedError:
+                errors["holiday_country"] = _("No public holiday calendar for this country code.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, _("Monday")
+    TUESDAY = 1, _("Tuesday")
+    WEDNESDAY = 2, _("Wednesday")
+    THURSDAY = 3, _("Thursday")
+    FRIDAY = 4, _("Friday")
+    SATURDAY = 5, _("Saturday")
+    SUNDAY = 6, _("Sunday")
+
+
+class OfficeHoursInterval(models.Model):
+    """One opening on one weekday, local time; several per day make a lunch break."""
+
+    office_hours = models.ForeignKey(OfficeHours, on_delete=models.CASCADE, related_name="intervals",
+                                     verbose_name=_("office hours"))
+    weekday = models.PositiveSmallIntegerField(_("day"), choices=Weekday.choices)
+    opens_at = models.TimeField(_("opens"))
+    closes_at = models.TimeField(_("closes"))
+
+    class Meta:
+        verbose_name = _("opening")
+        verbose_name_plural = _("weekly schedule")
+        ordering = ["weekday", "opens_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(closes_at__gt=models.F("opens_at")),
+                                   name="office_hours_interval_closes_after_opening"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens_at:%H:%M}–{self.closes_at:%H:%M}"
+
+
+class AutomaticMessageKind(models.TextChoices):
+    OUT_OF_HOURS = "out_of_hours", _("Automatic reply outside office hours")
+    GREETING = "greeting", _("Greeting on first contact")
+
+
+class InboxAutomaticMessage(models.Model):
+    """The text of an inbox's greeting or out-of-hours reply in one language (empty: fallback)."""
+
+    office_hours = models.ForeignKey(OfficeHours, on_delete=models.CASCADE, related_name="messages",
+                                     verbose_name=_("office hours"))
+    kind = models.CharField(_("kind"), max_length=20, choices=AutomaticMessageKind.choices)
+    language = models.CharField(_("language"), max_length=8, blank=True, help_text=_("Empty: any other language."))
+    body = models.TextField(_("text"))
+
+    class Meta:
+        verbose_name = _("automatic message")
+        verbose_name_plural = _("automatic messages")
+        ordering = ["kind", "language", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["office_hours", "kind", "language"],
+                                    name="inbox_automatic_message_one_per_language"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} [{self.language or '*'}]"
+
+
+class AutomaticReplySent(models.Model):
+    """Proof an automatic message went to a conversation: the unique key (conversation, kind,
+    period) is what limits the out-of-hours reply to once per closed period and the greeting to
+    once per conversation, even when two deliveries race."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+",
+                                     verbose_name=_("conversation"))
+    kind = models.CharField(_("kind"), max_length=20, choices=AutomaticMessageKind.choices)
+    period = models.CharField(_("period"), max_length=40,
+                              help_text=_("Start of the closed period (out of hours) or 'conversation'."))
+    message = models.ForeignKey(Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                                verbose_name=_("message"))
+    created_at = models.DateTimeField(_("sent"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("automatic reply sent")
+        verbose_name_plural = _("automatic replies sent")
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "kind", "period"], name="automatic_reply_once_per_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.conversation_id} {self.period}"

@@ -11,7 +11,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import User
 from accounts.selectors import team_ids_for_user, user_is_supervisor_or_admin
-from channels_app.models import Conversation, Inbox, Message
+from channels_app.models import CannedResponse, Conversation, Inbox, Label, Message
 
 
 def inbox_for_webhook(*, kind: str, inbox_uuid: str | uuidlib.UUID) -> Inbox | None:
@@ -70,6 +70,7 @@ def conversation_list(
     unassigned: bool = False,
     team_id: int | None = None,
     customer_id: int | None = None,
+    label: str = "",
 ) -> QuerySet[Conversation]:
     """Conversations the viewer may see, filtered; related rows loaded in a fixed number of
     queries whatever the page size."""
@@ -86,9 +87,12 @@ def conversation_list(
         conversations = conversations.filter(team_id=team_id)
     if customer_id is not None:
         conversations = conversations.filter(customer_id=customer_id)
+    if label:
+        conversations = conversations.filter(labels__name=label.strip().lower())
     return (
         conversations.select_related("customer", "assignee", "team", "last_inbox")
-        .prefetch_related(Prefetch("inboxes", queryset=Inbox.objects.order_by("id")))
+        .prefetch_related(Prefetch("inboxes", queryset=Inbox.objects.order_by("id")),
+                          Prefetch("labels", queryset=Label.objects.order_by("name")))
         .distinct()
         .order_by("-id")
     )
@@ -129,3 +133,24 @@ def attachment_get(*, viewer: User, conversation: Conversation, message_uuid, in
         return None
     item = message.attachments[index]
     return item if item.get("stored") else None
+
+
+def canned_response_list(*, viewer: User, search: str = "", language: str = "") -> QuerySet[CannedResponse]:
+    """Canned responses are shared by every agent and channel; `search` matches the shortcut
+    (a leading slash ignored), title or body; `language` keeps that language and language-less ones."""
+    responses = CannedResponse.objects.select_related("created_by").order_by("shortcut", "id")
+    search = search.strip().lstrip("/")
+    if search:
+        responses = responses.filter(Q(shortcut__icontains=search) | Q(title__icontains=search)
+                                     | Q(body__icontains=search))
+    if language:
+        responses = responses.filter(Q(language=language.lower()) | Q(language=""))
+    return responses
+
+
+def canned_response_get(*, viewer: User, canned_id: int) -> CannedResponse:
+    return canned_response_list(viewer=viewer).get(pk=canned_id)
+
+
+def label_list(*, viewer: User) -> QuerySet[Label]:
+    return Label.objects.order_by("name", "id")

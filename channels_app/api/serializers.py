@@ -7,11 +7,13 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from channels_app.models import (
+    CannedResponse,
     Conversation,
     ConversationPriority,
     ConversationStatus,
     Inbox,
     InboxKind,
+    Label,
     Message,
     MessageStatus,
 )
@@ -107,11 +109,12 @@ class ConversationSerializer(serializers.ModelSerializer):
     team = TeamRef(read_only=True, allow_null=True)
     last_inbox = InboxRef(read_only=True, allow_null=True)
     inboxes = InboxRef(many=True, read_only=True)
+    labels = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
 
     class Meta:
         model = Conversation
         fields = ["id", "status", "snoozed_until", "priority", "customer", "assignee", "team", "last_inbox",
-                  "inboxes", "created_at", "last_message_at", "last_inbound_at", "resolved_at"]
+                  "inboxes", "labels", "created_at", "last_message_at", "last_inbound_at", "resolved_at"]
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -167,6 +170,7 @@ class ConversationListQuerySerializer(serializers.Serializer):
     assignee = serializers.CharField(required=False, help_text="An agent id, \"me\" or \"none\".")
     team = serializers.IntegerField(required=False)
     customer = serializers.IntegerField(required=False)
+    label = serializers.CharField(required=False, max_length=50, help_text="A label name.")
 
     def validate_assignee(self, value: str) -> str:
         if value not in ("me", "none") and not value.isdigit():
@@ -190,3 +194,45 @@ class InteractionLogSerializer(serializers.Serializer):
 class InboundAcceptedSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     event = serializers.IntegerField()
+
+
+class LabelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Label
+        fields = ["id", "name", "colour", "description", "created_at"]
+        read_only_fields = ["id", "created_at"]
+        extra_kwargs = {"name": {"validators": []}}  # uniqueness is the service's job
+
+
+class ConversationLabelsSerializer(serializers.Serializer):
+    labels = serializers.ListField(child=serializers.CharField(max_length=50), allow_empty=True, max_length=50,
+                                   help_text="Label names; replaces the conversation's labels ([] removes all).")
+
+
+class ConversationLabelsResultSerializer(serializers.Serializer):
+    labels = serializers.ListField(child=serializers.CharField())
+
+
+class CannedResponseSerializer(serializers.ModelSerializer):
+    created_by = AgentRef(read_only=True, allow_null=True)
+
+    class Meta:
+        model = CannedResponse
+        fields = ["id", "shortcut", "title", "body", "language", "created_by", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_by", "created_at", "updated_at"]
+        extra_kwargs = {"shortcut": {"validators": []}}  # uniqueness is the service's job
+
+
+class CannedResponseUpdateSerializer(serializers.Serializer):
+    shortcut = serializers.CharField(max_length=50, required=False)
+    title = serializers.CharField(max_length=200, required=False)
+    body = serializers.CharField(required=False, trim_whitespace=False)
+    language = serializers.CharField(max_length=8, required=False, allow_blank=True)
+
+
+class CannedResponseRenderSerializer(serializers.Serializer):
+    conversation = serializers.IntegerField()
+
+
+class CannedResponseRenderedSerializer(serializers.Serializer):
+    content = serializers.CharField()

@@ -11,4 +11,10 @@ urlpatterns = [
     path("conversations/<int:pk>/messages/", views.ConversationMessageListApi.as_view(), name="api-conversation-messages"),
     path("conversations/<int:pk>/assign/", views.ConversationAssignApi.as_view(), name="api-conversation-assign"),
     path("conversations/<int:pk>/status/", views.ConversationStatusApi.as_view(), name="api-conversation-status"),
+    path("conversations/<int:pk>/labels/", views.ConversationLabelsApi.as_view(), name="api-conversation-labels"),
+    path("labels/", views.LabelListApi.as_view(), name="api-label-list"),
+    path("canned-responses/", views.CannedResponseListApi.as_view(), name="api-canned-response-list"),
+    path("canned-responses/<int:pk>/", views.CannedResponseDetailApi.as_view(), name="api-canned-response-detail"),
+    path("canned-responses/<int:pk>/render/", views.CannedResponseRenderApi.as_view(),
+         name="api-canned-response-render"),
 ]

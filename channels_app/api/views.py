@@ -11,6 +11,12 @@ from channels_app import selectors, services
 from channels_app.adapters.base import ParseError
 from channels_app.api.serializers import (
     AssignSerializer,
+    CannedResponseRenderedSerializer,
+    CannedResponseRenderSerializer,
+    CannedResponseSerializer,
+    CannedResponseUpdateSerializer,
+    ConversationLabelsResultSerializer,
+    ConversationLabelsSerializer,
     ConversationListQuerySerializer,
     ConversationSerializer,
     ConversationUpdateSerializer,
@@ -19,11 +25,12 @@ from channels_app.api.serializers import (
     InboxSerializer,
     InboxUpdateSerializer,
     InteractionLogSerializer,
+    LabelSerializer,
     MessageCreateSerializer,
     MessageSerializer,
     StatusSerializer,
 )
-from channels_app.models import Conversation, Inbox, InboxKind, Message
+from channels_app.models import CannedResponse, Conversation, Inbox, InboxKind, Label, Message
 from customers.models import Customer
 from customers.selectors import customer_get
 
@@ -176,6 +183,7 @@ LIST_PARAMETERS = [
     OpenApiParameter("assignee", str, description="Agent id, \"me\" or \"none\" (unassigned)."),
     OpenApiParameter("team", int),
     OpenApiParameter("customer", int),
+    OpenApiParameter("label", str, description="Conversations carrying this label (by name)."),
 ]
 
 
@@ -199,6 +207,7 @@ class ConversationListApi(generics.ListAPIView):
             unassigned=assignee == "none",
             team_id=params.get("team"),
             customer_id=params.get("customer"),
+            label=params.get("label", ""),
         )
 
     @extend_schema(summary="List the conversations you may see", parameters=LIST_PARAMETERS)
@@ -325,3 +334,133 @@ class ConversationStatusApi(generics.GenericAPIView):
         services.conversation_status_set(conversation=conversation, status=data["status"], actor=request.user,
                                          snoozed_until=data["snoozed_until"])
         return Response(ConversationSerializer(_conversation_or_404(request, pk)).data)
+
+
+class ConversationLabelsApi(generics.GenericAPIView):
+    queryset = Conversation.objects.none()
+    serializer_class = ConversationLabelsSerializer
+    permission_classes = [ModelPermission]
+    permission_model = "conversation"
+    required_actions = {"POST": "change"}
+
+    @extend_schema(summary="Set the conversation's labels (replaces them)", request=ConversationLabelsSerializer,
+                   responses={200: ConversationLabelsResultSerializer})
+    def post(self, request, pk: int):
+        conversation = _conversation_or_404(request, pk)
+        serializer = ConversationLabelsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        labels = services.conversation_labels_set(conversation=conversation,
+                                                  labels=serializer.validated_data["labels"])
+        return Response({"labels": [label.name for label in labels]})
+
+
+# --- labels -------------------------------------------------------------------------------
+
+
+class LabelListApi(generics.ListAPIView):
+    queryset = Label.objects.none()
+    serializer_class = LabelSerializer
+    permission_classes = [ModelPermission]
+    permission_model = "label"
+    pagination_class = None
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return selectors.label_list(viewer=self.request.user)
+
+    @extend_schema(summary="List labels")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(summary="Create a label", request=LabelSerializer, responses={201: LabelSerializer})
+    def post(self, request):
+        serializer = LabelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        label = services.label_create(name=data["name"], colour=data.get("colour", "#6b7280"),
+                                      description=data.get("description", ""))
+        return Response(LabelSerializer(label).data, status=status.HTTP_201_CREATED)
+
+
+# --- canned responses ---------------------------------------------------------------------
+
+
+def _canned_or_404(request, pk: int) -> CannedResponse:
+    try:
+        return selectors.canned_response_get(viewer=request.user, canned_id=pk)
+    except CannedResponse.DoesNotExist:
+        raise Http404 from None
+
+
+class CannedResponseListApi(generics.ListAPIView):
+    queryset = CannedResponse.objects.none()
+    serializer_class = CannedResponseSerializer
+    permission_classes = [ModelPermission]
+    permission_model = "cannedresponse"
+    pagination_class = None
+    filter_backends: list = []
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.canned_response_list(viewer=self.request.user, search=params.get("search", "")[:100],
+                                              language=params.get("language", "")[:8])
+
+    @extend_schema(summary="List canned responses (shared by all channels)", parameters=[
+        OpenApiParameter("search", str, description="Part of the shortcut, title or body."),
+        OpenApiParameter("language", str, description="This language and language-less ones."),
+    ])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(summary="Create a canned response", request=CannedResponseSerializer,
+                   responses={201: CannedResponseSerializer})
+    def post(self, request):
+        serializer = CannedResponseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        canned = services.canned_response_create(shortcut=data["shortcut"], title=data["title"], body=data["body"],
+                                                 language=data.get("language", ""), created_by=request.user)
+        return Response(CannedResponseSerializer(canned).data, status=status.HTTP_201_CREATED)
+
+
+class CannedResponseDetailApi(generics.GenericAPIView):
+    queryset = CannedResponse.objects.none()
+    serializer_class = CannedResponseSerializer
+    permission_classes = [ModelPermission]
+    permission_model = "cannedresponse"
+
+    @extend_schema(summary="One canned response")
+    def get(self, request, pk: int):
+        return Response(CannedResponseSerializer(_canned_or_404(request, pk)).data)
+
+    @extend_schema(summary="Change a canned response", request=CannedResponseUpdateSerializer,
+                   responses={200: CannedResponseSerializer})
+    def patch(self, request, pk: int):
+        canned = _canned_or_404(request, pk)
+        serializer = CannedResponseUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        canned = services.canned_response_update(canned=canned, **serializer.validated_data)
+        return Response(CannedResponseSerializer(canned).data)
+
+    @extend_schema(summary="Delete a canned response", responses={204: None})
+    def delete(self, request, pk: int):
+        services.canned_response_delete(canned=_canned_or_404(request, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CannedResponseRenderApi(generics.GenericAPIView):
+    queryset = CannedResponse.objects.none()
+    serializer_class = CannedResponseRenderSerializer
+    permission_classes = [ModelPermission]
+    permission_model = "cannedresponse"
+    required_actions = {"POST": "view"}
+
+    @extend_schema(summary="The canned response's text for a conversation (variables filled in)",
+                   request=CannedResponseRenderSerializer, responses={200: CannedResponseRenderedSerializer})
+    def post(self, request, pk: int):
+        canned = _canned_or_404(request, pk)
+        serializer = CannedResponseRenderSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        conversation = _conversation_or_404(request, serializer.validated_data["conversation"])
+        content = services.canned_response_render(canned=canned, conversation=conversation, agent=request.user)
+        return Response({"content": content})

@@ -1,6 +1,12 @@
 """Writes for channels_app (see DESIGN.md "The two flows"). Import from here."""
 from __future__ import annotations
 
+from channels_app.services.canned import (
+    canned_response_create,
+    canned_response_delete,
+    canned_response_render,
+    canned_response_update,
+)
 from channels_app.services.conversations import (
     ContinueResult,
     agent_candidates,
@@ -30,6 +36,7 @@ from channels_app.services.ingest import (
     webhook_event_replay,
     webhook_event_store,
 )
+from channels_app.services.labels import conversation_labels_set, label_create
 from channels_app.services.messages import (
     DeliverOutcome,
     interaction_log,
@@ -40,8 +47,18 @@ from channels_app.services.messages import (
     message_status_update,
     recipient_for,
 )
+from channels_app.services.office_hours import inbound_automatic_replies, inbox_is_open, office_hours_set
 
 __all__ = [
+    "canned_response_create",
+    "canned_response_delete",
+    "canned_response_render",
+    "canned_response_update",
+    "conversation_labels_set",
+    "inbound_automatic_replies",
+    "inbox_is_open",
+    "label_create",
+    "office_hours_set",
     "ContinueResult",
     "DeliverOutcome",
     "InboxConfigError",

@@ -32,6 +32,7 @@ from channels_app.services.conversations import conversation_continue
 from channels_app.services.inboxes import inbox_adapter
 from channels_app.services.media import schedule_fetch
 from channels_app.services.messages import message_record, message_status_update, message_status_update_until
+from channels_app.services.office_hours import inbound_automatic_replies
 from customers.models import SCOPED_KINDS, Customer, IdentityOrigin
 from customers.services import IdentityInput, customer_resolve, customer_touch
 
@@ -286,12 +287,14 @@ def _inbound_message(inbox: Inbox, item: InboundEvent, webhook_event: WebhookEve
         reasons = "; ".join(f"{item.kind}={item.value!r}: {reason}" for item, reason in resolved.rejected)
         raise AdapterError(f"sender identity rejected by customer_resolve ({reasons})", permanent=True)
     customer: Customer = resolved.customer
+    conversation_created = False
     if item.extra.get("auto_reply"):
         # Out-of-office replies and bounces are kept in the thread but must not reopen a resolved
         # conversation, wake a snoozed one or send it to an agent's queue.
         conversation = _conversation_for_auto_reply(customer, inbox, at)
     else:
-        conversation = conversation_continue(customer=customer, inbox=inbox, at=at).conversation
+        continued = conversation_continue(customer=customer, inbox=inbox, at=at)
+        conversation, conversation_created = continued.conversation, continued.created
     message, created = message_record(
         conversation=conversation,
         inbox=inbox,
@@ -308,6 +311,8 @@ def _inbound_message(inbox: Inbox, item: InboundEvent, webhook_event: WebhookEve
     customer_touch(customer=conversation.customer, seen_at=at)
     if created:
         schedule_fetch(message)
+        # Greeting / out-of-hours reply: skips automatic inbound itself (no auto-reply loops).
+        inbound_automatic_replies(message=message, conversation_created=conversation_created)
     return message
 
 
