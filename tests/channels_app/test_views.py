@@ -67,3 +67,32 @@ def test_anonymous_is_sent_to_sign_in(client, db):
 
     assert response.status_code == 302
     assert "/accounts/login/" in response["Location"]
+
+
+# --- live fragment (same partial as the page) -----------------------------------------------
+
+
+def test_message_fragment_renders_only_newer_messages_escaped_and_is_404_for_other_teams(client, agent, make_user):
+    from channels_app.services import message_record
+    from tests.accounts.factories import TeamFactory, add_to_team
+    from tests.channels_app.test_api import _conversation
+
+    team = TeamFactory()
+    add_to_team(agent, team)
+    conversation = _conversation(team=team)
+    inbox = conversation.last_inbox
+    first, _ = message_record(conversation=conversation, inbox=inbox, direction="inbound", sender="customer",
+                              content="old one")
+    message_record(conversation=conversation, inbox=inbox, direction="inbound", sender="customer",
+                   content="<img src=x onerror=alert(1)>")
+    client.force_login(agent)
+
+    html = client.get(f"/inbox/{conversation.pk}/messages/", {"after": first.pk}).content.decode()
+
+    assert "old one" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<img" not in html
+    assert html.count("data-message-id=") == 1
+    other = make_user(email="other@example.com")
+    client.force_login(other)
+    assert client.get(f"/inbox/{conversation.pk}/messages/").status_code == 404
