@@ -51,12 +51,28 @@ def _visitor_conversations(*, inbox: Inbox, token: str) -> QuerySet[Conversation
     ).distinct()
 
 
-def visitor_history(*, inbox: Inbox, token: str) -> dict[str, Any]:
-    """What the visitor may see: the public messages of their own conversations in this inbox."""
-    conversations = list(_visitor_conversations(inbox=inbox, token=token).order_by("id"))
-    messages = (Message.objects.filter(conversation__in=conversations, inbox=inbox, private=False)
-                .order_by("id")[:500])
-    latest = conversations[-1] if conversations else None
+def verified_user_id(*, inbox: Inbox, user_id: str, user_hash_hex: str) -> str | None:
+    """The host site's user id when its HMAC (inbox identity secret) checks out, else None."""
+    secret = _identity_secret(inbox)
+    if not user_id or not secret or user_hash(secret, str(user_id)) != str(user_hash_hex or "").lower():
+        return None
+    return str(user_id)
+
+
+def visitor_history(*, inbox: Inbox, token: str, user_id: str | None = None) -> dict[str, Any]:
+    """What the visitor may see: the public messages of their own widget conversations in this
+    inbox; a verified user (`user_id` checked by `verified_user_id`) also sees the public messages
+    of their customer's conversations on every channel."""
+    from django.db.models import Q
+
+    own = Q(conversation__in=_visitor_conversations(inbox=inbox, token=token), inbox=inbox)
+    scope = own
+    if user_id:
+        scope |= Q(conversation__customer__identities__kind="external_id",
+                   conversation__customer__identities__value=user_id,
+                   conversation__customer__identities__verified=True)
+    messages = list(Message.objects.filter(scope, private=False).distinct().order_by("id")[:500])
+    latest = _visitor_conversations(inbox=inbox, token=token).order_by("-id").first()
     rated = None
     if latest is not None:
         survey = getattr(latest, "csat_survey", None) if hasattr(latest, "csat_survey") else None

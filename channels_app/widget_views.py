@@ -70,7 +70,9 @@ def visitor_messages(request, inbox_uuid):
         token = request.GET.get("token", "")
         if not widget.TOKEN_RE.match(token):
             return JsonResponse({"error": "invalid token"}, status=400)
-        return JsonResponse(widget.visitor_history(inbox=inbox, token=token))
+        user_id = widget.verified_user_id(inbox=inbox, user_id=request.GET.get("user_id", ""),
+                                          user_hash_hex=request.GET.get("user_hash", ""))
+        return JsonResponse(widget.visitor_history(inbox=inbox, token=token, user_id=user_id))
     data = _json(request)
     try:
         widget.visitor_message_send(inbox=inbox, token=str(data.get("token", "")), text=str(data.get("text", "")),

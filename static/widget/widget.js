@@ -46,7 +46,8 @@
   }
   resize();
   function refresh(initial) {
-    return fetch(root.dataset.api + "?token=" + encodeURIComponent(token)).then(function (r) { return r.json(); })
+    var query = "?token=" + encodeURIComponent(token) + (user ? "&user_id=" + encodeURIComponent(user.id) + "&user_hash=" + encodeURIComponent(user.hash) : "");
+    return fetch(root.dataset.api + query).then(function (r) { return r.json(); })
       .then(function (data) {
         (data.messages || []).forEach(function (m) { m.initial = initial; render(m); });
         csat.hidden = !(data.status === "resolved" && !data.rating);

@@ -111,3 +111,27 @@ def test_snippet_page_is_for_supervisors(client, agent, supervisor, webchat):
     page = client.get("/inbox/webchat/").content.decode()
     assert f'data-inbox="{webchat.uuid}"' in page
     assert "Copy the snippet of Chat" in page
+
+
+def test_a_verified_user_sees_their_other_channels_but_a_wrong_hash_does_not(client, webchat,
+                                                                             django_capture_on_commit_callbacks):
+    from channels_app.models import Conversation
+    from channels_app.services import message_record
+    from customers.models import Identity
+
+    good = user_hash("s3cret-s3cret-s3cret", "user-42")
+    with django_capture_on_commit_callbacks(execute=True):
+        send(client, webchat, TOKEN_A, "from the widget", user={"id": "user-42", "hash": good})
+    customer = Identity.objects.get(kind="external_id", value="user-42").customer
+    email_inbox = inbox_create(name="Mail", kind="email", config={"address": "halo@shop.test", "inbound_secret": "x" * 24})
+    other = Conversation.objects.get(customer=customer)
+    message_record(conversation=other, inbox=email_inbox, direction="inbound", sender="customer", content="by email")
+    message_record(conversation=other, inbox=email_inbox, direction="outbound", sender="agent", content="internal",
+                   private=True)
+    url = f"/widget/api/{webchat.uuid}/messages/"
+
+    verified = client.get(url, {"token": "c" * 32, "user_id": "user-42", "user_hash": good}).json()
+    forged = client.get(url, {"token": "c" * 32, "user_id": "user-42", "user_hash": "0" * 64}).json()
+
+    assert [m["text"] for m in verified["messages"]] == ["from the widget", "by email"]
+    assert forged["messages"] == []
