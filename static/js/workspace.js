@@ -73,6 +73,7 @@
     };
     ws.onmessage = function (e) {
       var data = JSON.parse(e.data);
+      if (data.type === "hello") { availability = data.availability; }
       if (data.id) lastEventId = Math.max(lastEventId, data.id);
       if (data.type === "conversation.opened") { catchUp(); return; }
       var ev = data.event || "";
@@ -136,5 +137,18 @@
   if ("Notification" in window && Notification.permission === "default") {
     document.addEventListener("click", function ask() { Notification.requestPermission(); document.removeEventListener("click", ask); });
   }
+  // Auto-away: an online agent idle for 5 minutes becomes away, and online again on activity.
+  var availability = null, autoAway = false, idleTimer = null;
+  function sendPresence(value) {
+    var ws = window.cxWorkspace.socket;
+    if (ws && ws.readyState === 1) { ws.send(JSON.stringify({type: "presence.set", availability: value})); availability = value; }
+  }
+  function activity() {
+    if (autoAway && availability === "away") { autoAway = false; sendPresence("online"); }
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(function () { if (availability === "online") { autoAway = true; sendPresence("away"); } }, 5 * 60 * 1000);
+  }
+  ["keydown", "mousemove", "focus"].forEach(function (name) { window.addEventListener(name, activity, {passive: true}); });
+  activity();
   connect();
 })();
