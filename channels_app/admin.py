@@ -155,8 +155,24 @@ class MessageAdmin(admin.ModelAdmin):
         return False
 
 
+class CannedResponseAdminForm(forms.ModelForm):
+    class Meta:
+        model = CannedResponse
+        fields = ["shortcut", "title", "body", "language"]
+
+    def clean_shortcut(self):
+        # Normalised before the unique check, so "/Promo" collides with an existing "promo".
+        from channels_app.services.canned import canned_shortcut_clean
+
+        try:
+            return canned_shortcut_clean(self.cleaned_data.get("shortcut", ""))
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["shortcut"]) from None
+
+
 @admin.register(CannedResponse)
 class CannedResponseAdmin(admin.ModelAdmin):
+    form = CannedResponseAdminForm
     list_display = ["shortcut", "title", "language", "created_by", "updated_at"]
     list_filter = ["language"]
     list_select_related = ["created_by"]

@@ -14,7 +14,7 @@ SHORTCUT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 VARIABLE_RE = re.compile(r"\{\{\s*([a-z_]+\.[a-z_]+)\s*\}\}")
 
 
-def _shortcut_clean(shortcut: str) -> str:
+def canned_shortcut_clean(shortcut: str) -> str:
     value = (shortcut or "").strip().lstrip("/").lower()
     if not SHORTCUT_RE.match(value):
         raise ValidationError({"shortcut": [_("Use lower-case letters, digits, - and _ (at most 50).")]})
@@ -25,7 +25,7 @@ def _shortcut_clean(shortcut: str) -> str:
 def canned_response_create(
     *, shortcut: str, title: str, body: str, language: str = "", created_by: User | None = None
 ) -> CannedResponse:
-    canned = CannedResponse(shortcut=_shortcut_clean(shortcut), title=(title or "").strip(), body=body or "",
+    canned = CannedResponse(shortcut=canned_shortcut_clean(shortcut), title=(title or "").strip(), body=body or "",
                             language=(language or "").strip().lower(), created_by=created_by)
     canned.full_clean()
     canned.save()
@@ -39,7 +39,7 @@ def canned_response_update(
 ) -> CannedResponse:
     canned = CannedResponse.objects.select_for_update().get(pk=canned.pk)
     if shortcut is not None:
-        canned.shortcut = _shortcut_clean(shortcut)
+        canned.shortcut = canned_shortcut_clean(shortcut)
     if title is not None:
         canned.title = title.strip()
     if body is not None:

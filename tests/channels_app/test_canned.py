@@ -145,3 +145,27 @@ def test_render_api_is_404_for_a_conversation_the_agent_cannot_see(client, agent
                            content_type="application/json")
 
     assert response.status_code == 404
+
+
+def test_admin_creates_a_canned_response_through_the_service(client, admin_user):
+    client.force_login(admin_user)
+
+    response = client.post("/admin/channels_app/cannedresponse/add/", {
+        "shortcut": "/Promo", "title": "Promo", "body": "Halo {{customer.first_name}}", "language": ""})
+
+    assert response.status_code == 302
+    canned = CannedResponse.objects.get()
+    assert (canned.shortcut, canned.created_by) == ("promo", admin_user)
+    assert client.get("/admin/channels_app/cannedresponse/").status_code == 200
+
+
+def test_admin_refuses_a_shortcut_that_differs_only_by_case_or_slash(client, admin_user):
+    canned_response_create(shortcut="promo", title="Promo", body="x")
+    client.force_login(admin_user)
+
+    response = client.post("/admin/channels_app/cannedresponse/add/", {
+        "shortcut": "/PROMO", "title": "Promo 2", "body": "y", "language": ""})
+
+    assert response.status_code == 200
+    assert b"already exists" in response.content
+    assert CannedResponse.objects.count() == 1

@@ -136,3 +136,15 @@ def test_label_api_agents_list_supervisors_create(client, agent, supervisor):
     assert bad_colour.json()["error"]["fields"]["colour"] == ["A colour is #RRGGBB."]
     client.force_login(agent)
     assert [label["name"] for label in client.get("/api/v1/labels/").json()] == ["vip"]
+
+
+def test_admin_lists_labels_with_their_conversation_count(client, admin_user):
+    vip = label_create(name="vip", colour="#aa00cc")
+    conversation_labels_set(conversation=_conversation(), labels=["vip"])
+    client.force_login(admin_user)
+
+    response = client.get("/admin/channels_app/label/")
+
+    assert response.status_code == 200
+    assert b"#aa00cc" in response.content
+    assert client.get(f"/admin/channels_app/conversation/?labels__id__exact={vip.pk}").status_code == 200

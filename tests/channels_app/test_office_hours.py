@@ -316,3 +316,33 @@ def test_webhook_ingest_greets_and_replies_out_of_hours_once_and_delivers_them(
     assert list(conversation.messages.filter(sender="system").values_list("status", flat=True)) == ["sent", "sent"]
     assert [json.loads(r.body)["text"]["body"] for r in provider_server.requests] == [HELLO_EN, CLOSED_EN]
     assert timezone.now() - conversation.last_message_at < dt.timedelta(minutes=1)
+
+
+def test_admin_lists_office_hours_and_shows_the_schedule_and_messages(client, admin_user):
+    inbox = telegram_inbox()
+    office_hours = _office_hours(inbox)
+    client.force_login(admin_user)
+
+    listing = client.get("/admin/channels_app/officehours/")
+    page = client.get(f"/admin/channels_app/officehours/{office_hours.pk}/change/")
+
+    assert listing.status_code == 200
+    assert b"Asia/Jakarta" in listing.content
+    assert page.status_code == 200
+    assert CLOSED_ID.encode() in page.content
+    assert client.get("/admin/channels_app/automaticreplysent/").status_code == 200
+
+
+def test_admin_refuses_an_unknown_time_zone(client, admin_user):
+    inbox = telegram_inbox()
+    client.force_login(admin_user)
+    form = {"inbox": inbox.pk, "time_zone": "Asia/Nowhere", "holiday_country": "ID", "is_enabled": "on",
+            "auto_reply_enabled": "on"}
+    for prefix in ("intervals", "messages"):
+        form.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+
+    response = client.post("/admin/channels_app/officehours/add/", form)
+
+    assert response.status_code == 200
+    assert b"Unknown time zone" in response.content
+    assert OfficeHours.objects.count() == 0
