@@ -311,8 +311,8 @@ def _inbound_message(inbox: Inbox, item: InboundEvent, webhook_event: WebhookEve
     customer_touch(customer=conversation.customer, seen_at=at)
     if created:
         schedule_fetch(message)
-        # Greeting / out-of-hours reply: skips automatic inbound itself (no auto-reply loops).
-        inbound_automatic_replies(message=message, conversation_created=conversation_created)
+        if not item.extra.get("auto_reply"):  # never answer an out-of-office reply or a bounce
+            inbound_automatic_replies(message=message, conversation_created=conversation_created)
     return message
 
 

@@ -346,3 +346,23 @@ def test_admin_refuses_an_unknown_time_zone(client, admin_user):
     assert response.status_code == 200
     assert b"Unknown time zone" in response.content
     assert OfficeHours.objects.count() == 0
+
+
+def test_ingest_sends_nothing_for_an_inbound_event_flagged_as_automatic():
+    from channels_app.adapters.base import EventKind, Identity, InboundEvent
+    from channels_app.services import inbound_event_apply
+
+    inbox = telegram_inbox()
+    _office_hours(inbox, schedule={})  # always closed
+    sender = [Identity("telegram", "5550009")]
+
+    bounce = inbound_event_apply(inbox=inbox, item=InboundEvent(
+        kind=EventKind.MESSAGE, provider_message_id="t1", identities=sender, text="Auto: I am away",
+        timestamp=timezone.now(), extra={"auto_reply": True}))
+    assert bounce is not None
+    assert _system_messages(bounce.conversation_id) == []
+
+    human = inbound_event_apply(inbox=inbox, item=InboundEvent(
+        kind=EventKind.MESSAGE, provider_message_id="t2", identities=sender, text="Halo", timestamp=timezone.now()))
+    assert human.conversation_id == bounce.conversation_id
+    assert _system_messages(human.conversation_id) == [CLOSED_EN]  # not a new conversation: no greeting
