@@ -522,7 +522,7 @@ def csat_survey_send(*, survey_id: int, now: dt.datetime | None = None) -> CsatS
     now = now or timezone.now()
     config = journey_settings()
     with transaction.atomic():
-        survey = CsatSurvey.objects.select_for_update().select_related("conversation", "inbox").get(pk=survey_id)
+        survey = CsatSurvey.objects.select_for_update(of=("self",)).select_related("conversation", "inbox").get(pk=survey_id)
         if survey.status != CsatSurvey.Status.SCHEDULED or survey.send_after > now:
             return survey
         if survey.inbox is None:

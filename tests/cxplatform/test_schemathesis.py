@@ -17,6 +17,9 @@ from hypothesis import HealthCheck, settings  # noqa: E402  (hypothesis comes wi
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
 
+from django.core.signals import request_finished, request_started  # noqa: E402
+from django.db import close_old_connections  # noqa: E402
+
 from accounts.models import Role  # noqa: E402
 from accounts.services import api_token_create  # noqa: E402
 
@@ -31,10 +34,18 @@ def api_schema(db, settings):
         "DEFAULT_THROTTLE_RATES": {"token": "100000/min", "user": "100000/min", "ip": "100000/min"},
     }
     settings.OUTBOUND_ALLOWED_NETWORKS = []  # generated webhook URLs must never reach anything local
-    loaded = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
-    # Our own real token is sent instead of generated Authorization headers.
-    loaded.config.generation.with_security_parameters = False
-    return loaded
+    # Like Django's test client: requests must not close the test transaction's connection
+    # (request_finished would, on PostgreSQL, because autocommit is off inside the test).
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        loaded = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
+        # Our own real token is sent instead of generated Authorization headers.
+        loaded.config.generation.with_security_parameters = False
+        yield loaded
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
