@@ -45,7 +45,11 @@ def agent_list(*, viewer: User, team_id: int | None = None, availability: str | 
 
 def users_with_role(*, role: str) -> QuerySet[User]:
     role = Role(role)
-    return User.objects.filter(Q(groups__name=role.value) | Q(is_superuser=True) if role == Role.ADMIN else Q(groups__name=role.value))
+    members = Q(groups__name=role.value)
+    if role == Role.ADMIN:
+        members |= Q(is_superuser=True)  # superusers act as admins even without the group
+    # The OR across the groups join yields one row per group a superuser holds.
+    return User.objects.filter(members).distinct()
 
 
 def api_token_list(*, viewer: User) -> QuerySet[ApiToken]:

@@ -65,3 +65,15 @@ def test_pages_speak_the_users_language_and_show_times_in_their_time_zone(client
     assert "Status Anda" in page and "Agen yang bertugas" in page
     assert "Waktu ditampilkan dalam Asia/Jayapura." in page
     assert "10.30" in page or "10:30" in page  # 01:30 UTC is 10:30 in Jayapura (UTC+9)
+
+
+def test_users_with_role_lists_each_admin_once_including_superusers_without_the_group(make_user):
+    from django.contrib.auth.models import Group
+
+    from accounts.selectors import users_with_role
+
+    admin = make_user(Role.ADMIN, email="a@example.com", is_superuser=True)
+    admin.groups.add(Group.objects.get(name=Role.AGENT))  # a second group row for the same user
+    bare_superuser = User.objects.create_superuser(email="root@example.com", password="x-long-password")
+
+    assert sorted(u.email for u in users_with_role(role=Role.ADMIN)) == [admin.email, bare_superuser.email]
