@@ -336,3 +336,9 @@ def merge_preview(*, survivor: Customer, merged: Customer) -> MergePreview:
         tags_added=[t.name for t in merged.tags.all() if t.pk not in survivor_tags],
         consent_conflicts=[c for c in merged_channels if c in survivor_channels],
     )
+
+
+def segment_customers(*, segment: Segment) -> QuerySet[Customer]:
+    """The live customers a segment's filters select now, without viewer scoping: for
+    reports already limited to supervisors, and for background jobs (no request user)."""
+    return Customer.objects.filter(merged_into__isnull=True, is_erased=False).filter(_filters_q(segment.filters))
