@@ -64,7 +64,7 @@ class InboxAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "default_team", "is_active", "webhook_url"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "uuid"]
-    readonly_fields = ["uuid", "webhook_url", "created_at", "updated_at"]
+    readonly_fields = ["uuid", "webhook_url", "created_at", "updated_at", "imap_polled_at", "imap_poll_error"]
 
     def save_model(self, request, obj, form, change):
         # Through the services, so settings are validated by the adapter and secrets encrypted.

@@ -55,6 +55,14 @@ class Inbox(models.Model):
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # IMAP polling (email inboxes with an IMAP server): what an admin needs to see that it works.
+    imap_polled_at = models.DateTimeField(_("last IMAP poll"), null=True, blank=True, editable=False)
+    imap_poll_error = models.TextField(_("last IMAP poll error"), blank=True, editable=False,
+                                       help_text=_("Empty when the last poll succeeded."))
+    imap_poll_locked_until = models.DateTimeField(
+        _("IMAP poll lease"), null=True, blank=True, editable=False,
+        help_text=_("A worker is polling this mailbox until then; no other worker starts a poll."),
+    )
 
     class Meta:
         verbose_name = _("inbox")

@@ -84,3 +84,26 @@ def webhook_events_requeue_task() -> int:
 def messages_requeue_stuck_task() -> int:
     """Periodic (every 5 minutes): queue replies whose delivery task never ran or was lost."""
     return messages.messages_requeue_stuck()
+
+
+@shared_task
+def email_inboxes_poll_task() -> int:
+    """Periodic (every minute): queue one IMAP poll per active email inbox with an IMAP server."""
+    from django.conf import settings
+
+    from channels_app.services import email_poll
+
+    inbox_ids = email_poll.email_inboxes_to_poll()
+    # A poll still queued when the next round is due is dropped: the next one does its work.
+    expires = int(getattr(settings, "IMAP_POLL_INTERVAL_SECONDS", 60))
+    for inbox_id in inbox_ids:
+        email_inbox_poll_task.apply_async((inbox_id,), expires=expires)
+    return len(inbox_ids)
+
+
+@shared_task
+def email_inbox_poll_task(inbox_id: int) -> str:
+    """Poll one email inbox's IMAP mailbox (skipped when another worker is polling it)."""
+    from channels_app.services import email_poll
+
+    return email_poll.email_inbox_poll(inbox_id=inbox_id).status

@@ -61,6 +61,9 @@ from .base import (
 
 INBOUND_FORMATS = ("raw", "mailgun", "postmark", "sendgrid")
 RAW_SIGNATURE_HEADER = "X-Inbound-Signature"
+# Content type of a stored delivery that is one raw RFC 5322 message (what the IMAP poller
+# stores): parsed as MIME whatever the inbox's HTTP inbound format is.
+RAW_MIME_CONTENT_TYPE = "message/rfc822"
 MAILGUN_MAX_AGE_SECONDS = 5 * 60
 _EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
@@ -557,7 +560,7 @@ class EmailAdapter:
         headers = headers or {}
         fmt = self.config.inbound_format
         content_type = get_header(headers, "Content-Type") or ""
-        if fmt == "raw":
+        if fmt == "raw" or content_type.split(";")[0].strip().lower() == RAW_MIME_CONTENT_TYPE:
             return [parse_mime(raw_body)]
         if fmt == "postmark":
             return [parse_postmark(load_json(raw_body))]

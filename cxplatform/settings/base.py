@@ -154,6 +154,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "channels_app.tasks.messages_requeue_stuck_task",
         "schedule": crontab(minute="*/2"),
     },
+    "channels.poll_email_inboxes": {
+        "task": "channels_app.tasks.email_inboxes_poll_task",
+        "schedule": crontab(minute="*"),
+    },
     "channels.prune_webhook_events": {
         "task": "channels_app.tasks.webhook_event_prune_task",
         "schedule": crontab(hour=3, minute=15),
@@ -276,6 +280,8 @@ WHITENOISE_USE_FINDERS = True
 
 # --- Outbound HTTP -----------------------------------------------------------------------
 OUTBOUND_ALLOWED_NETWORKS = env.env_networks("OUTBOUND_ALLOWED_NETWORKS")
+# Only the benchmark harness sets this: mounts /bench/bare/ (cxplatform/bench_endpoint.py).
+BENCH_ENDPOINTS = env.env_bool("CX_BENCH_ENDPOINTS", False)
 
 # --- Presence ----------------------------------------------------------------------------
 AGENT_IDLE_OFFLINE_MINUTES = env.env_int("AGENT_IDLE_OFFLINE_MINUTES", 30, minimum=1)
