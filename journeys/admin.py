@@ -11,6 +11,7 @@ from journeys.models import (
     JourneySettings,
     MaturityAssessment,
     MaturityScore,
+    SlaPolicy,
     StageChange,
     StageRule,
 )
@@ -106,3 +107,12 @@ class MaturityAssessmentAdmin(admin.ModelAdmin):
     list_display = ["title", "created_at", "created_by"]
     readonly_fields = ["evidence"]
     inlines = [MaturityScoreInline]
+
+
+@admin.register(SlaPolicy)
+class SlaPolicyAdmin(admin.ModelAdmin):
+    """Targets per inbox, per team, or the default (neither); the most specific one applies."""
+
+    list_display = ["name", "inbox", "team", "first_response_minutes", "resolution_minutes", "hours", "is_active"]
+    list_filter = ["hours", "is_active"]
+    list_editable = ["is_active"]

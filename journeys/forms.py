@@ -24,17 +24,20 @@ class ReportFilterForm(forms.Form):
     group_by = forms.ChoiceField(
         label=_("Group by"),
         required=False,
-        choices=[("", _("No grouping")), ("channel", _("Channel")), ("inbox", _("Inbox")), ("agent", _("Agent")), ("team", _("Team")), ("period", _("Period"))],
+        choices=[("", _("No grouping")), ("channel", _("Channel")), ("inbox", _("Inbox")), ("agent", _("Agent")), ("team", _("Team")),
+                 ("label", _("Label")), ("period", _("Period"))],
     )
+    segment = forms.TypedChoiceField(label=_("Customer segment"), required=False, coerce=int, empty_value=None, choices=[("", _("All customers"))])
     period = forms.ChoiceField(label=_("Period"), required=False, choices=[("month", _("Month")), ("week", _("Week")), ("day", _("Day"))])
     hours = forms.ChoiceField(label=_("Count time in"), required=False, choices=[("calendar", _("Calendar hours")), ("business", _("Business hours"))])
 
-    def __init__(self, data=None, *args, **kwargs):
+    def __init__(self, data=None, *args, segments: list[tuple[int, str]] | None = None, **kwargs):
         if data is not None:
             data = data.copy()
             if "from" in data:
                 data["from_"] = data.get("from")
         super().__init__(data, *args, **kwargs)
+        self.fields["segment"].choices = [("", _("All customers")), *(segments or [])]
 
 
 class MaturityAssessmentForm(forms.Form):

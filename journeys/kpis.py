@@ -12,12 +12,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Avg, Count, F, Min, OuterRef, Q, Subquery, Window
-from django.db.models.functions import Lag, TruncDay, TruncMonth, TruncWeek
+from django.db.models import Avg, Count, Exists, F, Min, OuterRef, Q, Subquery, Window
+from django.db.models.functions import Coalesce, Lag, TruncDay, TruncMonth, TruncWeek
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
-from channels_app.models import Conversation, Message, MessageDirection, MessageSender
+from channels_app.models import Conversation, InboxKind, Message, MessageDirection, MessageSender
 from customers.models import Customer, LifecycleStage
 from journeys.models import STAGE_ORDER, ConversationResolution, CsatResponse, CsatSurvey, StageChange
 
@@ -137,10 +137,11 @@ def _measure(hours: str):
 # --- Service KPIs -------------------------------------------------------------------------
 
 
-def first_responses(*, window: Window_) -> list[dict[str, Any]]:
-    """One row per conversation whose first customer message falls in the window: when the
-    customer first wrote, when an agent first replied after it (bots, auto-replies, system
-    messages and private notes do not count), and the channel/inbox/agent/team."""
+def _segment_ids(customers) -> Any:
+    return customers.values("pk") if customers is not None else None
+
+
+def _first_response_queryset(*, window: Window_, customers=None):
     customer_messages = Message.objects.filter(
         conversation=OuterRef("pk"), direction=MessageDirection.INBOUND, sender=MessageSender.CUSTOMER
     ).order_by("created_at", "id")
@@ -148,31 +149,120 @@ def first_responses(*, window: Window_) -> list[dict[str, Any]]:
         conversation=OuterRef("pk"), direction=MessageDirection.OUTBOUND, sender=MessageSender.AGENT,
         private=False, author__isnull=False, created_at__gte=OuterRef("first_in"),
     ).order_by("created_at", "id")
-    rows = (
-        Conversation.objects.annotate(
-            first_in=Subquery(customer_messages.values("created_at")[:1]),
-            first_in_inbox=Subquery(customer_messages.values("inbox_id")[:1]),
-            first_in_channel=Subquery(customer_messages.values("inbox__kind")[:1]),
-            first_reply=Subquery(replies.values("created_at")[:1]),
-            first_reply_agent=Subquery(replies.values("author_id")[:1]),
-        )
-        .filter(first_in__gte=window.start, first_in__lt=window.end)
-        .values("pk", "team_id", "first_in", "first_in_inbox", "first_in_channel", "first_reply", "first_reply_agent")
-    )
-    return list(rows)
+    latest_first = customer_messages.order_by("-created_at", "-id")
+    rows = Conversation.objects.annotate(
+        first_in=Subquery(customer_messages.values("created_at")[:1]),
+        first_in_inbox=Subquery(customer_messages.values("inbox_id")[:1]),
+        first_in_channel=Subquery(customer_messages.values("inbox__kind")[:1]),
+        first_reply=Subquery(replies.values("created_at")[:1]),
+        first_reply_agent=Subquery(replies.values("author_id")[:1]),
+        # For web-chat abandonment: the visitor's last message before the first reply, and
+        # their last message at all (when nobody replied).
+        last_in_before_reply=Subquery(latest_first.filter(created_at__lt=OuterRef("first_reply")).values("created_at")[:1]),
+        last_in=Subquery(latest_first.values("created_at")[:1]),
+        wrote_after_reply=Exists(customer_messages.filter(created_at__gt=OuterRef("first_reply"))),
+    ).filter(first_in__gte=window.start, first_in__lt=window.end)
+    if customers is not None:
+        rows = rows.filter(customer_id__in=_segment_ids(customers))
+    return rows
 
 
-def resolution_cycles(*, window: Window_) -> list[dict[str, Any]]:
-    """One row per resolution (cycle) in the window, with whether the conversation was
-    reopened afterwards (its current resolution is not this one)."""
+def first_responses(*, window: Window_, customers=None) -> list[dict[str, Any]]:
+    """One row per conversation whose first customer message falls in the window: when the
+    customer first wrote, when an agent first replied after it (bots, auto-replies, system
+    messages and private notes do not count), and the channel/inbox/agent/team.
+    `customers` (a Customer queryset, e.g. a segment) limits the conversations."""
     return list(
-        ConversationResolution.objects.filter(resolved_at__gte=window.start, resolved_at__lt=window.end)
-        .annotate(
-            channel=F("inbox__kind"),
-            reopened=~Q(conversation__resolved_at=F("resolved_at")) | Q(conversation__resolved_at__isnull=True),
+        _first_response_queryset(window=window, customers=customers).values(
+            "pk", "team_id", "first_in", "first_in_inbox", "first_in_channel", "first_reply", "first_reply_agent",
+            "last_in_before_reply", "last_in", "wrote_after_reply",
         )
-        .values("conversation_id", "cycle_started_at", "resolved_at", "inbox_id", "channel", "assignee_id", "team_id", "reopened", "is_reopen")
     )
+
+
+def _resolution_queryset(*, window: Window_, customers=None):
+    in_cycle_replies = Message.objects.filter(
+        conversation=OuterRef("conversation_id"), direction=MessageDirection.OUTBOUND, sender=MessageSender.AGENT,
+        private=False, author__isnull=False, created_at__gte=OuterRef("cycle_started_at"), created_at__lte=OuterRef("resolved_at"),
+    )
+    later_resolutions = ConversationResolution.objects.filter(
+        conversation=OuterRef("conversation_id"), resolved_at__gt=OuterRef("resolved_at")
+    ).order_by("resolved_at", "id")
+    later_customer_messages = Message.objects.filter(
+        conversation=OuterRef("conversation_id"), direction=MessageDirection.INBOUND, sender=MessageSender.CUSTOMER,
+        created_at__gt=OuterRef("resolved_at"),
+    ).order_by("created_at", "id")
+    rows = ConversationResolution.objects.filter(resolved_at__gte=window.start, resolved_at__lt=window.end).annotate(
+        channel=F("inbox__kind"),
+        reopened=~Q(conversation__resolved_at=F("resolved_at")) | Q(conversation__resolved_at__isnull=True),
+        agent_replies=Coalesce(
+            Subquery(in_cycle_replies.order_by().values("conversation_id").annotate(n=Count("id")).values("n")[:1]), 0
+        ),
+        reply_author=Subquery(in_cycle_replies.order_by("created_at", "id").values("author_id")[:1]),
+        next_cycle_start=Subquery(later_resolutions.values("cycle_started_at")[:1]),
+        next_customer_message=Subquery(later_customer_messages.values("created_at")[:1]),
+    )
+    if customers is not None:
+        rows = rows.filter(conversation__customer_id__in=_segment_ids(customers))
+    return rows
+
+
+def resolution_cycles(*, window: Window_, customers=None) -> list[dict[str, Any]]:
+    """One row per resolution (cycle) in the window, with whether the conversation was
+    reopened afterwards (its current resolution is not this one), the agent replies inside
+    the cycle and when the conversation was reopened (for first contact resolution)."""
+    return list(
+        _resolution_queryset(window=window, customers=customers).values(
+            "conversation_id", "cycle_started_at", "resolved_at", "inbox_id", "channel", "assignee_id", "team_id",
+            "reopened", "is_reopen", "agent_replies", "reply_author", "next_cycle_start", "next_customer_message",
+        )
+    )
+
+
+def reopened_at(row: dict[str, Any]) -> dt.datetime | None:
+    """When a resolution was reopened: the start of the next cycle, else the first customer
+    message after it; a reopen by hand with neither counts from the resolution itself."""
+    if not row["reopened"]:
+        return None
+    candidates = [v for v in (row.get("next_cycle_start"), row.get("next_customer_message")) if v is not None]
+    return min(candidates) if candidates else row["resolved_at"]
+
+
+def fcr_outcome(row: dict[str, Any], *, reopen_days: int) -> bool | None:
+    """First contact resolution of a conversation's FIRST resolution cycle (docs/metrics.md):
+    None when not counted (a later cycle, or resolved without any agent reply); True when
+    resolved with exactly one agent reply, by the agent it was assigned to at resolution, and
+    not reopened within `reopen_days`; else False."""
+    if row["is_reopen"] or not row["agent_replies"]:
+        return None
+    if row["agent_replies"] > 1:
+        return False
+    if row["assignee_id"] is not None and row["reply_author"] != row["assignee_id"]:
+        return False  # transferred: resolved by someone other than the agent who answered
+    when = reopened_at(row)
+    return not (when is not None and when - row["resolved_at"] <= dt.timedelta(days=reopen_days))
+
+
+def abandonment_outcome(row: dict[str, Any], *, threshold: dt.timedelta, now: dt.datetime) -> bool | None:
+    """Web-chat abandonment of one conversation (docs/metrics.md): True when the visitor's
+    last message before the first agent reply went unanswered for longer than `threshold`
+    and the visitor never wrote again after that reply (they had left), or when nobody has
+    replied for longer than `threshold`; None while still inside the threshold with no
+    reply; None for other channels."""
+    if row.get("first_in_channel") != InboxKind.WEBCHAT:
+        return None
+    if row["first_reply"] is not None:
+        waited_from = row["last_in_before_reply"] or row["first_in"]
+        return row["first_reply"] - waited_from > threshold and not row["wrote_after_reply"]
+    last = row["last_in"] or row["first_in"]
+    return True if now - last > threshold else None
+
+
+def _keys(row: dict[str, Any], group_by: str, *, channel: str, inbox: str, agent: str, time: str, period: str,
+          labels: dict[int, list[int]] | None = None, conversation: str = "pk") -> list[Any]:
+    if group_by == "label":
+        return (labels or {}).get(row[conversation]) or [None]
+    return [_key(row, group_by, channel=channel, inbox=inbox, agent=agent, time=time, period=period)]
 
 
 def _key(row: dict[str, Any], group_by: str, *, channel: str, inbox: str, agent: str, time: str, period: str) -> Any:
@@ -189,13 +279,52 @@ def _key(row: dict[str, Any], group_by: str, *, channel: str, inbox: str, agent:
     return "all"
 
 
-def service_report(*, window: Window_, group_by: str = "", period: str = "month", hours: str = "calendar") -> dict[str, Any]:
-    """First response and resolution time (median, p90), reopen rate, per-channel volume and
-    channel switches; grouped by channel, inbox, agent, team or period. `hours="business"`
-    counts only the time inside business hours (JourneySettings)."""
-    frt_rows = first_responses(window=window)
-    cycles = resolution_cycles(window=window)
+def conversation_label_ids(*, conversation_ids) -> dict[int, list[int]]:
+    """Label ids per conversation (current labels), one query; `conversation_ids` may be a
+    subquery."""
+    through = Conversation.labels.through
+    out: dict[int, list[int]] = defaultdict(list)
+    for conversation_id, label_id in (
+        through.objects.filter(conversation_id__in=conversation_ids).order_by("label_id").values_list("conversation_id", "label_id")
+    ):
+        out[conversation_id].append(label_id)
+    return out
+
+
+FRT_KEYS = {"channel": "first_in_channel", "inbox": "first_in_inbox", "agent": "first_reply_agent", "time": "first_in"}
+CYCLE_KEYS = {"channel": "channel", "inbox": "inbox_id", "agent": "assignee_id", "time": "resolved_at", "conversation": "conversation_id"}
+
+
+def service_report(
+    *, window: Window_, group_by: str = "", period: str = "month", hours: str = "calendar", customers=None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """First response and resolution time (median, p90), reopen rate, first contact
+    resolution, web-chat abandonment, SLA breaches, per-channel volume and channel switches;
+    grouped by channel, inbox, agent, team, label or period. `hours="business"` counts only
+    the time inside business hours (JourneySettings) for the durations; SLA targets use the
+    hours their policy names. `customers` (e.g. a segment's customers) limits everything."""
+    from journeys.services import journey_settings
+    from journeys.sla import SlaPolicies, breach_summary, breached
+
+    now = now or timezone.now()
+    config = journey_settings()
+    frt_rows = first_responses(window=window, customers=customers)
+    cycles = resolution_cycles(window=window, customers=customers)
     measure = _measure(hours)
+    calendar = BusinessHours(config.business_day_start, config.business_day_end, config.weekday_set)
+    measures = {"calendar": lambda a, b: (b - a).total_seconds(), "business": calendar.seconds_between}
+    policies = SlaPolicies.load()
+    threshold = dt.timedelta(minutes=config.webchat_abandon_minutes)
+    for row in frt_rows:
+        row["abandoned"] = abandonment_outcome(row, threshold=threshold, now=now)
+        target = policies.target(inbox_id=row["first_in_inbox"], team_id=row["team_id"], kind="first_response")
+        row["frt_breached"] = breached(target=target, start=row["first_in"], end=row["first_reply"], now=now, measures=measures)
+    for row in cycles:
+        row["fcr"] = fcr_outcome(row, reopen_days=config.fcr_reopen_days)
+        target = policies.target(inbox_id=row["inbox_id"], team_id=row["team_id"], kind="resolution")
+        row["resolution_breached"] = breached(target=target, start=row["cycle_started_at"], end=row["resolved_at"], now=now, measures=measures)
+    fcr_settled_before = now - dt.timedelta(days=config.fcr_reopen_days)
 
     def frt_seconds(rows):
         return [measure(r["first_in"], r["first_reply"]) for r in rows if r["first_reply"]]
@@ -204,6 +333,11 @@ def service_report(*, window: Window_, group_by: str = "", period: str = "month"
         return [measure(r["cycle_started_at"], r["resolved_at"]) for r in rows]
 
     def summary_for(frt, cyc) -> dict[str, Any]:
+        fcr = [r for r in cyc if r["fcr"] is not None]
+        fcr_yes = sum(1 for r in fcr if r["fcr"])
+        webchat = [r for r in frt if r["first_in_channel"] == InboxKind.WEBCHAT]
+        decided = [r for r in webchat if r["abandoned"] is not None]
+        abandoned = sum(1 for r in decided if r["abandoned"])
         return {
             "conversations": len(frt),
             "unanswered": sum(1 for r in frt if not r["first_reply"]),
@@ -212,6 +346,18 @@ def service_report(*, window: Window_, group_by: str = "", period: str = "month"
             "resolutions": len(cyc),
             "reopened": sum(1 for r in cyc if r["reopened"]),
             "reopen_rate": (sum(1 for r in cyc if r["reopened"]) / len(cyc)) if cyc else None,
+            "fcr": {
+                "eligible": len(fcr), "resolved_first_contact": fcr_yes, "rate": (fcr_yes / len(fcr)) if fcr else None,
+                "provisional": sum(1 for r in fcr if r["fcr"] and r["resolved_at"] > fcr_settled_before),
+            },
+            "webchat_abandonment": {
+                "conversations": len(webchat), "decided": len(decided), "abandoned": abandoned,
+                "rate": (abandoned / len(decided)) if decided else None,
+            },
+            "sla": {
+                "first_response": breach_summary([r["frt_breached"] for r in frt]),
+                "resolution": breach_summary([r["resolution_breached"] for r in cyc]),
+            },
         }
 
     body: dict[str, Any] = {
@@ -222,41 +368,65 @@ def service_report(*, window: Window_, group_by: str = "", period: str = "month"
         "summary": summary_for(frt_rows, cycles),
         "rows": [],
     }
-    body["summary"]["channels"] = channel_volume(window=window)
-    body["summary"]["channel_switches"] = channel_switches(window=window)
+    body["summary"]["channels"] = channel_volume(window=window, customers=customers)
+    body["summary"]["channel_switches"] = channel_switches(window=window, customers=customers)
     if group_by:
+        labels = None
+        if group_by == "label":
+            labels = conversation_label_ids(conversation_ids=_ids_subquery(window, customers))
         frt_groups: dict[Any, list] = defaultdict(list)
         cycle_groups: dict[Any, list] = defaultdict(list)
         for row in frt_rows:
-            frt_groups[_key(row, group_by, channel="first_in_channel", inbox="first_in_inbox", agent="first_reply_agent", time="first_in", period=period)].append(row)
+            for key in _keys(row, group_by, period=period, labels=labels, **FRT_KEYS):
+                frt_groups[key].append(row)
         for row in cycles:
-            cycle_groups[_key(row, group_by, channel="channel", inbox="inbox_id", agent="assignee_id", time="resolved_at", period=period)].append(row)
+            for key in _keys(row, group_by, period=period, labels=labels, **CYCLE_KEYS):
+                cycle_groups[key].append(row)
         keys = sorted(set(frt_groups) | set(cycle_groups), key=lambda k: (k is None, str(k)))
-        labels = group_labels(group_by=group_by, keys=keys)
+        names = group_labels(group_by=group_by, keys=keys)
         body["rows"] = [
-            {"key": key, "label": labels.get(key, str(key) if key is not None else "—"), **summary_for(frt_groups[key], cycle_groups[key])}
+            {"key": key, "label": names.get(key, str(key) if key is not None else "—"), **summary_for(frt_groups[key], cycle_groups[key])}
             for key in keys
         ]
     return body
 
 
-def conversations_behind(*, window: Window_, group_by: str, key: str, period: str = "month", limit: int = 500) -> list[dict[str, Any]]:
+def _ids_subquery(window: Window_, customers=None) -> Q:
+    """Conversations with a first customer message or a resolution in the window."""
+    first_in = Message.objects.filter(
+        conversation=OuterRef("pk"), direction=MessageDirection.INBOUND, sender=MessageSender.CUSTOMER
+    ).order_by("created_at", "id").values("created_at")[:1]
+    resolved = ConversationResolution.objects.filter(
+        conversation=OuterRef("pk"), resolved_at__gte=window.start, resolved_at__lt=window.end
+    )
+    rows = Conversation.objects.annotate(first_in=Subquery(first_in)).filter(
+        Q(first_in__gte=window.start, first_in__lt=window.end) | Q(Exists(resolved))
+    )
+    if customers is not None:
+        rows = rows.filter(customer_id__in=_segment_ids(customers))
+    return rows.values("pk")
+
+
+def conversations_behind(*, window: Window_, group_by: str, key: str, period: str = "month", limit: int = 500,
+                         customers=None) -> list[dict[str, Any]]:
     """The conversations counted in one row of `service_report` (first responses and
     resolution cycles of that group), for drill-down. `key` is the row key as text."""
+    labels = conversation_label_ids(conversation_ids=_ids_subquery(window, customers)) if group_by == "label" else None
+
     def matches(row, **names) -> bool:
-        value = _key(row, group_by, period=period, **names)
-        return ("" if value is None else str(value)) == key
+        values = _keys(row, group_by, period=period, labels=labels, **names)
+        return any(("" if value is None else str(value)) == key for value in values)
 
     out: dict[int, dict[str, Any]] = {}
-    for row in first_responses(window=window):
-        if matches(row, channel="first_in_channel", inbox="first_in_inbox", agent="first_reply_agent", time="first_in"):
+    for row in first_responses(window=window, customers=customers):
+        if matches(row, **FRT_KEYS):
             out[row["pk"]] = {
                 "conversation": row["pk"], "first_in": row["first_in"], "first_reply": row["first_reply"],
                 "first_response_seconds": (row["first_reply"] - row["first_in"]).total_seconds() if row["first_reply"] else None,
                 "resolutions": 0, "resolution_seconds": None, "reopened": False,
             }
-    for row in resolution_cycles(window=window):
-        if matches(row, channel="channel", inbox="inbox_id", agent="assignee_id", time="resolved_at"):
+    for row in resolution_cycles(window=window, customers=customers):
+        if matches(row, **CYCLE_KEYS):
             item = out.setdefault(row["conversation_id"], {
                 "conversation": row["conversation_id"], "first_in": None, "first_reply": None,
                 "first_response_seconds": None, "resolutions": 0, "resolution_seconds": None, "reopened": False,
@@ -270,7 +440,7 @@ def conversations_behind(*, window: Window_, group_by: str, key: str, period: st
 def group_labels(*, group_by: str, keys: list[Any]) -> dict[Any, str]:
     """Human labels for group keys, one query per report."""
     from accounts.models import Team, User
-    from channels_app.models import Inbox, InboxKind
+    from channels_app.models import Inbox, Label
 
     ids = [k for k in keys if k not in (None, "")]
     if group_by == "channel":
@@ -281,14 +451,19 @@ def group_labels(*, group_by: str, keys: list[Any]) -> dict[Any, str]:
         return {pk: (name or email) for pk, name, email in User.objects.filter(pk__in=ids).values_list("pk", "full_name", "email")}
     if group_by == "team":
         return {pk: name for pk, name in Team.objects.filter(pk__in=ids).values_list("pk", "name")}
+    if group_by == "label":
+        return {pk: name for pk, name in Label.objects.filter(pk__in=ids).values_list("pk", "name")}
     return {k: str(k) for k in keys}
 
 
-def channel_volume(*, window: Window_) -> list[dict[str, Any]]:
+def channel_volume(*, window: Window_, customers=None) -> list[dict[str, Any]]:
     """Per channel: messages (inbound/outbound, private notes excluded) and conversations
     with at least one such message in the window. One grouped query."""
+    messages = Message.objects.filter(created_at__gte=window.start, created_at__lt=window.end, private=False)
+    if customers is not None:
+        messages = messages.filter(conversation__customer_id__in=_segment_ids(customers))
     rows = (
-        Message.objects.filter(created_at__gte=window.start, created_at__lt=window.end, private=False)
+        messages
         .values(channel=F("inbox__kind"))
         .annotate(
             messages=Count("id"),
@@ -301,7 +476,7 @@ def channel_volume(*, window: Window_) -> list[dict[str, Any]]:
     return list(rows)
 
 
-def channel_switches(*, window: Window_) -> dict[str, Any]:
+def channel_switches(*, window: Window_, customers=None) -> dict[str, Any]:
     """Channel switches: a customer message on a different inbox than the customer's previous
     message in the same conversation (messages in the window). Returns the total, the number
     of conversations and the average per conversation."""
@@ -309,6 +484,8 @@ def channel_switches(*, window: Window_) -> dict[str, Any]:
         created_at__gte=window.start, created_at__lt=window.end,
         direction=MessageDirection.INBOUND, sender=MessageSender.CUSTOMER,
     )
+    if customers is not None:
+        customer_messages = customer_messages.filter(conversation__customer_id__in=_segment_ids(customers))
     conversations = customer_messages.values("conversation_id").distinct().count()
     switches = (
         customer_messages.annotate(
@@ -328,12 +505,15 @@ def channel_switches(*, window: Window_) -> dict[str, Any]:
 # --- CSAT ---------------------------------------------------------------------------------
 
 
-def csat_report(*, window: Window_, group_by: str = "", period: str = "month") -> dict[str, Any]:
+def csat_report(*, window: Window_, group_by: str = "", period: str = "month", customers=None) -> dict[str, Any]:
     """CSAT % (share of 4–5 among responses answered in the window), average rating, rating
     distribution, response rate (surveys sent in the window that were answered), and NPS
     (% promoters 9–10 − % detractors 0–6 among responses that answered the NPS question)."""
     responses = CsatResponse.objects.filter(responded_at__gte=window.start, responded_at__lt=window.end)
     surveys = CsatSurvey.objects.filter(sent_at__gte=window.start, sent_at__lt=window.end)
+    if customers is not None:
+        responses = responses.filter(customer_id__in=_segment_ids(customers))
+        surveys = surveys.filter(customer_id__in=_segment_ids(customers))
     aggregates = {
         "responses": Count("id"),
         "satisfied": Count("id", filter=Q(rating__gte=4)),
@@ -372,7 +552,7 @@ def csat_report(*, window: Window_, group_by: str = "", period: str = "month") -
     if group_by:
         field = {
             "channel": "survey__inbox__kind", "inbox": "survey__inbox_id", "agent": "survey__assignee_id",
-            "team": "survey__team_id", "period": "bucket",
+            "team": "survey__team_id", "period": "bucket", "label": "survey__conversation__labels",
         }[group_by]
         survey_field = field.replace("survey__", "", 1)
         if group_by == "period":
@@ -425,7 +605,7 @@ def _forward_into(stage: str) -> Q:
     return Q(to_stage=stage, from_stage__in=STAGES[: STAGES.index(stage)])
 
 
-def funnel_report(*, window: Window_, group_by: str = "") -> dict[str, Any]:
+def funnel_report(*, window: Window_, group_by: str = "", customers=None) -> dict[str, Any]:
     """Customers entering each stage in the window (Reach: profiles created; other stages:
     their first forward stage change to it), the share of those who went on to a later stage
     (by now), and the median time from entering one stage to entering the next.
@@ -439,6 +619,10 @@ def funnel_report(*, window: Window_, group_by: str = "") -> dict[str, Any]:
         )
     )
     entered_reach = Customer.objects.filter(merged_into__isnull=True, created_at__gte=window.start, created_at__lt=window.end)
+    if customers is not None:
+        forward = forward.filter(customer_id__in=_segment_ids(customers))
+        entries = entries.filter(customer_id__in=_segment_ids(customers))
+        entered_reach = entered_reach.filter(pk__in=_segment_ids(customers))
     # Customers created or changing stage in the window; their entries over all time (a
     # filter on the change rows themselves would hide entries outside the window).
     touched = StageChange.objects.filter(changed_at__gte=window.start, changed_at__lt=window.end).values("customer_id")
@@ -484,7 +668,7 @@ def funnel_report(*, window: Window_, group_by: str = "") -> dict[str, Any]:
         for stage in STAGES[1:]:
             forward_any |= _forward_into(stage)
         rows = (
-            StageChange.objects.filter(changed_at__gte=window.start, changed_at__lt=window.end, customer__merged_into__isnull=True)
+            forward.filter(changed_at__gte=window.start, changed_at__lt=window.end)
             .filter(forward_any)
             .values("to_stage", "first_touch_channel")
             .annotate(customers=Count("customer_id", distinct=True))

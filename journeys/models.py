@@ -160,6 +160,14 @@ class JourneySettings(models.Model):
     csat_question = models.CharField(
         _("survey question"), max_length=300, default="How satisfied are you with our help? Reply 1 (bad) to 5 (great)"
     )
+    webchat_abandon_minutes = models.PositiveIntegerField(
+        _("web-chat abandonment threshold (minutes)"), default=10,
+        help_text=_("A web-chat visitor who got no agent reply within this many minutes of their last message counts as abandoned."),
+    )
+    fcr_reopen_days = models.PositiveIntegerField(
+        _("first contact resolution: reopen window (days)"), default=7,
+        help_text=_("A resolution reopened within this many days is not a first contact resolution."),
+    )
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
@@ -338,3 +346,181 @@ class MaturityScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dimension}={self.level}"
+
+
+class HoursBasis(models.TextChoices):
+    CALENDAR = "calendar", _("Calendar hours")
+    BUSINESS = "business", _("Business hours")
+
+
+class SlaPolicy(models.Model):
+    """Service level targets admins set for an inbox, a team, or everything else (neither).
+
+    The most specific policy applies: the inbox's, else the team's, else the default one.
+    Targets are measured in calendar or business hours (JourneySettings business hours).
+    """
+
+    name = models.CharField(_("name"), max_length=100)
+    inbox = models.OneToOneField(
+        "channels_app.Inbox", on_delete=models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("inbox")
+    )
+    team = models.OneToOneField(
+        "accounts.Team", on_delete=models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("team")
+    )
+    first_response_minutes = models.PositiveIntegerField(_("first response target (minutes)"), null=True, blank=True)
+    resolution_minutes = models.PositiveIntegerField(_("resolution target per cycle (minutes)"), null=True, blank=True)
+    hours = models.CharField(_("count time in"), max_length=10, choices=HoursBasis.choices, default=HoursBasis.CALENDAR)
+    is_active = models.BooleanField(_("active"), default=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("SLA policy")
+        verbose_name_plural = _("SLA policies")
+        ordering = ["name", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(inbox__isnull=True) | models.Q(team__isnull=True), name="sla_inbox_or_team"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        if self.inbox_id and self.team_id:
+            raise ValidationError(_("A policy applies to an inbox or to a team, not both."))
+        if self.first_response_minutes is None and self.resolution_minutes is None:
+            raise ValidationError(_("Set a first response target, a resolution target or both."))
+        if self.is_active and not self.inbox_id and not self.team_id:
+            others = SlaPolicy.objects.filter(inbox__isnull=True, team__isnull=True, is_active=True).exclude(pk=self.pk)
+            if others.exists():
+                raise ValidationError(_("There is already an active default policy (no inbox, no team)."))
+
+
+class EventMessageRule(models.Model):
+    """When an event of `event_type` arrives, send the customer the canned response, on the
+    configured inbox or else the channel they last wrote from. `whatsapp_template` is the
+    approved template used when the WhatsApp 24-hour window is closed."""
+
+    name = models.CharField(_("name"), max_length=100)
+    event_type = models.CharField(_("event type"), max_length=100, db_index=True, help_text=_("e.g. order.shipped"))
+    canned_response = models.ForeignKey(
+        "channels_app.CannedResponse", on_delete=models.PROTECT, related_name="+", verbose_name=_("canned response")
+    )
+    inbox = models.ForeignKey(
+        "channels_app.Inbox", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("inbox"),
+        help_text=_("Empty: the channel the customer last wrote from."),
+    )
+    whatsapp_template = models.JSONField(
+        _("WhatsApp template"), default=dict, blank=True,
+        help_text=_('Used outside the 24-hour window: {"name": "order_shipped", "language": "id", "components": []}. '
+                    'Empty: the message is not sent outside the window.'),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("event message rule")
+        verbose_name_plural = _("event message rules")
+        ordering = ["event_type", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} → {self.name}"
+
+
+class EventMessageDispatch(models.Model):
+    """What one rule did for one event (at most one row per rule and event: idempotent)."""
+
+    class Status(models.TextChoices):
+        SENT = "sent", _("Sent")
+        SKIPPED = "skipped", _("Not sent")
+
+    rule = models.ForeignKey(EventMessageRule, on_delete=models.CASCADE, related_name="dispatches", verbose_name=_("rule"))
+    event = models.ForeignKey(CustomerEvent, on_delete=models.CASCADE, related_name="dispatches", verbose_name=_("event"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    reason = models.CharField(_("why not sent"), max_length=300, blank=True)
+    inbox = models.ForeignKey("channels_app.Inbox", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    conversation = models.ForeignKey("channels_app.Conversation", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    message_id = models.BigIntegerField(_("message id"), null=True, blank=True)
+    used_template = models.BooleanField(_("sent as WhatsApp template"), default=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("event message dispatch")
+        verbose_name_plural = _("event message dispatches")
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["rule", "event"], name="journeys_dispatch_once")]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}/{self.event_id}: {self.status}"
+
+
+class NpsCampaign(models.Model):
+    """An NPS survey (0–10) sent to the customers of a segment; progress counters are updated
+    by the send task."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        DONE = "done", _("Done")
+
+    name = models.CharField(_("name"), max_length=200)
+    segment = models.ForeignKey("customers.Segment", on_delete=models.PROTECT, related_name="+", verbose_name=_("segment"))
+    question = models.CharField(
+        _("question"), max_length=300, default="How likely are you to recommend us to a friend? (0–10)"
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(_("customers"), default=0)
+    processed = models.PositiveIntegerField(_("processed"), default=0)
+    sent = models.PositiveIntegerField(_("sent"), default=0)
+    skipped = models.PositiveIntegerField(_("not sent"), default=0)
+    expiry_hours = models.PositiveIntegerField(_("expires after (hours)"), default=168)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("NPS campaign")
+        verbose_name_plural = _("NPS campaigns")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def progress_percent(self) -> int:
+        return 100 if not self.total else round(100 * self.processed / self.total)
+
+
+class NpsSurvey(models.Model):
+    """One customer's NPS survey in a campaign: sent (or skipped, with why) and its answer."""
+
+    class Status(models.TextChoices):
+        SENT = "sent", _("Sent")
+        ANSWERED = "answered", _("Answered")
+        SKIPPED = "skipped", _("Not sent")
+
+    campaign = models.ForeignKey(NpsCampaign, on_delete=models.CASCADE, related_name="surveys", verbose_name=_("campaign"))
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="nps_surveys", verbose_name=_("customer"))
+    inbox = models.ForeignKey("channels_app.Inbox", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("channel"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    skip_reason = models.CharField(_("why not sent"), max_length=300, blank=True)
+    message_id = models.BigIntegerField(_("message id"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    score = models.PositiveSmallIntegerField(_("score (0–10)"), null=True, blank=True)
+    comment = models.TextField(_("comment"), max_length=2000, blank=True)
+    answered_at = models.DateTimeField(_("answered"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("NPS survey")
+        verbose_name_plural = _("NPS surveys")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "customer"], name="nps_survey_once"),
+            models.CheckConstraint(condition=models.Q(score__isnull=True) | models.Q(score__lte=10), name="nps_score_0_10"),
+        ]
+        indexes = [models.Index(fields=["answered_at"], name="nps_survey_answered_idx")]
+
+    def __str__(self) -> str:
+        return f"NPS #{self.pk} ({self.status})"

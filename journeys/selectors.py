@@ -7,7 +7,7 @@ from django.db.models import Q, QuerySet
 
 from accounts.models import User
 from accounts.selectors import team_ids_for_user, user_is_supervisor_or_admin
-from customers.models import Customer
+from customers.models import Customer, Segment
 from journeys.models import CsatResponse, CustomerEvent, StageChange
 
 
@@ -49,3 +49,24 @@ def csat_response_list(
     if agent_id:
         responses = responses.filter(survey__assignee_id=agent_id)
     return responses.order_by("-responded_at", "-id")
+
+
+def report_segment_get(*, viewer: User, segment_id: int | str | None) -> Segment | None:
+    """A saved segment the viewer may use as a report filter (None when unknown/not allowed)."""
+    from customers.selectors import segment_list
+
+    if not segment_id or not str(segment_id).isdigit():
+        return None
+    return segment_list(viewer=viewer).filter(pk=int(segment_id)).first()
+
+
+def report_segment_customers(*, segment: Segment) -> QuerySet[Customer]:
+    from customers.selectors import segment_customers
+
+    return segment_customers(segment=segment)
+
+
+def report_segment_choices(*, viewer: User) -> list[tuple[int, str]]:
+    from customers.selectors import segment_list
+
+    return list(segment_list(viewer=viewer).values_list("pk", "name"))

@@ -57,11 +57,18 @@ def _require_reports(request) -> None:
 
 
 def _filters(request) -> tuple[ReportFilterForm, kpis.Window_, str, str]:
-    form = ReportFilterForm(request.GET)
+    form = ReportFilterForm(request.GET, segments=selectors.report_segment_choices(viewer=request.user))
     form.is_valid()
     data = getattr(form, "cleaned_data", {})
     window = kpis.period_from_query(request.GET)
     return form, window, data.get("group_by") or "", data.get("period") or "month"
+
+
+def _segment_customers(request, form: ReportFilterForm):
+    """The chosen segment's customers (None: everyone)."""
+    segment_id = getattr(form, "cleaned_data", {}).get("segment")
+    segment = selectors.report_segment_get(viewer=request.user, segment_id=segment_id) if segment_id else None
+    return selectors.report_segment_customers(segment=segment) if segment is not None else None
 
 
 def _seconds(value: float | None) -> str:
@@ -124,7 +131,7 @@ def dashboard_overview(request):
 def dashboard_funnel(request):
     _require_reports(request)
     form, window, _group, _period = _filters(request)
-    report = kpis.funnel_report(window=window, group_by="channel")
+    report = kpis.funnel_report(window=window, group_by="channel", customers=_segment_customers(request, form))
     stages = report["summary"]["stages"]
     if _wants_csv(request):
         if request.GET.get("table") == "cohorts":
@@ -152,8 +159,9 @@ def dashboard_funnel(request):
 def dashboard_csat(request):
     _require_reports(request)
     form, window, group_by, period = _filters(request)
-    report = kpis.csat_report(window=window, group_by=group_by or "period", period=period)
-    trend = report if not group_by or group_by == "period" else kpis.csat_report(window=window, group_by="period", period=period)
+    customers = _segment_customers(request, form)
+    report = kpis.csat_report(window=window, group_by=group_by or "period", period=period, customers=customers)
+    trend = report if not group_by or group_by == "period" else kpis.csat_report(window=window, group_by="period", period=period, customers=customers)
     if _wants_csv(request):
         return _csv("csat.csv", ["group", "responses", "satisfied", "csat_percent", "average_rating", "surveys_sent", "response_rate", "nps"],
                     [[r["label"], r["responses"], r["satisfied"], r["csat_percent"], r["average_rating"], r["surveys_sent"], r["response_rate"], r["nps"]]
@@ -176,19 +184,33 @@ def dashboard_kpis(request):
     _require_reports(request)
     form, window, group_by, period = _filters(request)
     hours = request.GET.get("hours") if request.GET.get("hours") in ("calendar", "business") else "calendar"
-    report = kpis.service_report(window=window, group_by=group_by or "channel", period=period, hours=hours)
+    report = kpis.service_report(window=window, group_by=group_by or "channel", period=period, hours=hours,
+                                 customers=_segment_customers(request, form))
     if _wants_csv(request):
         return _csv("kpis.csv", ["group", "conversations", "unanswered", "frt_median_s", "frt_p90_s", "resolutions",
-                                 "resolution_median_s", "resolution_p90_s", "reopened", "reopen_rate"],
+                                 "resolution_median_s", "resolution_p90_s", "reopened", "reopen_rate",
+                                 "fcr_eligible", "fcr_resolved_first_contact", "fcr_rate",
+                                 "webchat_conversations", "webchat_abandoned", "webchat_abandonment_rate",
+                                 "sla_first_response_measured", "sla_first_response_breached", "sla_first_response_breach_rate",
+                                 "sla_resolution_measured", "sla_resolution_breached", "sla_resolution_breach_rate"],
                     [[r["label"], r["conversations"], r["unanswered"], r["first_response"]["median_seconds"],
                       r["first_response"]["p90_seconds"], r["resolutions"], r["resolution"]["median_seconds"],
-                      r["resolution"]["p90_seconds"], r["reopened"], r["reopen_rate"]] for r in report["rows"]])
+                      r["resolution"]["p90_seconds"], r["reopened"], r["reopen_rate"],
+                      r["fcr"]["eligible"], r["fcr"]["resolved_first_contact"], r["fcr"]["rate"],
+                      r["webchat_abandonment"]["decided"], r["webchat_abandonment"]["abandoned"], r["webchat_abandonment"]["rate"],
+                      r["sla"]["first_response"]["measured"], r["sla"]["first_response"]["breached"], r["sla"]["first_response"]["breach_rate"],
+                      r["sla"]["resolution"]["measured"], r["sla"]["resolution"]["breached"], r["sla"]["resolution"]["breach_rate"]]
+                     for r in report["rows"]])
     for row in [report["summary"], *report["rows"]]:
         row["frt_median"] = _seconds(row["first_response"]["median_seconds"])
         row["frt_p90"] = _seconds(row["first_response"]["p90_seconds"])
         row["res_median"] = _seconds(row["resolution"]["median_seconds"])
         row["res_p90"] = _seconds(row["resolution"]["p90_seconds"])
         row["reopen_display"] = _percent(row["reopen_rate"])
+        row["fcr_display"] = _percent(row["fcr"]["rate"])
+        row["abandon_display"] = _percent(row["webchat_abandonment"]["rate"])
+        row["sla_frt_display"] = _percent(row["sla"]["first_response"]["breach_rate"])
+        row["sla_res_display"] = _percent(row["sla"]["resolution"]["breach_rate"])
     rows = report["rows"]
     return render(request, "journeys/kpis.html", {
         "form": form, "window": window, "summary": report["summary"], "rows": rows,
@@ -201,7 +223,20 @@ def dashboard_kpis(request):
                 {"label": _("Median resolution (h)"), "values": [round((r["resolution"]["median_seconds"] or 0) / 3600, 2) for r in rows]},
             ],
         },
+        "quality_chart": {
+            "labels": [str(r["label"]) for r in rows],
+            "series": [
+                {"label": _("First contact resolution %"), "values": [_rate(r["fcr"]["rate"]) for r in rows]},
+                {"label": _("Web-chat abandonment %"), "values": [_rate(r["webchat_abandonment"]["rate"]) for r in rows]},
+                {"label": _("First response SLA breached %"), "values": [_rate(r["sla"]["first_response"]["breach_rate"]) for r in rows]},
+                {"label": _("Resolution SLA breached %"), "values": [_rate(r["sla"]["resolution"]["breach_rate"]) for r in rows]},
+            ],
+        },
     })
+
+
+def _rate(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 1)
 
 
 # --- Maturity assessment ------------------------------------------------------------------
@@ -273,7 +308,8 @@ def dashboard_kpi_conversations(request):
     _require_reports(request)
     form, window, group_by, period = _filters(request)
     key = request.GET.get("key", "")
-    rows = kpis.conversations_behind(window=window, group_by=group_by or "channel", key=key, period=period)
+    rows = kpis.conversations_behind(window=window, group_by=group_by or "channel", key=key, period=period,
+                                     customers=_segment_customers(request, form))
     if _wants_csv(request):
         return _csv("kpi-conversations.csv", ["conversation", "first_customer_message", "first_agent_reply", "first_response_s",
                                               "resolutions", "resolution_s_total", "reopened"],

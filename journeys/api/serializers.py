@@ -80,7 +80,8 @@ class CsatResponseSerializer(serializers.ModelSerializer):
 class ReportQuerySerializer(serializers.Serializer):
     from_ = serializers.DateField(required=False)
     to = serializers.DateField(required=False)
-    group_by = serializers.ChoiceField(choices=["channel", "inbox", "agent", "team", "period", ""], required=False, default="")
+    group_by = serializers.ChoiceField(choices=["channel", "inbox", "agent", "team", "label", "period", ""], required=False, default="")
+    segment = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
     period = serializers.ChoiceField(choices=["day", "week", "month"], required=False, default="month")
     hours = serializers.ChoiceField(choices=["calendar", "business"], required=False, default="calendar")
 

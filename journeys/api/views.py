@@ -5,6 +5,7 @@ from django.db import transaction
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -142,7 +143,9 @@ class CsatResponseListApi(generics.ListAPIView):
 REPORT_PARAMETERS = [
     OpenApiParameter("from", str, description="ISO date, inclusive (default: 30 days ago)"),
     OpenApiParameter("to", str, description="ISO date, inclusive (default: today)"),
-    OpenApiParameter("group_by", str, enum=["channel", "inbox", "agent", "team", "period"]),
+    OpenApiParameter("group_by", str, enum=["channel", "inbox", "agent", "team", "label", "period"],
+                     description="Funnel: any value means first-touch channel; label groups a conversation under each of its labels"),
+    OpenApiParameter("segment", int, description="Only customers of this saved segment (customers app) as it selects them now"),
     OpenApiParameter("period", str, enum=["day", "week", "month"], description="Bucket size when group_by=period"),
     OpenApiParameter("hours", str, enum=["calendar", "business"], description="KPIs only: count durations in calendar or business hours"),
 ]
@@ -156,14 +159,21 @@ class _ReportApi(APIView):
         query = ReportQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         window = kpis.period_from_query(request.query_params)
+        customers = None
+        if query.validated_data.get("segment"):
+            segment = selectors.report_segment_get(viewer=request.user, segment_id=query.validated_data["segment"])
+            if segment is None:
+                raise ValidationError({"segment": ["Unknown segment."]})
+            customers = selectors.report_segment_customers(segment=segment)
         body = type(self).report(window=window, group_by=query.validated_data.get("group_by") or "",
                                  period=query.validated_data.get("period") or "month",
-                                 hours=query.validated_data.get("hours") or "calendar")
+                                 hours=query.validated_data.get("hours") or "calendar", customers=customers)
         return Response(body)
 
 
 class FunnelReportApi(_ReportApi):
-    report = staticmethod(lambda **kw: kpis.funnel_report(window=kw["window"], group_by="channel" if kw["group_by"] else ""))
+    report = staticmethod(lambda **kw: kpis.funnel_report(window=kw["window"], group_by="channel" if kw["group_by"] else "",
+                                                          customers=kw["customers"]))
 
     @extend_schema(parameters=REPORT_PARAMETERS, responses=ReportSerializer, summary="Lifecycle funnel")
     def get(self, request):
@@ -179,7 +189,8 @@ class KpiReportApi(_ReportApi):
 
 
 class CsatReportApi(_ReportApi):
-    report = staticmethod(lambda **kw: kpis.csat_report(window=kw["window"], group_by=kw["group_by"], period=kw["period"]))
+    report = staticmethod(lambda **kw: kpis.csat_report(window=kw["window"], group_by=kw["group_by"], period=kw["period"],
+                                                        customers=kw["customers"]))
 
     @extend_schema(parameters=REPORT_PARAMETERS, responses=ReportSerializer, summary="CSAT and response rate")
     def get(self, request):
