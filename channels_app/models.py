@@ -465,3 +465,25 @@ class AutomaticReplySent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.conversation_id} {self.period}"
+
+
+class ConversationRead(models.Model):
+    """How far one agent has read one conversation: customer messages after
+    `last_read_message_id` are unread for them (the inbox badge and the views' tab counts)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                             verbose_name=_("agent"))
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="reads",
+                                     verbose_name=_("conversation"))
+    last_read_message_id = models.BigIntegerField(_("last read message"), default=0)
+    read_at = models.DateTimeField(_("read"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("conversation read marker")
+        verbose_name_plural = _("conversation read markers")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "conversation"], name="conversation_read_one_per_agent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read #{self.conversation_id} up to {self.last_read_message_id}"

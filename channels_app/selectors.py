@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import uuid as uuidlib
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from accounts.models import User
 from accounts.selectors import team_ids_for_user, user_is_supervisor_or_admin
-from channels_app.models import CannedResponse, Conversation, Inbox, Label, Message
+from channels_app.models import (
+    CannedResponse,
+    Conversation,
+    ConversationRead,
+    Inbox,
+    Label,
+    Message,
+    MessageDirection,
+)
 
 
 def inbox_for_webhook(*, kind: str, inbox_uuid: str | uuidlib.UUID) -> Inbox | None:
@@ -69,12 +78,20 @@ def conversation_list(
     assignee_id: int | None = None,
     unassigned: bool = False,
     team_id: int | None = None,
+    team_ids: list[int] | None = None,
     customer_id: int | None = None,
     label: str = "",
+    priority: str = "",
+    with_unread: bool = False,
 ) -> QuerySet[Conversation]:
     """Conversations the viewer may see, filtered; related rows loaded in a fixed number of
-    queries whatever the page size."""
+    queries whatever the page size. `with_unread` annotates `unread_count`: the viewer's unread
+    customer messages (a subquery, no extra query)."""
     conversations = _visible_conversations(viewer)
+    if priority:
+        conversations = conversations.filter(priority=priority)
+    if with_unread:
+        conversations = conversations.annotate(unread_count=unread_count_expression(viewer=viewer))
     if status:
         conversations = conversations.filter(status=status)
     if inbox_id is not None:
@@ -85,6 +102,8 @@ def conversation_list(
         conversations = conversations.filter(assignee_id=assignee_id)
     if team_id is not None:
         conversations = conversations.filter(team_id=team_id)
+    if team_ids is not None:
+        conversations = conversations.filter(team_id__in=team_ids)
     if customer_id is not None:
         conversations = conversations.filter(customer_id=customer_id)
     if label:
@@ -154,3 +173,199 @@ def canned_response_get(*, viewer: User, canned_id: int) -> CannedResponse:
 
 def label_list(*, viewer: User) -> QuerySet[Label]:
     return Label.objects.order_by("name", "id")
+
+
+# --- unread counts ---------------------------------------------------------------------------
+
+
+def unread_count_expression(*, viewer: User):
+    """Customer messages of the outer conversation after the viewer's read marker (0 when none)."""
+    marker = ConversationRead.objects.filter(user=viewer, conversation=OuterRef(OuterRef("pk"))).values(
+        "last_read_message_id")[:1]
+    unread = (
+        Message.objects.filter(conversation=OuterRef("pk"), direction=MessageDirection.INBOUND)
+        .filter(pk__gt=Coalesce(Subquery(marker), Value(0)))
+        .order_by()
+        .values("conversation")
+        .annotate(n=Count("pk"))
+        .values("n")[:1]
+    )
+    return Coalesce(Subquery(unread, output_field=IntegerField()), Value(0))
+
+
+def conversation_unread_count(*, viewer: User, conversation: Conversation) -> int:
+    marker = ConversationRead.objects.filter(user=viewer, conversation=conversation).values_list(
+        "last_read_message_id", flat=True).first() or 0
+    return Message.objects.filter(conversation=conversation, direction=MessageDirection.INBOUND,
+                                  pk__gt=marker).count()
+
+
+def inbox_view_list(*, viewer: User) -> list[dict]:
+    """The views (tabs) of the inbox with how many of their unresolved conversations have unread
+    customer messages for the viewer: one aggregate query for all tabs."""
+    is_lead = user_is_supervisor_or_admin(user=viewer)
+    team_ids = team_ids_for_user(user=viewer)
+    views: list[tuple[str, Q]] = [
+        ("mine", Q(assignee=viewer)),
+        ("unassigned", Q(assignee__isnull=True)),
+        ("teams", Q(team_id__in=team_ids)),
+    ]
+    if is_lead:
+        views.append(("all", Q()))
+    unread = (
+        _visible_conversations(viewer)
+        .exclude(status="resolved")
+        .annotate(unread_count=unread_count_expression(viewer=viewer))
+        .filter(unread_count__gt=0)
+    )
+    counts = unread.aggregate(**{name: Count("pk", filter=condition) for name, condition in views})
+    return [{"key": name, "unread": counts.get(name) or 0} for name, _condition in views]
+
+
+def conversation_view_filters(*, viewer: User, view: str) -> dict:
+    """The conversation_list filters of one inbox view (tab)."""
+    if view == "mine":
+        return {"assignee_id": viewer.pk}
+    if view == "unassigned":
+        return {"unassigned": True}
+    if view == "teams":
+        return {"team_ids": team_ids_for_user(user=viewer)}
+    return {}
+
+
+# --- search ----------------------------------------------------------------------------------
+
+SEARCH_MIN_LENGTH = 2
+
+
+def _phone_spelling(q: str) -> str:
+    """"(0812) 3456-7890", "+62 812…" and "62812…" all become +6281234567890 (default region
+    from PHONE_DEFAULT_REGION, ID); "" when the query is not a phone number."""
+    from customers.identity import IdentityValueError, phone_normalise
+
+    if sum(ch.isdigit() for ch in q) < 6:
+        return ""
+    try:
+        return phone_normalise(q)
+    except IdentityValueError:
+        return ""
+
+
+def customer_search(*, viewer: User, q: str):
+    """Live customers matching the query by name, email, any identity or a phone number written
+    any way; scoping is the customers app's own (customers.selectors.customer_list)."""
+    from customers.selectors import customer_list
+
+    q = (q or "").strip()
+    if len(q) < SEARCH_MIN_LENGTH:
+        return customer_list(viewer=viewer).none()
+    matches = customer_list(viewer=viewer, q=q)
+    phone = _phone_spelling(q)
+    if phone and phone != q:
+        matches = customer_list(viewer=viewer).filter(
+            Q(pk__in=matches.values("pk")) | Q(pk__in=customer_list(viewer=viewer, q=phone).values("pk")))
+    return matches.order_by("display_name", "id")
+
+
+def conversation_search(*, viewer: User, q: str) -> QuerySet[Conversation]:
+    """Conversations the viewer may see whose messages contain the query, or whose customer
+    matches it (name, email, identity, phone in any spelling). Each row carries `matched_text`:
+    the newest matching message, for the result snippet."""
+    q = (q or "").strip()
+    if len(q) < SEARCH_MIN_LENGTH:
+        return Conversation.objects.none()
+    matching_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=q)
+    customers = customer_search(viewer=viewer, q=q).values("pk")
+    return (
+        conversation_list(viewer=viewer, with_unread=True)
+        .filter(Q(Exists(matching_messages)) | Q(customer_id__in=customers))
+        .annotate(matched_text=Subquery(matching_messages.order_by("-pk").values("content")[:1]))
+        .order_by("-last_message_at", "-id")
+    )
+
+
+# --- composer --------------------------------------------------------------------------------
+
+
+def mention_candidate_list(*, viewer: User, conversation: Conversation, q: str = "", limit: int = 8) -> list[dict]:
+    """Agents the viewer may @mention in this conversation: active users who may see it (the
+    same rule as conversation_can_view: its assignee, its team's members, supervisors and
+    admins; a mention of anyone else notifies nobody), matched on name or email. One query."""
+    from accounts.models import Role
+    from accounts.selectors import users_with_role
+
+    q = (q or "").strip().lstrip("@")
+    may_see = Q(pk__in=users_with_role(role=Role.SUPERVISOR).values("pk")) | Q(
+        pk__in=users_with_role(role=Role.ADMIN).values("pk"))
+    if conversation.assignee_id:
+        may_see |= Q(pk=conversation.assignee_id)
+    if conversation.team_id:
+        may_see |= Q(team_memberships__team_id=conversation.team_id)
+    users = User.objects.filter(may_see, is_active=True).exclude(pk=viewer.pk)
+    if q:
+        users = users.filter(Q(full_name__icontains=q) | Q(email__istartswith=q))
+    users = User.objects.filter(pk__in=users.values("pk")).order_by("full_name", "email")[:limit]
+    return [{"id": u.pk, "handle": u.email.split("@", 1)[0], "name": u.get_full_name()} for u in users]
+
+
+def team_choice_list(*, viewer: User):
+    """Teams a conversation may be transferred to by this viewer: everyone's for supervisors and
+    admins, the agent's own teams otherwise."""
+    from accounts.models import Team
+
+    if user_is_supervisor_or_admin(user=viewer):
+        return Team.objects.order_by("name")
+    return Team.objects.filter(pk__in=team_ids_for_user(user=viewer)).order_by("name")
+
+
+# --- customer 360 side panel -----------------------------------------------------------------
+
+
+def customer_panel(*, viewer: User, conversation: Conversation) -> dict:
+    """Everything the side panel shows about the conversation's customer, through the owning
+    apps' selectors: profile and identities, lifecycle stage, CSAT history, previous
+    conversations (only those the viewer may see), recent timeline, merge suggestions."""
+    from customers.selectors import customer_can_merge, customer_get, customer_timeline, merge_suggestion_list
+    from journeys.selectors import stage_history
+
+    try:
+        customer = customer_get(viewer=viewer, customer_id=conversation.customer_id)
+    except conversation.customer.DoesNotExist:
+        return {"customer": None}
+    previous = list(conversation_list(viewer=viewer, customer_id=customer.pk).exclude(pk=conversation.pk)[:5])
+    suggestions = []
+    for suggestion in merge_suggestion_list(viewer=viewer, customer=customer)[:3]:
+        other = suggestion.b if suggestion.a_id == customer.pk else suggestion.a
+        suggestions.append({"suggestion": suggestion, "other": other})
+    last_stage = stage_history(customer=customer).last()
+    return {
+        "customer": customer,
+        "identities": list(customer.identities.all()),
+        "stage_changed_at": last_stage.changed_at if last_stage is not None else None,
+        "csat": csat_history(viewer=viewer, customer_id=customer.pk),
+        "previous_conversations": previous,
+        "timeline": customer_timeline(customer=customer, page_size=8).entries,
+        "merge_suggestions": suggestions,
+        "can_merge": customer_can_merge(viewer=viewer),
+    }
+
+
+def csat_history(*, viewer: User, customer_id: int, limit: int = 5) -> list:
+    from journeys.selectors import csat_response_list
+
+    return list(csat_response_list(viewer=viewer).filter(survey__customer_id=customer_id)[:limit])
+
+
+# --- office hours ----------------------------------------------------------------------------
+
+
+def office_hours_list(*, viewer: User):
+    """Office hours of the inboxes the viewer may see, with their schedule and texts."""
+    from channels_app.models import OfficeHours
+
+    return (OfficeHours.objects.filter(inbox__in=inbox_list(viewer=viewer))
+            .select_related("inbox").prefetch_related("intervals", "messages").order_by("inbox__name", "id"))
+
+
+def office_hours_get(*, viewer: User, office_hours_id: int):
+    return office_hours_list(viewer=viewer).get(pk=office_hours_id)

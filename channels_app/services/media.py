@@ -156,3 +156,164 @@ def attachments_delete(*, attachments: list[dict[str, Any]]) -> int:
             default_storage.delete(path)
             deleted += 1
     return deleted
+
+
+# --- outbound attachments (agents' replies) -----------------------------------------------
+
+MEDIA_URL_SALT = "channels_app.media"
+
+
+@dataclass(frozen=True)
+class OutboundMediaRule:
+    """What one provider can send from the composer (see the adapter's `send`)."""
+
+    kinds: frozenset[str]
+    text_allowed: bool = True  # the reply's text can travel with the file (caption / same request)
+    image_types: tuple[str, ...] = ()  # only these image types go as images; others as documents
+    needs_public_url: bool = True  # the provider downloads the file from us
+
+
+ALL_KINDS = frozenset({"image", "video", "audio", "document"})
+OUTBOUND_MEDIA_RULES: dict[str, OutboundMediaRule] = {
+    # WhatsApp Cloud API: image (JPEG/PNG), video, audio (no caption), document, by `link`.
+    "whatsapp": OutboundMediaRule(ALL_KINDS, image_types=("image/jpeg", "image/png")),
+    # Send API: attachment {type, payload.url}; text must be its own message.
+    "messenger": OutboundMediaRule(ALL_KINDS, text_allowed=False),
+    "instagram": OutboundMediaRule(ALL_KINDS, text_allowed=False),
+    # Bot API sendPhoto / sendVideo / sendAudio / sendDocument with a URL and a caption.
+    "telegram": OutboundMediaRule(ALL_KINDS, image_types=("image/jpeg", "image/png", "image/webp")),
+    # Messaging API image message (originalContentUrl/previewImageUrl, JPEG or PNG over https).
+    "line": OutboundMediaRule(frozenset({"image"}), image_types=("image/jpeg", "image/png")),
+    # Messages resource MediaUrl (MMS / WhatsApp via Twilio).
+    "twilio_sms": OutboundMediaRule(ALL_KINDS),
+    # A MIME attachment carrying the bytes.
+    "email": OutboundMediaRule(ALL_KINDS, needs_public_url=False),
+    # The integrator's callback gets the signed URL.
+    "api": OutboundMediaRule(ALL_KINDS),
+    # The visitor gets a link in the message.
+    "webchat": OutboundMediaRule(ALL_KINDS, needs_public_url=False),
+}
+# Touchpoints without a provider keep the file with the logged call or visit.
+LOG_ONLY_MEDIA_KINDS = frozenset({"voice", "in_person"})
+
+
+def attachment_kind_for(mime_type: str) -> str:
+    major = mime_type.split("/", 1)[0]
+    return major if major in ("image", "video", "audio") else "document"
+
+
+def upload_check(*, filename: str, size: int, mime_type: str) -> str:
+    """The clean MIME type of an agent's upload; raises ValidationError with the reason the
+    agent can act on (too big, type not accepted)."""
+    from django.core.exceptions import ValidationError
+    from django.template.defaultfilters import filesizeformat
+    from django.utils.translation import gettext as _
+
+    mime_type = (mime_type or mimetypes.guess_type(filename)[0] or "application/octet-stream").split(";")[0].strip().lower()
+    if size > max_attachment_bytes():
+        raise ValidationError(_("%(name)s is %(size)s: attachments may be at most %(max)s.") % {
+            "name": filename, "size": filesizeformat(size), "max": filesizeformat(max_attachment_bytes())})
+    if size == 0:
+        raise ValidationError(_("%(name)s is empty.") % {"name": filename})
+    if not allowed_type(mime_type):
+        raise ValidationError(_("Files of type %(type)s cannot be sent.") % {"type": mime_type})
+    return mime_type
+
+
+def outbound_attachment_check(*, inbox_kind: str, inbox_label: str, items: list[dict[str, Any]], has_text: bool,
+                              private: bool) -> None:
+    """Refuse, before anything is queued, what the chosen channel cannot deliver, naming why."""
+    from django.core.exceptions import ValidationError
+    from django.utils.translation import gettext as _
+
+    if not items or private or inbox_kind in LOG_ONLY_MEDIA_KINDS:
+        return
+    if len(items) > 1:
+        raise ValidationError({"attachment": [_("Send one file per reply.")]})
+    rule = OUTBOUND_MEDIA_RULES.get(inbox_kind)
+    if rule is None:
+        raise ValidationError({"attachment": [_("%(channel)s cannot send files.") % {"channel": inbox_label}]})
+    kind = items[0].get("kind", "document")
+    if kind not in rule.kinds:
+        raise ValidationError({"attachment": [_("%(channel)s can only send images (JPEG or PNG) from here.")
+                                              % {"channel": inbox_label}]})
+    if kind == "image" and rule.image_types and items[0].get("mime_type") not in rule.image_types \
+            and "document" not in rule.kinds:
+        raise ValidationError({"attachment": [_("%(channel)s only accepts JPEG or PNG images.")
+                                              % {"channel": inbox_label}]})
+    if has_text and not rule.text_allowed:
+        raise ValidationError({"attachment": [_(
+            "%(channel)s cannot send text together with a file: send the file alone, then the text."
+        ) % {"channel": inbox_label}]})
+    if rule.needs_public_url and not media_public_base(items[0]).startswith("https://"):
+        raise ValidationError({"attachment": [_(
+            "%(channel)s downloads files from this platform over https: set PUBLIC_BASE_URL to the "
+            "platform's public https address."
+        ) % {"channel": inbox_label}]})
+
+
+def media_public_base(item: dict[str, Any] | None = None) -> str:
+    base = (getattr(settings, "PUBLIC_BASE_URL", "") or "").rstrip("/")
+    return base or str((item or {}).get("public_base", "")).rstrip("/")
+
+
+def outbound_attachment_store(*, inbox_uuid: str, filename: str, content: Any, size: int, mime_type: str,
+                              public_base: str = "") -> dict[str, Any]:
+    """Keep an agent's upload in Django storage (before the message exists: under an outbound
+    folder of the inbox); returns the attachment item for `Message.attachments`."""
+    import uuid as uuidlib
+
+    mime_type = upload_check(filename=filename, size=size, mime_type=mime_type)
+    name = _SAFE.sub("_", filename or "")[:80].strip("._") or f"attachment{mimetypes.guess_extension(mime_type) or ''}"
+    path = default_storage.save(f"channels/{inbox_uuid}/outbound/{uuidlib.uuid4().hex}/{name}", content)
+    kind = attachment_kind_for(mime_type)
+    return {"kind": kind, "stored": path, "mime_type": mime_type, "size": size, "filename": filename[:200] or name,
+            "public_base": public_base.rstrip("/")}
+
+
+def signed_media_url(*, item: dict[str, Any], max_age: int | None = None) -> str:
+    """An unguessable, expiring URL a provider (or a web chat visitor) fetches the file from."""
+    from django.core import signing
+    from django.urls import reverse
+
+    max_age = int(max_age or getattr(settings, "CHANNEL_MEDIA_URL_MAX_AGE", 3600))
+    token = signing.dumps({"p": item["stored"], "m": max_age}, salt=MEDIA_URL_SALT, compress=True)
+    return media_public_base(item) + reverse("channels_app:media_signed", args=[token])
+
+
+def signed_media_path(token: str) -> str | None:
+    """The stored path a signed URL names, or None when forged or expired."""
+    from django.core import signing
+
+    try:
+        unverified = signing.loads(token, salt=MEDIA_URL_SALT)  # signature checked; age below
+        data = signing.loads(token, salt=MEDIA_URL_SALT, max_age=int(unverified.get("m", 3600)))
+    except (signing.BadSignature, AttributeError, TypeError, ValueError):
+        return None
+    path = data.get("p") if isinstance(data, dict) else None
+    return path if isinstance(path, str) and path.startswith("channels/") else None
+
+
+def outbound_attachment(message: Message) -> Attachment | None:
+    """The first stored attachment of an outbound message as the adapter needs it: a signed URL
+    for providers that download it, the bytes for email. Never raises: a file that cannot be read
+    leaves `content` empty and the adapter reports why."""
+    if message.direction != "outbound":
+        return None
+    item = next((a for a in message.attachments if a.get("stored")), None)
+    if item is None:
+        return None
+    content = None
+    if message.inbox.kind == "email":
+        try:
+            with default_storage.open(item["stored"], "rb") as handle:
+                content = handle.read()
+        except OSError:
+            logger.warning("attachment %s of message %s is missing", item["stored"], message.pk)
+    kind = item.get("kind", "document")
+    rule = OUTBOUND_MEDIA_RULES.get(message.inbox.kind)
+    if kind == "image" and rule is not None and rule.image_types and item.get("mime_type") not in rule.image_types:
+        kind = "document"
+    url = signed_media_url(item=item) if media_public_base(item) else ""
+    return Attachment(kind=kind, url=url, mime_type=item.get("mime_type", ""), filename=item.get("filename", ""),
+                      size=item.get("size"), content=content)

@@ -211,16 +211,19 @@ def message_create_outbound(
     private: bool = False,
     inbox: Inbox | None = None,
     template: dict[str, Any] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
 ) -> Message:
     """An agent's reply (status queued, delivered after commit by `message_deliver_task`) or a
     private note. The channel defaults to the inbox the customer last wrote from; another inbox
     may be chosen when the customer is reachable there. `template` ({"name", "language",
     "components"}) sends an approved WhatsApp template, the only thing allowed outside the 24-hour
-    window; `content` is then the text the agent sees in the thread."""
+    window; `content` is then the text the agent sees in the thread. `attachments`: files already
+    stored by `media.outbound_attachment_store` (one per reply), refused up front when the channel
+    cannot deliver them."""
     content = (content or "").strip()
     if template is not None and not content:
         content = f"[template {template.get('name', '')}]"
-    if not content:
+    if not content and not attachments:
         raise ValidationError({"content": [_("Write a message first.")]})
     if len(content) > MAX_CONTENT_LENGTH:
         raise ValidationError({"content": [_("A message is at most %(n)s characters.") % {"n": MAX_CONTENT_LENGTH}]})
@@ -248,6 +251,17 @@ def message_create_outbound(
                 "Send an approved template, or wait until the customer writes again."
             )]})
         data["to"] = recipient
+    if attachments:
+        from channels_app.services import media
+
+        media.outbound_attachment_check(inbox_kind=inbox.kind, inbox_label=str(inbox), items=attachments,
+                                        has_text=bool(content), private=private)
+        if inbox.kind == InboxKind.WEBCHAT and not private:
+            # The widget shows text only: the visitor gets a signed link to the file.
+            links = "\n".join(f"📎 {item.get('filename', '')}: " + media.signed_media_url(
+                item=item, max_age=int(getattr(settings, "CHANNEL_WEBCHAT_MEDIA_URL_MAX_AGE", 30 * 24 * 3600)))
+                for item in attachments)
+            content = f"{content}\n{links}" if content else links
     message, _created = message_record(
         conversation=conversation,
         inbox=inbox,
@@ -258,6 +272,7 @@ def message_create_outbound(
         private=private,
         status=status,
         data=data,
+        attachments=attachments,
     )
     if private:
         _notify_mentions(message=message, conversation=conversation, author=author)
@@ -348,8 +363,10 @@ def message_deliver(*, message_id: int, attempt: int = 1) -> DeliverOutcome:
                                    template=Template(template["name"], template["language"],
                                                      tuple(template.get("components") or ())))
     else:
+        from channels_app.services.media import outbound_attachment
+
         outbound = OutboundMessage(to=to, text=message.content, idempotency_key=str(message.uuid), metadata=metadata,
-                                   **thread_headers)
+                                   attachment=outbound_attachment(message), **thread_headers)
     try:
         adapter = inbox_adapter(inbox=inbox)
         if adapter is None:

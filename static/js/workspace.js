@@ -152,3 +152,193 @@
   activity();
   connect();
 })();
+
+/* Composer, search shortcut and unread counters. Kept apart from the live-update code above:
+   everything here only reads the page and calls the workspace's JSON/HTML endpoints; text
+   from the server is inserted with textContent (never as HTML). */
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  // --- search: "/" when not typing, Ctrl+K / Cmd+K anywhere ---------------------------------
+  function isTyping(el) {
+    return el && (el.tagName === "TEXTAREA" || el.tagName === "INPUT" || el.tagName === "SELECT" || el.isContentEditable);
+  }
+  function setupSearchShortcut() {
+    var box = document.getElementById("workspace-search");
+    if (!box) return;
+    document.addEventListener("keydown", function (e) {
+      var ctrlK = (e.ctrlKey || e.metaKey) && !e.altKey && (e.key === "k" || e.key === "K");
+      var slash = e.key === "/" && !e.ctrlKey && !e.metaKey && !e.altKey && !isTyping(e.target);
+      if (ctrlK || slash) { e.preventDefault(); box.focus(); box.select(); }
+    });
+  }
+
+  // --- composer: "/" canned responses, "@" mentions ----------------------------------------
+  function setupComposer() {
+    var form = document.getElementById("composer");
+    var text = document.getElementById("id_content");
+    var list = document.getElementById("composer-suggestions");
+    if (!form || !text || !list) return;
+    text.setAttribute("role", "combobox");
+    text.setAttribute("aria-autocomplete", "list");
+    text.setAttribute("aria-controls", "composer-suggestions");
+    text.setAttribute("aria-expanded", "false");
+    var items = [], active = -1, mode = null, token = null, timer = null, seq = 0;
+
+    function close() {
+      list.hidden = true; list.textContent = ""; items = []; active = -1; mode = null; token = null;
+      text.setAttribute("aria-expanded", "false"); text.removeAttribute("aria-activedescendant");
+    }
+    function highlight(i) {
+      active = i;
+      Array.prototype.forEach.call(list.children, function (li, n) { li.setAttribute("aria-selected", n === i ? "true" : "false"); });
+      if (i >= 0 && list.children[i]) {
+        text.setAttribute("aria-activedescendant", list.children[i].id);
+        list.children[i].scrollIntoView({block: "nearest"});
+      }
+    }
+    function render(results) {
+      list.textContent = "";
+      items = results;
+      if (!results.length) {
+        var none = document.createElement("li");
+        none.className = "empty"; none.setAttribute("role", "option"); none.setAttribute("aria-disabled", "true");
+        none.id = "composer-suggestion-none";
+        none.textContent = mode === "canned" ? "No canned response matches" : "No colleague matches";
+        list.appendChild(none);
+      }
+      results.forEach(function (item, n) {
+        var li = document.createElement("li");
+        li.id = "composer-suggestion-" + n;
+        li.setAttribute("role", "option");
+        if (mode === "canned") {
+          var code = document.createElement("span"); code.className = "shortcut"; code.textContent = "/" + item.shortcut;
+          li.appendChild(code);
+          li.appendChild(document.createTextNode(" " + item.title));
+          var preview = document.createElement("div"); preview.className = "muted"; preview.textContent = item.text.slice(0, 120);
+          li.appendChild(preview);
+        } else {
+          li.textContent = item.name + " (@" + item.handle + ")";
+        }
+        li.addEventListener("mousedown", function (e) { e.preventDefault(); choose(n); });
+        list.appendChild(li);
+      });
+      list.hidden = false;
+      text.setAttribute("aria-expanded", "true");
+      highlight(results.length ? 0 : -1);
+    }
+    function currentToken() {
+      var before = text.value.slice(0, text.selectionStart);
+      var m = /(^|\s)\/([\w-]*)$/.exec(before);
+      if (m) return {mode: "canned", query: m[2], start: before.length - m[2].length - 1};
+      m = /(^|\s)@([\w.+-]*)$/.exec(before);
+      if (m) return {mode: "mention", query: m[2], start: before.length - m[2].length - 1};
+      return null;
+    }
+    function lookup() {
+      var found = currentToken();
+      if (!found) { close(); return; }
+      mode = found.mode; token = found;
+      var url = (mode === "canned" ? form.dataset.cannedUrl : form.dataset.mentionsUrl) + "?q=" + encodeURIComponent(found.query);
+      var mine = ++seq;
+      fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+        .then(function (data) { if (mine === seq && mode) render(data.results || []); })
+        .catch(function () { if (mine === seq) close(); });
+    }
+    function choose(n) {
+      var item = items[n];
+      if (!item || !token) return;
+      var insert = mode === "canned" ? item.text : "@" + item.handle + " ";
+      var end = text.selectionStart;
+      text.value = text.value.slice(0, token.start) + insert + text.value.slice(end);
+      var caret = token.start + insert.length;
+      text.setSelectionRange(caret, caret);
+      close();
+      text.focus();
+      text.dispatchEvent(new Event("input", {bubbles: true}));
+    }
+    text.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(lookup, 120);
+    });
+    text.addEventListener("keydown", function (e) {
+      if (list.hidden) return;
+      if (e.key === "ArrowDown" && items.length) { e.preventDefault(); highlight((active + 1) % items.length); }
+      else if (e.key === "ArrowUp" && items.length) { e.preventDefault(); highlight((active - 1 + items.length) % items.length); }
+      else if ((e.key === "Enter" || e.key === "Tab") && active >= 0) { e.preventDefault(); choose(active); }
+      else if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); close(); }
+    });
+    text.addEventListener("blur", function () { setTimeout(close, 150); });
+
+    // Attachment: the size limit is checked here too, so the agent hears it before uploading.
+    var file = document.getElementById("id_attachment");
+    var max = Number(form.dataset.maxBytes || 0);
+    if (file && max) file.addEventListener("change", function () {
+      var f = file.files && file.files[0];
+      file.setCustomValidity(f && f.size > max ? "This file is larger than " + Math.round(max / 1048576) + " MB." : "");
+      file.reportValidity();
+    });
+  }
+
+  // --- unread: mark read while the conversation is visible; tab counters on the list --------
+  function setupReadMarker() {
+    var thread = document.getElementById("thread");
+    if (!thread || !thread.dataset.readUrl) return;
+    var pending = null;
+    function newest() {
+      var ids = Array.prototype.map.call(thread.querySelectorAll("[data-message-id]"), function (el) { return Number(el.dataset.messageId); });
+      return ids.length ? Math.max.apply(null, ids) : 0;
+    }
+    var sent = newest();
+    function markRead() {
+      if (document.visibilityState !== "visible") return;
+      var id = newest();
+      if (id <= sent) return;
+      sent = id;
+      var body = new URLSearchParams({message: String(id)});
+      fetch(thread.dataset.readUrl, {method: "POST", credentials: "same-origin", body: body,
+                                     headers: {"X-CSRFToken": csrfToken()}}).catch(function () { sent = 0; });
+    }
+    new MutationObserver(function () { clearTimeout(pending); pending = setTimeout(markRead, 300); })
+      .observe(thread, {childList: true});
+    document.addEventListener("visibilitychange", markRead);
+  }
+  function setupTabCounters() {
+    var nav = document.querySelector("nav.tabs[data-me]");
+    if (!nav) return;
+    var me = nav.dataset.me, teams = (nav.dataset.teams || "").split(",").filter(Boolean);
+    function bump(key) {
+      var badge = nav.querySelector('[data-tab-unread="' + key + '"]');
+      if (!badge) return;
+      var n = Number(badge.textContent || "0") + 1;
+      badge.textContent = String(n); badge.hidden = false;
+      badge.setAttribute("aria-label", n + " conversations with unread messages");
+    }
+    // The live code above raises a row's unread badge; a row going from read to unread adds
+    // one conversation to the tabs it belongs to.
+    Array.prototype.forEach.call(document.querySelectorAll("[data-unread-for]"), function (badge) {
+      var was = Number(badge.textContent || "0");
+      new MutationObserver(function () {
+        var now = Number(badge.textContent || "0");
+        if (was === 0 && now > 0) {
+          if (badge.dataset.assignee === me) bump("mine");
+          if (!badge.dataset.assignee) bump("unassigned");
+          if (teams.indexOf(badge.dataset.team) >= 0) bump("teams");
+          bump("all");
+        }
+        was = now;
+      }).observe(badge, {childList: true, characterData: true, subtree: true});
+    });
+  }
+
+  setupSearchShortcut();
+  setupComposer();
+  setupReadMarker();
+  setupTabCounters();
+})();

@@ -1,0 +1,356 @@
+"""Agent workspace: composer helpers (canned responses, @mentions), conversation controls,
+search, unread counts and the customer 360° panel — and that an agent of another team can do
+none of it on a conversation they may not see."""
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+from django.utils import timezone
+
+from channels_app.models import CannedResponse, Conversation, ConversationRead, Label, Message
+from channels_app.services import message_record
+from tests.accounts.factories import TeamFactory, add_to_team
+from tests.channels_app.test_services_conversations import _listen, _received
+from tests.channels_app.test_webhooks import post_whatsapp, wa_text, whatsapp_inbox
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def team(agent):
+    team = TeamFactory(name="Support")
+    add_to_team(agent, team)
+    return team
+
+
+@pytest.fixture
+def conversation(client, team, django_capture_on_commit_callbacks):
+    inbox = whatsapp_inbox(team=team)
+    with django_capture_on_commit_callbacks(execute=True):
+        post_whatsapp(client, inbox, wa_text(text="Halo, ada promo kopi susu?", name="Budi Santoso",
+                                             timestamp=int(time.time()) - 60))
+    conversation = Conversation.objects.get()
+    assert conversation.team_id == team.pk
+    return conversation
+
+
+@pytest.fixture
+def outsider(make_user):
+    user = make_user(email="sales@example.com", full_name="Sari Sales")
+    add_to_team(user, TeamFactory(name="Sales"))
+    return user
+
+
+def _inbound(conversation: Conversation, text: str) -> Message:
+    message, _ = message_record(conversation=conversation, inbox=conversation.last_inbox, direction="inbound",
+                                sender="customer", content=text)
+    return message
+
+
+# --- composer: canned responses and mentions -----------------------------------------------
+
+
+def test_canned_responses_are_filtered_and_rendered_with_the_customers_variables(client, agent, conversation):
+    CannedResponse.objects.create(shortcut="promo", title="Promo bulan ini",
+                                  body="Halo {{customer.first_name}}, promo kopi 20%. Salam, {{agent.first_name}}")
+    CannedResponse.objects.create(shortcut="thanks", title="Terima kasih", body="Terima kasih!")
+    agent.full_name = "Rina Agen"
+    agent.save()
+    client.force_login(agent)
+
+    everything = client.get(f"/inbox/{conversation.pk}/canned/").json()["results"]
+    promo = client.get(f"/inbox/{conversation.pk}/canned/", {"q": "pro"}).json()["results"]
+    by_title = client.get(f"/inbox/{conversation.pk}/canned/", {"q": "terima"}).json()["results"]
+
+    assert [r["shortcut"] for r in everything] == ["promo", "thanks"]
+    assert [(r["shortcut"], r["text"]) for r in promo] == [("promo", "Halo Budi, promo kopi 20%. Salam, Rina")]
+    assert [r["shortcut"] for r in by_title] == ["thanks"]
+
+
+def test_mention_candidates_are_only_people_who_may_see_the_conversation(client, agent, team, conversation,
+                                                                         make_user, outsider):
+    teammate = make_user(email="dewi@example.com", full_name="Dewi Support")
+    add_to_team(teammate, team)
+    client.force_login(agent)
+
+    found = client.get(f"/inbox/{conversation.pk}/mentions/", {"q": "@"}).json()["results"]
+    dewi = client.get(f"/inbox/{conversation.pk}/mentions/", {"q": "dew"}).json()["results"]
+
+    assert [u["handle"] for u in found] == ["dewi"]  # not the agent themself, not the Sales agent
+    assert dewi == [{"id": teammate.pk, "handle": "dewi", "name": "Dewi Support"}]
+
+
+@pytest.mark.parametrize("url", ["canned/", "mentions/", "messages/"])
+def test_composer_endpoints_are_404_for_an_agent_of_another_team(client, conversation, outsider, url):
+    client.force_login(outsider)
+
+    assert client.get(f"/inbox/{conversation.pk}/{url}").status_code == 404
+
+
+# --- controls ------------------------------------------------------------------------------
+
+
+def test_priority_change_is_stored_and_pushed_to_the_open_conversation(client, agent, conversation,
+                                                                       django_capture_on_commit_callbacks):
+    listener = _listen(f"conversation.{conversation.pk}")
+    client.force_login(agent)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/inbox/{conversation.pk}/priority/", {"priority": "urgent"})
+
+    assert response.status_code == 302
+    conversation.refresh_from_db()
+    assert conversation.priority == "urgent"
+    events = [e["payload"] for e in _received(listener) if e["payload"].get("event") == "channels.conversation.updated"]
+    assert [(e["conversation"]["priority"], e["conversation"]["change"]) for e in events] == [("urgent", "priority")]
+
+
+def test_labels_are_added_and_removed_and_unknown_ones_refused(client, agent, conversation):
+    Label.objects.create(name="vip")
+    Label.objects.create(name="refund")
+    client.force_login(agent)
+
+    client.post(f"/inbox/{conversation.pk}/labels/", {"action": "add", "name": "vip"})
+    client.post(f"/inbox/{conversation.pk}/labels/", {"action": "add", "name": "refund"})
+    assert sorted(conversation.labels.values_list("name", flat=True)) == ["refund", "vip"]
+
+    client.post(f"/inbox/{conversation.pk}/labels/", {"action": "remove", "name": "vip"})
+    assert list(conversation.labels.values_list("name", flat=True)) == ["refund"]
+
+    response = client.post(f"/inbox/{conversation.pk}/labels/", {"action": "add", "name": "typo"}, follow=True)
+    assert "No such label: typo." in response.content.decode()
+    assert list(conversation.labels.values_list("name", flat=True)) == ["refund"]
+
+
+def test_snooze_time_is_read_in_the_agents_time_zone(client, agent, conversation):
+    agent.time_zone = "Asia/Makassar"  # UTC+8
+    agent.save()
+    client.force_login(agent)
+    year = timezone.now().year + 1
+
+    client.post(f"/inbox/{conversation.pk}/status/", {"status": "snoozed", "snoozed_until": f"{year}-01-02T09:00"})
+
+    conversation.refresh_from_db()
+    assert conversation.status == "snoozed"
+    assert conversation.snoozed_until == dt.datetime(year, 1, 2, 1, 0, tzinfo=dt.UTC)
+
+
+def test_transfer_to_another_of_my_teams_and_not_to_a_team_i_am_not_in(client, agent, conversation, outsider):
+    billing = TeamFactory(name="Billing")
+    add_to_team(agent, billing)
+    sales_team = outsider.team_memberships.get().team
+    client.force_login(agent)
+
+    refused = client.post(f"/inbox/{conversation.pk}/team/", {"team": sales_team.pk})
+    conversation.refresh_from_db()
+    assert refused.status_code == 302 and conversation.team_id != sales_team.pk
+
+    client.post(f"/inbox/{conversation.pk}/team/", {"team": billing.pk})
+    conversation.refresh_from_db()
+    assert conversation.team_id == billing.pk
+
+
+@pytest.mark.parametrize("url,data", [
+    ("priority/", {"priority": "high"}),
+    ("labels/", {"action": "add", "name": "vip"}),
+    ("team/", {"team": 0}),
+    ("status/", {"status": "resolved"}),
+    ("reply/", {"content": "hello"}),
+    ("read/", {}),
+])
+def test_an_agent_of_another_team_cannot_act_on_the_conversation(client, conversation, outsider, url, data):
+    Label.objects.create(name="vip")
+    client.force_login(outsider)
+
+    assert client.post(f"/inbox/{conversation.pk}/{url}", data).status_code == 404
+    conversation.refresh_from_db()
+    assert (conversation.priority, conversation.status, conversation.labels.count()) == ("none", "open", 0)
+
+
+def test_detail_page_has_every_control_with_an_accessible_name(client, agent, conversation):
+    client.force_login(agent)
+
+    html = client.get(f"/inbox/{conversation.pk}/").content.decode()
+
+    for control_id in ("id_content", "id_inbox", "id_attachment", "id_private", "label-add", "id_priority",
+                       "id_team", "id_status", "id_snoozed_until", "workspace-search"):
+        assert f'id="{control_id}"' in html
+        assert f'for="{control_id}"' in html, control_id
+
+
+# --- search --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("q", [
+    "kopi susu",            # message content
+    "budi",                 # customer name
+    "0812-3456-7890",       # local spelling
+    "(0812) 3456 7890",
+    "+62 812 3456 7890",
+    "6281234567890",
+])
+def test_search_finds_the_conversation_by_text_name_or_phone_in_any_spelling(client, agent, conversation, q):
+    client.force_login(agent)
+
+    response = client.get("/inbox/search/", {"q": q})
+
+    assert response.status_code == 200
+    assert [c.pk for c in response.context["conversations"]] == [conversation.pk]
+
+
+def test_search_by_email_identity(client, agent, conversation):
+    from customers.services import identity_add
+
+    identity_add(customer=conversation.customer, kind="email", value="Budi.S@Example.com")
+    client.force_login(agent)
+
+    response = client.get("/inbox/search/", {"q": "budi.s@example"})
+
+    assert [c.pk for c in response.context["conversations"]] == [conversation.pk]
+    assert [c.pk for c in response.context["customers"]] == [conversation.customer_id]
+
+
+def test_search_never_shows_another_teams_conversation_and_has_a_clear_empty_state(client, conversation, outsider):
+    client.force_login(outsider)
+
+    response = client.get("/inbox/search/", {"q": "kopi susu"})
+
+    assert response.context["conversations"] == []
+    assert "No conversation you can see matches." in response.content.decode()
+    assert "Halo, ada promo" not in response.content.decode()
+
+
+def test_search_query_count_does_not_grow_with_results(client, agent, team, django_assert_max_num_queries):
+    from tests.channels_app.test_api import _conversation
+
+    for _ in range(12):
+        conversation = _conversation(team=team)
+        _inbound(conversation, "kopi susu please")
+    client.force_login(agent)
+
+    with django_assert_max_num_queries(14):
+        response = client.get("/inbox/search/", {"q": "kopi"})
+
+    assert len(response.context["conversations"]) == 12
+
+
+def test_short_query_asks_for_more(client, agent, conversation):
+    client.force_login(agent)
+
+    response = client.get("/inbox/search/", {"q": "k"})
+
+    assert "Type at least 2 characters." in response.content.decode()
+
+
+# --- unread counts -------------------------------------------------------------------------
+
+
+def _row_unread(html: str, pk: int) -> str:
+    import re
+
+    match = re.search(rf'data-unread-for="{pk}"(?P<attrs>[^>]*)>(?P<n>[^<]*)<', html)
+    assert match, html
+    return "" if " hidden" in match.group("attrs") else match.group("n")
+
+
+def test_unread_count_shows_on_the_list_clears_on_open_and_counts_new_messages(client, agent, conversation):
+    client.force_login(agent)
+
+    assert _row_unread(client.get("/inbox/").content.decode(), conversation.pk) == "1"
+    client.get(f"/inbox/{conversation.pk}/")
+    read = ConversationRead.objects.get(user=agent, conversation=conversation)
+    assert read.last_read_message_id == Message.objects.get().pk
+    assert _row_unread(client.get("/inbox/").content.decode(), conversation.pk) == ""
+
+    _inbound(conversation, "halo lagi")
+    _inbound(conversation, "masih di sana?")
+    assert _row_unread(client.get("/inbox/").content.decode(), conversation.pk) == "2"
+
+
+def test_unread_is_per_agent_and_tabs_count_conversations_with_unread(client, agent, team, conversation,
+                                                                      make_user):
+    teammate = make_user(email="dewi@example.com")
+    add_to_team(teammate, team)
+    client.force_login(agent)
+    client.get(f"/inbox/{conversation.pk}/")  # the agent read it; the teammate did not
+
+    mine = {t["key"]: t["unread"] for t in client.get("/inbox/").context["tabs"]}
+    client.force_login(teammate)
+    theirs = {t["key"]: t["unread"] for t in client.get("/inbox/").context["tabs"]}
+
+    assert mine == {"mine": 0, "unassigned": 0, "teams": 0}
+    assert theirs["teams"] == 1
+    assert theirs["mine"] == 0
+
+
+def test_marking_read_from_the_page_only_moves_forward(client, agent, conversation):
+    first = Message.objects.get()
+    second = _inbound(conversation, "dua")
+    client.force_login(agent)
+
+    assert client.post(f"/inbox/{conversation.pk}/read/", {"message": second.pk}).json() == {
+        "last_read_message_id": second.pk}
+    client.post(f"/inbox/{conversation.pk}/read/", {"message": first.pk})
+
+    assert ConversationRead.objects.get(user=agent).last_read_message_id == second.pk
+
+
+def test_list_query_count_is_flat_with_unread_counts_and_tabs(client, agent, team, django_assert_max_num_queries):
+    from tests.channels_app.test_api import _conversation
+
+    for _ in range(15):
+        _inbound(_conversation(team=team), "halo")
+    client.force_login(agent)
+
+    with django_assert_max_num_queries(16):
+        response = client.get("/inbox/")
+
+    assert len(response.context["page"]) == 15
+    assert all(c.unread_count == 1 for c in response.context["page"])
+
+
+def test_views_tabs_filter_the_list(client, agent, team):
+    from tests.channels_app.test_api import _conversation
+
+    mine = _conversation(team=team, assignee=agent)
+    waiting = _conversation(team=team)
+    client.force_login(agent)
+
+    assert [c.pk for c in client.get("/inbox/", {"view": "mine"}).context["page"]] == [mine.pk]
+    assert [c.pk for c in client.get("/inbox/", {"view": "unassigned"}).context["page"]] == [waiting.pk]
+    assert {c.pk for c in client.get("/inbox/", {"view": "teams"}).context["page"]} == {mine.pk, waiting.pk}
+
+
+# --- customer 360 --------------------------------------------------------------------------
+
+
+def test_side_panel_shows_identities_stage_previous_conversations_and_timeline(client, agent, team, conversation):
+    from tests.channels_app.test_api import _conversation
+
+    older = _conversation(team=team, status="resolved")
+    Conversation.objects.filter(pk=older.pk).update(customer=conversation.customer)
+    client.force_login(agent)
+
+    response = client.get(f"/inbox/{conversation.pk}/")
+    html = response.content.decode()
+    panel = response.context["panel"]
+
+    assert [i.value for i in panel["identities"]] == ["+6281234567890"]
+    assert "+6281234567890" in html
+    assert [c.pk for c in panel["previous_conversations"]] == [older.pk]
+    assert f'href="/inbox/{older.pk}/"' in html
+    assert conversation.customer.get_lifecycle_stage_display() in html
+    assert any("kopi susu" in entry.body for entry in panel["timeline"])
+
+
+def test_side_panel_escapes_customer_text(client, agent, conversation):
+    conversation.customer.display_name = "<script>alert(1)</script>"
+    conversation.customer.save()
+    client.force_login(agent)
+
+    html = client.get(f"/inbox/{conversation.pk}/").content.decode()
+
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
