@@ -80,7 +80,7 @@
       if (ev === "channels.message.created" && data.message && !conversationId) listUpdate(data.message);
       else if (ev === "channels.message.created" && data.message && data.message.conversation === conversationId) catchUp();
       else if (ev === "channels.message.updated" && data.message && data.message.conversation === conversationId) refreshOne(data.message.id);
-      else if ((ev === "channels.conversation.status_changed" || ev === "channels.conversation.rated" || ev === "channels.conversation.assigned") &&
+      else if ((ev === "channels.conversation.status_changed" || ev === "channels.conversation.rated" || ev === "channels.conversation.assigned" || ev === "channels.conversation.updated") &&
                data.conversation && data.conversation.id === conversationId) refreshPanel();
       else if (ev === "channels.typing" && data.conversation === conversationId) { setStatus("Someone is typing…"); setTimeout(function () { setStatus("Live"); }, 3000); }
     };
