@@ -157,31 +157,15 @@ def visitor_contact_leave(*, inbox: Inbox, token: str, email: str = "", phone: s
 
 
 def visitor_rating_record(*, inbox: Inbox, token: str, rating: int) -> None:
-    """The inline CSAT prompt: recorded through journeys' CSAT service on the survey of the
-    visitor's latest resolved conversation (created for it if the scheduler has not yet)."""
-    import datetime as dt
-
-    from django.utils import timezone
-
-    from journeys.models import CsatResponse, CsatSurvey
-    from journeys.services import csat_response_record
+    """The inline CSAT prompt: the rating of the visitor's latest conversation, recorded by
+    journeys' CSAT service (which owns surveys), then pushed to the agents' side panels."""
+    from channels_app import realtime
+    from channels_app.services.conversations import conversation_audience
+    from journeys.services import csat_inline_response_record
 
     conversation = _visitor_conversations(inbox=inbox, token=token).order_by("-id").first()
     if conversation is None or conversation.status != "resolved":
         raise ValidationError({"rating": ["There is no resolved conversation to rate."]})
-    now = timezone.now()
-    survey, _created = CsatSurvey.objects.get_or_create(
-        conversation=conversation,
-        defaults={"customer_id": conversation.customer_id, "inbox": inbox, "assignee_id": conversation.assignee_id,
-                  "team_id": conversation.team_id, "status": CsatSurvey.Status.SENT, "send_after": now, "sent_at": now,
-                  "expires_at": now + dt.timedelta(days=7)},
-    )
-    if survey.status == CsatSurvey.Status.SCHEDULED:
-        survey.status, survey.sent_at, survey.expires_at = CsatSurvey.Status.SENT, now, now + dt.timedelta(days=7)
-        survey.save(update_fields=["status", "sent_at", "expires_at"])
-    csat_response_record(survey=survey, rating=rating, via=CsatResponse.Via.LINK)
-    from channels_app import realtime
-    from channels_app.services.conversations import conversation_audience
-
+    csat_inline_response_record(conversation=conversation, rating=rating, inbox_id=inbox.pk)
     realtime.publish("channels.conversation.rated", {"conversation": {"id": conversation.pk, "rating": rating}},
                      groups=conversation_audience(conversation=conversation))

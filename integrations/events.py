@@ -27,6 +27,5 @@ WEBHOOK_EVENT_TYPES = [
     EVENT_RECEIVED,
 ]
 
-# Types with a domain event wired to them (see integrations/receivers.py). The others are
-# accepted in subscriptions but nothing emits them until their app sends a domain event.
-WIRED_EVENT_TYPES = [CUSTOMER_CREATED, CUSTOMER_UPDATED, CUSTOMER_MERGED, CUSTOMER_STAGE_CHANGED]
+# Types with a domain event wired to them (see integrations/receivers.py): all of them.
+WIRED_EVENT_TYPES = list(WEBHOOK_EVENT_TYPES)

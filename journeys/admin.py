@@ -7,6 +7,8 @@ from journeys.models import (
     CsatResponse,
     CsatSurvey,
     CustomerEvent,
+    EventMessageDispatch,
+    EventMessageRule,
     EventTypeMapping,
     JourneySettings,
     MaturityAssessment,
@@ -116,3 +118,20 @@ class SlaPolicyAdmin(admin.ModelAdmin):
     list_display = ["name", "inbox", "team", "first_response_minutes", "resolution_minutes", "hours", "is_active"]
     list_filter = ["hours", "is_active"]
     list_editable = ["is_active"]
+
+
+@admin.register(EventMessageRule)
+class EventMessageRuleAdmin(admin.ModelAdmin):
+    """"order.shipped → canned response → channel": see docs/journeys.md."""
+
+    list_display = ["name", "event_type", "canned_response", "inbox", "is_active"]
+    list_filter = ["is_active"]
+    list_editable = ["is_active"]
+    search_fields = ["name", "event_type"]
+
+
+@admin.register(EventMessageDispatch)
+class EventMessageDispatchAdmin(ReadOnlyAdmin):
+    list_display = ["event", "rule", "status", "reason", "inbox", "conversation", "used_template", "created_at"]
+    list_filter = ["status", "rule"]
+    raw_id_fields = ["event", "conversation"]

@@ -14,3 +14,10 @@ class JourneysConfig(AppConfig):
         merge_hooks.register("journeys.StageChange", "customer")
         merge_hooks.register("journeys.CsatSurvey", "customer")
         merge_hooks.register("journeys.CsatResponse", "customer")
+
+        from journeys import events, rules
+
+        # Event message rules run once a new event is committed ("order.shipped" → message).
+        recorded = getattr(events, "customer_event_recorded", None)  # the signal lands in a parallel change
+        if recorded is not None:
+            recorded.connect(rules.on_customer_event_recorded, dispatch_uid="journeys.event_rules")

@@ -1,9 +1,10 @@
 """Writes for journeys: customer events, lifecycle stages, resolutions and CSAT surveys.
 
-channels_app emits no Django signal for "message created" or "conversation resolved", so
-journeys observes its recorded rows instead: `journeys_sync` (run by a periodic task) copies
-new resolutions, moves customers with a first inbound message to Acquisition, schedules and
-sends surveys and records single-digit survey replies. See docs/journeys.md.
+journeys observes channels_app's recorded rows (channels_app's domain signals, in
+channels_app/events.py, feed the outbound webhooks; journeys keeps its idempotent periodic
+pass): `journeys_sync` (run by a periodic task) copies new resolutions, moves customers with
+a first inbound message to Acquisition, schedules and sends surveys and records single-digit
+survey replies. See docs/journeys.md.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from accounts.services import audit_record
 from channels_app.models import Conversation, ConversationStatus, Message, MessageDirection, MessageSender
 from customers.models import Customer, IdentityKind, IdentityOrigin, LifecycleStage, TimelineKind
 from customers.services import IdentityInput, customer_resolve, customer_update, timeline_record
+from journeys import events
 from journeys.maturity_grid import DIMENSION_CODES
 from journeys.models import (
     STAGE_ORDER,
@@ -141,6 +143,8 @@ def customer_event_record(
                 data={"event": event.pk, "type": event.type, "meaning": event.meaning, "id": event.external_id},
             )
             lifecycle_apply_event(event=event)
+            events.send_on_commit(events.customer_event_recorded, event=events.EVENT_RECORDED, customer_event=event,
+                                  customer=resolved.customer, customer_created=resolved.created)
     except IntegrityError:
         # A concurrent delivery of the same event id won; return what it stored.
         return EventResult(CustomerEvent.objects.get(external_id=event_id[:200]), created=False)
@@ -610,6 +614,8 @@ def csat_response_record(
         ref_id=str(response.pk),
         data={"survey": survey.pk, "conversation": survey.conversation_id, "rating": rating},
     )
+    events.send_on_commit(events.csat_answered, event=events.CSAT_ANSWERED, response=response, survey=survey,
+                          customer=customer)
     promoter = rating == 5 or (nps is not None and nps >= 9)
     if promoter and customer.lifecycle_stage == LifecycleStage.RETENTION:
         rule = _rule(StageRule.Code.LOYALTY_PROMOTER)
@@ -617,6 +623,32 @@ def csat_response_record(
             stage_advance(customer=customer, to_stage=LifecycleStage.LOYALTY, rule=rule, at=at,
                           channel=survey.inbox.kind if survey.inbox_id else "")
     return response
+
+
+@transaction.atomic
+def csat_inline_response_record(
+    *, conversation: Conversation, rating: int, via: str = CsatResponse.Via.LINK, inbox_id: int | None = None,
+    at: dt.datetime | None = None,
+) -> CsatResponse:
+    """A rating given in the channel itself (the web chat widget's stars) for a resolved
+    conversation. Its survey (on `inbox_id`, default the conversation's last inbox) is opened now
+    when the scheduler has not created or sent it yet (one survey per conversation), then the
+    answer goes through `csat_response_record`."""
+    at = at or timezone.now()
+    conversation = Conversation.objects.get(pk=conversation.pk)
+    if conversation.status != ConversationStatus.RESOLVED:
+        raise ValidationError({"rating": [_("There is no resolved conversation to rate.")]})
+    expires_at = at + dt.timedelta(hours=journey_settings().csat_expiry_hours)
+    survey, _created = CsatSurvey.objects.get_or_create(
+        conversation=conversation,
+        defaults={"customer_id": conversation.customer_id, "inbox_id": inbox_id or conversation.last_inbox_id,
+                  "assignee_id": conversation.assignee_id, "team_id": conversation.team_id,
+                  "status": CsatSurvey.Status.SENT, "send_after": at, "sent_at": at, "expires_at": expires_at},
+    )
+    if survey.status == CsatSurvey.Status.SCHEDULED:
+        survey.status, survey.sent_at, survey.expires_at = CsatSurvey.Status.SENT, at, expires_at
+        survey.save(update_fields=["status", "sent_at", "expires_at"])
+    return csat_response_record(survey=survey, rating=rating, via=via, at=at)
 
 
 DIGIT_REPLY = re.compile(r"^\s*([1-5])\s*[.!]?\s*$")

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Availability, Team, TeamMembership, User
 from accounts.selectors import team_ids_for_user, user_is_supervisor_or_admin
-from channels_app import realtime
+from channels_app import events, realtime
 from channels_app.models import Conversation, ConversationPriority, ConversationStatus, Inbox, MessageSender
 from customers.models import Customer, TimelineKind
 from customers.services import timeline_record
@@ -45,6 +45,34 @@ def conversation_audience(*, conversation: Conversation) -> list[str]:
     return groups
 
 
+def _assigned_event(conversation: Conversation, *, previous_assignee_id: int | None, actor: User | None) -> None:
+    """Domain event (on commit): the conversation has a new assignee and/or team."""
+    events.send_on_commit(
+        events.conversation_assigned, event=events.CONVERSATION_ASSIGNED, conversation=conversation,
+        assignee_id=conversation.assignee_id, previous_assignee_id=previous_assignee_id,
+        team_id=conversation.team_id, actor_id=actor.pk if actor else None,
+    )
+
+
+def _status_event(conversation: Conversation, *, previous_status: str, actor: User | None) -> None:
+    """Domain event (on commit): resolved, reopened, snoozed or another status move."""
+    if conversation.status == previous_status:
+        return
+    if conversation.status == ConversationStatus.RESOLVED:
+        change = "resolved"
+    elif previous_status == ConversationStatus.RESOLVED:
+        change = "reopened"
+    elif conversation.status == ConversationStatus.SNOOZED:
+        change = "snoozed"
+    else:
+        change = "status"
+    events.send_on_commit(
+        events.conversation_status_changed, event=events.CONVERSATION_STATUS_CHANGED, conversation=conversation,
+        status=conversation.status, previous_status=previous_status, change=change,
+        actor_id=actor.pk if actor else None,
+    )
+
+
 def _conversation_payload(conversation: Conversation) -> dict:
     return {
         "conversation": {
@@ -72,8 +100,10 @@ def conversation_continue(*, customer: Customer, inbox: Inbox, at: dt.datetime |
         Conversation.objects.select_for_update().filter(customer=customer).exclude(status=ConversationStatus.RESOLVED).first()
     )
     result: ContinueResult
+    previous_status = ""
     if current is not None:
         result = ContinueResult(current, channel_switched=current.last_inbox_id not in (None, inbox.pk))
+        previous_status = current.status
         if current.status != ConversationStatus.OPEN:
             current.status = ConversationStatus.OPEN
             current.snoozed_until = None
@@ -85,6 +115,7 @@ def conversation_continue(*, customer: Customer, inbox: Inbox, at: dt.datetime |
             .first()
         )
         if recent is not None:
+            previous_status = recent.status
             recent.status = ConversationStatus.OPEN
             recent.resolved_at = None
             result = ContinueResult(recent, reopened=True, channel_switched=recent.last_inbox_id not in (None, inbox.pk))
@@ -107,6 +138,11 @@ def conversation_continue(*, customer: Customer, inbox: Inbox, at: dt.datetime |
     conversation.last_inbox = inbox
     conversation.save()
     conversation.inboxes.add(inbox)
+    if result.created:
+        events.send_on_commit(events.conversation_created, event=events.CONVERSATION_CREATED,
+                              conversation=conversation, inbox=inbox)
+    elif previous_status:
+        _status_event(conversation, previous_status=previous_status, actor=None)
     if result.created or result.reopened:
         timeline_record(
             customer=customer,
@@ -165,6 +201,7 @@ def conversation_assign(
     (their first), so team visibility follows the person who owns it."""
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
     previous_assignee = conversation.assignee_id
+    previous_team = conversation.team_id
     if unassign:
         conversation.assignee = None
     if agent is not None:
@@ -197,6 +234,8 @@ def conversation_assign(
     if previous_assignee and previous_assignee != conversation.assignee_id:
         groups.add(realtime.agent_group(previous_assignee))
     realtime.publish("channels.conversation.assigned", _conversation_payload(conversation), groups=groups)
+    if (conversation.assignee_id, conversation.team_id) != (previous_assignee, previous_team):
+        _assigned_event(conversation, previous_assignee_id=previous_assignee, actor=actor)
     if unassign and conversation.assignee_id is None:
         conversation_auto_assign(conversation=conversation)
     return conversation
@@ -222,6 +261,7 @@ def conversation_status_set(
     else:
         conversation.snoozed_until = None
     was_resolved = conversation.status == ConversationStatus.RESOLVED
+    previous_status = conversation.status
     if status != ConversationStatus.RESOLVED and was_resolved:
         if Conversation.objects.filter(customer_id=conversation.customer_id).exclude(
             status=ConversationStatus.RESOLVED
@@ -240,6 +280,7 @@ def conversation_status_set(
         )
     realtime.publish("channels.conversation.status_changed", _conversation_payload(conversation),
                      groups=conversation_audience(conversation=conversation))
+    _status_event(conversation, previous_status=previous_status, actor=actor)
     if status == ConversationStatus.RESOLVED and conversation.assignee_id:
         # The agent freed a slot: give them the oldest conversation waiting in their teams.
         conversation_assign_waiting(agent=conversation.assignee)
@@ -286,6 +327,7 @@ def conversation_auto_assign(*, conversation: Conversation) -> User | None:
     conversation.assignee, conversation.assigned_at = agent, now
     realtime.publish("channels.conversation.assigned", _conversation_payload(conversation),
                      groups=[realtime.agent_group(agent.pk)])
+    _assigned_event(conversation, previous_assignee_id=None, actor=None)
     return agent
 
 
@@ -332,6 +374,7 @@ def conversation_assign_waiting(*, agent: User) -> list[Conversation]:
         conversation.save(update_fields=["assignee", "assigned_at"])
         realtime.publish("channels.conversation.assigned", _conversation_payload(conversation),
                          groups=[realtime.agent_group(agent.pk)])
+        _assigned_event(conversation, previous_assignee_id=None, actor=None)
     return waiting
 
 
@@ -356,6 +399,7 @@ def conversations_wake_snoozed(*, now: dt.datetime | None = None) -> int:
         conversation.save(update_fields=["status", "snoozed_until"])
         realtime.publish("channels.conversation.status_changed", _conversation_payload(conversation),
                          groups=conversation_audience(conversation=conversation))
+        _status_event(conversation, previous_status=ConversationStatus.SNOOZED, actor=None)
     return len(due)
 
 
@@ -382,10 +426,12 @@ def conversations_merge_prepare(*, survivor: Customer, merged: Customer) -> Conv
                        sender=MessageSender.SYSTEM, private=True, status=MessageStatus.SENT, created_at=now,
                        content=_("Profiles merged: this conversation continues in #%(id)s.") % {"id": kept.pk},
                        data={"merged_into_conversation": kept.pk})
+    folded_previous_status = folded.status
     folded.status = ConversationStatus.RESOLVED
     folded.resolved_at = now
     folded.snoozed_until = None
     folded.save(update_fields=["status", "resolved_at", "snoozed_until"])
+    _status_event(folded, previous_status=folded_previous_status, actor=None)
     if kept.assignee_id is None and folded.assignee_id:
         kept.assignee_id, kept.assigned_at = folded.assignee_id, now
         kept.save(update_fields=["assignee", "assigned_at"])

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from channels_app import realtime
+from channels_app import events, realtime
 from channels_app.adapters.base import AdapterError, OutboundMessage, Template
 from channels_app.models import (
     Conversation,
@@ -93,6 +93,18 @@ def _publish(event: str, message: Message, conversation: Conversation) -> None:
     realtime.publish(event, message_payload(message), groups=groups)
 
 
+def _status_changed(message: Message, previous_status: str) -> None:
+    """Domain event (on commit) for a delivery status that moved."""
+    if message.status == previous_status:
+        return
+    events.send_on_commit(
+        events.message_status_changed, event=events.MESSAGE_STATUS_CHANGED, message=message,
+        conversation=message.conversation, status=message.status, previous_status=previous_status,
+        error_code=message.error_code if message.status == MessageStatus.FAILED else "",
+        error_title=message.error_title if message.status == MessageStatus.FAILED else "",
+    )
+
+
 @transaction.atomic
 def message_record(
     *,
@@ -161,6 +173,8 @@ def message_record(
             data={"conversation": conversation.pk, "inbox": inbox.pk, "direction": direction},
         )
     _publish("channels.message.created", message, conversation)
+    events.send_on_commit(events.message_created, event=events.MESSAGE_CREATED, message=message,
+                          conversation=conversation, direction=direction, kind=events.message_kind(message))
     return message, True
 
 
@@ -435,6 +449,7 @@ def message_sent(*, message: Message, provider_message_id: str, raw: Any = None)
     """The provider accepted the message: sent, with its id (status webhooks refer to it)."""
     message = Message.objects.select_for_update().select_related("conversation", "inbox").get(pk=message.pk)
     now = timezone.now()
+    previous_status = message.status
     if STATUS_RANK.get(message.status, -1) < STATUS_RANK[MessageStatus.SENT]:
         message.status = MessageStatus.SENT
         message.status_changed_at = now
@@ -446,6 +461,7 @@ def message_sent(*, message: Message, provider_message_id: str, raw: Any = None)
     message.save()
     customer_touch(customer=message.conversation.customer, contacted_at=now)
     _publish("channels.message.updated", message, message.conversation)
+    _status_changed(message, previous_status)
     if message.inbox.kind == InboxKind.WEBCHAT and message.data.get("to"):
         # The web chat "provider" is us: the reply reaches the visitor over their widget socket.
         realtime.publish("webchat.message", {"message": {"id": str(message.uuid), "text": message.content,
@@ -470,6 +486,7 @@ def message_deliver_attempt_failed(*, message: Message, error: AdapterError, fin
     message.save()
     if final:
         _publish("channels.message.updated", message, message.conversation)
+        _status_changed(message, MessageStatus.QUEUED)
     return message
 
 
@@ -504,10 +521,12 @@ def message_status_update(
         message.error_title = str(error_title)[:500]
     elif STATUS_RANK[status] <= current:
         return None
+    previous_status = message.status
     message.status = status
     message.status_changed_at = at or timezone.now()
     message.save()
     _publish("channels.message.updated", message, message.conversation)
+    _status_changed(message, previous_status)
     return message
 
 
@@ -518,10 +537,16 @@ def message_status_update_until(
     """Messenger/Instagram receipts without ids: every outbound message to this customer on this
     inbox sent up to `watermark` reached `status` (only forward)."""
     lower = [s for s, rank in STATUS_RANK.items() if 0 < rank < STATUS_RANK.get(status, 0)]
-    return Message.objects.filter(
+    moved = list(Message.objects.select_for_update().select_related("conversation").filter(
         inbox=inbox, direction=MessageDirection.OUTBOUND, conversation__customer=customer,
         status__in=lower, sent_at__lte=watermark,
-    ).update(status=status, status_changed_at=timezone.now())
+    ))
+    now = timezone.now()
+    Message.objects.filter(pk__in=[m.pk for m in moved]).update(status=status, status_changed_at=now)
+    for message in moved:
+        previous_status, message.status, message.status_changed_at = message.status, status, now
+        _status_changed(message, previous_status)
+    return len(moved)
 
 
 @transaction.atomic
