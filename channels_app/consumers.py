@@ -6,6 +6,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.models import Availability
 from accounts.services import user_availability_set
+from channels_app import realtime
 
 CLOSE_UNAUTHENTICATED = 4401
 
@@ -15,7 +16,12 @@ def agent_group(user_id: int) -> str:
 
 
 class AgentConsumer(AsyncJsonWebsocketConsumer):
-    """One socket per open agent tab: personal events and presence."""
+    """One socket per open agent tab: personal events, the conversations it opened, presence.
+
+    `hello` carries `last_id`, the newest stored live event: the browser's resume cursor until
+    it sees a pushed event. After a reconnect the browser sends `{"type": "resume", "since": id}`
+    and receives `{"type": "resume", "events": [...], "last_id": n}` (what this agent may see,
+    in id order, see `realtime.live_events_since`) or `{"type": "refresh", "reason": ...}`."""
 
     async def connect(self):
         user = self.scope.get("user")
@@ -24,10 +30,12 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             return
         self.user = user
         self.groups_joined = [agent_group(user.pk)]
+        self.conversations_open: list[int] = []
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "hello", "user": user.pk, "availability": user.availability})
+        last_id = await database_sync_to_async(realtime.latest_id)()
+        await self.send_json({"type": "hello", "user": user.pk, "availability": user.availability, "last_id": last_id})
 
     async def disconnect(self, code):
         for group in getattr(self, "groups_joined", []):
@@ -45,6 +53,8 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "pong"})
         elif content.get("type") == "conversation.open":
             await self.conversation_open(content.get("conversation"))
+        elif content.get("type") == "resume":
+            await self.resume(content.get("since"))
         elif content.get("type") == "typing":
             conversation_id = content.get("conversation")
             group = f"conversation.{conversation_id}" if isinstance(conversation_id, int) else ""
@@ -66,7 +76,21 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         if group not in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups_joined.append(group)
+            self.conversations_open.append(conversation_id)
         await self.send_json({"type": "conversation.opened", "conversation": conversation_id})
+
+    async def resume(self, since):
+        """Replay what this socket missed after event `since` (the browser de-duplicates the
+        overlap by id), or tell it to refresh its views when that cannot be done exactly."""
+        if not isinstance(since, int) or isinstance(since, bool) or since < 0:
+            await self.send_json({"type": "error", "message": "since must be an event id"})
+            return
+        result = await database_sync_to_async(realtime.live_events_since)(
+            viewer=self.user, since=since, conversation_ids=list(self.conversations_open))
+        if result.refresh:
+            await self.send_json({"type": "refresh", "reason": result.refresh, "last_id": result.last_id})
+            return
+        await self.send_json({"type": "resume", "events": result.events, "last_id": result.last_id})
 
     async def agent_event(self, event):
         """Forward a server-side event published to one of this socket's groups."""
@@ -92,7 +116,7 @@ class VisitorConsumer(AsyncJsonWebsocketConsumer):
     kept in the widget's localStorage), receives agent replies and status changes."""
 
     async def connect(self):
-        from channels_app import realtime, widget
+        from channels_app import widget
 
         kwargs = self.scope["url_route"]["kwargs"]
         token = kwargs.get("token", "")

@@ -12,6 +12,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from channels_app.models_live import LiveEvent, LiveEventRecipient  # noqa: F401  (the live-event log)
+
 
 class InboxKind(models.TextChoices):
     WHATSAPP = "whatsapp", _("WhatsApp")

@@ -1,28 +1,40 @@
 """Push events to agents' sockets, after the database has committed what they describe.
 
 Services call `publish(...)` explicitly with the narrow groups that may see the event
-(`agent.<id>`, later `inbox.<id>` / `conversation.<id>`); there is no global group. The channel
-layer may drop messages, so every event carries a monotonic `id` and the database stays the
-source of truth: a reconnecting client re-reads what changed since the last id it saw.
+(`agent.<id>`, `conversation.<id>`, `visitor.<token>`); there is no global group. Every event is
+first stored as a `LiveEvent` row inside the caller's transaction, and its primary key is the
+event `id` the browser tracks. The channel layer may drop messages and sockets drop, so a
+reconnecting browser asks for what happened after the last id it saw (`live_events_since`):
+the database, not the socket, is the source of truth. See docs/workspace.md ("Live events").
+
+Ids come from a database sequence, which is not commit-ordered: a transaction that took id 100
+may commit after one that took id 101 was already pushed. `live_events_since` therefore re-reads
+a window of LIVE_EVENT_RESUME_OVERLAP_SECONDS before the client's last id, and the client
+drops ids it has already seen.
 """
 from __future__ import annotations
 
-import itertools
+import datetime as dt
 import logging
 import re
-import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, Min, OuterRef, Q
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
 MESSAGE_TYPE = "agent.event"  # handled by AgentConsumer.agent_event
 
-_counter = itertools.count()
+AGENT_GROUP_RE = re.compile(r"^agent\.(\d+)$")
+CONVERSATION_GROUP_RE = re.compile(r"^conversation\.(\d+)$")
+VISITOR_PREFIX = "visitor."
 
 
 def agent_group(user_id: int) -> str:
@@ -31,7 +43,7 @@ def agent_group(user_id: int) -> str:
 
 def visitor_group(visitor_token: str) -> str:
     """A web chat visitor's widget sockets (channel-layer group names allow [A-Za-z0-9._-])."""
-    return "visitor." + re.sub(r"[^A-Za-z0-9._-]", "_", visitor_token)[:90]
+    return VISITOR_PREFIX + re.sub(r"[^A-Za-z0-9._-]", "_", visitor_token)[:90]
 
 
 def conversation_group(conversation_id: int) -> str:
@@ -39,19 +51,53 @@ def conversation_group(conversation_id: int) -> str:
     return f"conversation.{conversation_id}"
 
 
-def _next_id() -> int:
-    # Microseconds since the epoch, nudged by a process-local counter so two events published
-    # in the same microsecond keep their order.
-    return time.time_ns() // 1000 * 1000 + next(_counter) % 1000
+def resume_limit() -> int:
+    return int(getattr(settings, "LIVE_EVENT_RESUME_LIMIT", 500))
 
 
-def publish(event: str, payload: dict[str, Any], *, groups: Iterable[str]) -> None:
-    """Send `{"event": event, "id": <monotonic>, **payload}` to `groups` once the current
-    transaction commits (immediately when there is none). Never raises into the caller."""
+def resume_overlap() -> dt.timedelta:
+    return dt.timedelta(seconds=float(getattr(settings, "LIVE_EVENT_RESUME_OVERLAP_SECONDS", 60)))
+
+
+def retention() -> dt.timedelta:
+    return dt.timedelta(hours=float(getattr(settings, "LIVE_EVENT_RETENTION_HOURS", 24)))
+
+
+def _store(event: str, payload: dict[str, Any], targets: list[str]) -> int | None:
+    """The LiveEvent row (in the caller's transaction, inside a savepoint so a failure here
+    cannot break it). Visitor groups are not recorded: their name carries the visitor's secret
+    token, and the widget re-reads its history from the database on reconnect anyway."""
+    from channels_app.models import LiveEvent, LiveEventRecipient
+
+    agent_ids = sorted({int(m.group(1)) for m in map(AGENT_GROUP_RE.match, targets) if m})
+    conversation_ids = sorted({int(m.group(1)) for m in map(CONVERSATION_GROUP_RE.match, targets) if m})
+    if len(conversation_ids) > 1:
+        logger.warning("live event %s names %s conversations; only #%s is recorded", event,
+                       len(conversation_ids), conversation_ids[0])
+    try:
+        with transaction.atomic():
+            row = LiveEvent.objects.create(
+                event=event[:80], payload=payload,
+                groups=[g for g in targets if not g.startswith(VISITOR_PREFIX)],
+                conversation_id=conversation_ids[0] if conversation_ids else None,
+            )
+            LiveEventRecipient.objects.bulk_create(
+                [LiveEventRecipient(live_event=row, agent_id=agent_id) for agent_id in agent_ids])
+    except Exception:
+        logger.exception("could not store live event %s; it is pushed without an id", event)
+        return None
+    return row.pk
+
+
+def publish(event: str, payload: dict[str, Any], *, groups: Iterable[str]) -> int | None:
+    """Store the event and send `{"event": event, "id": <LiveEvent id>, **payload}` to `groups`
+    once the current transaction commits (immediately when there is none). An event concerns at
+    most one conversation. Returns the id; never raises into the caller."""
     targets = sorted(set(groups))
     if not targets:
-        return
-    message = {"type": MESSAGE_TYPE, "payload": {"event": event, "id": _next_id(), **payload}}
+        return None
+    event_id = _store(event, payload, targets)
+    message = {"type": MESSAGE_TYPE, "payload": {"event": event, "id": event_id, **payload}}
 
     def send() -> None:
         layer = get_channel_layer()
@@ -64,3 +110,87 @@ def publish(event: str, payload: dict[str, Any], *, groups: Iterable[str]) -> No
                 logger.warning("realtime publish of %s to %s failed", event, group, exc_info=True)
 
     transaction.on_commit(send)
+    return event_id
+
+
+# --- catching up ----------------------------------------------------------------------------
+
+
+@dataclass
+class Resume:
+    """What a reconnecting socket is sent: the events in id order, or `refresh` (with a reason)
+    when they cannot all be replayed (too many, or `since` is older than the retention)."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    refresh: str = ""  # "", "too_many" or "expired"
+    last_id: int = 0
+
+
+def latest_id() -> int:
+    from channels_app.models import LiveEvent
+
+    return LiveEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def _as_message(row: Any) -> dict[str, Any]:
+    return {"event": row.event, "id": row.pk, **row.payload}
+
+
+def live_events_since(*, viewer: Any, since: int, conversation_ids: Iterable[int] = (),
+                      limit: int | None = None) -> Resume:
+    """The stored events after `since` that `viewer`'s socket would have received: those
+    addressed to `agent.<viewer>` and those of the conversations in `conversation_ids` (the
+    ones the socket has open) that the selectors still let the viewer see. Nothing else, ever.
+
+    Also returns the events of the LIVE_EVENT_RESUME_OVERLAP_SECONDS before `since` (a lower id
+    may have become visible after a higher one was pushed): the client drops duplicates by id.
+    More than `limit` new events → `refresh="too_many"`; `since` pruned or unknown →
+    `refresh="expired"`."""
+    from channels_app import selectors
+    from channels_app.models import Conversation, LiveEvent, LiveEventRecipient
+
+    limit = resume_limit() if limit is None else limit
+    since = max(0, int(since))
+    wanted = sorted({int(pk) for pk in conversation_ids})
+    allowed: list[int] = []
+    if wanted:
+        visible = Conversation.objects.filter(pk__in=wanted)
+        scope = selectors.conversation_visibility(viewer=viewer)
+        if scope is not None:
+            visible = visible.filter(scope)
+        allowed = list(visible.values_list("pk", flat=True))
+    addressed = Exists(LiveEventRecipient.objects.filter(live_event=OuterRef("pk"), agent_id=viewer.pk))
+    access = Q(addressed) | Q(conversation_id__in=allowed) if allowed else Q(addressed)
+    rows = LiveEvent.objects.filter(access).order_by("pk")
+
+    floor = since
+    if since:
+        anchor = LiveEvent.objects.filter(pk=since).values_list("created_at", flat=True).first()
+        if anchor is None:
+            return Resume(refresh="expired", last_id=latest_id())
+        earliest = LiveEvent.objects.filter(created_at__gte=anchor - resume_overlap(), pk__lte=since).aggregate(
+            first=Min("pk"))["first"]
+        floor = (earliest or since + 1) - 1
+    new = list(rows.filter(pk__gt=since)[: limit + 1])
+    if len(new) > limit:
+        return Resume(refresh="too_many", last_id=latest_id())
+    overlap = list(rows.filter(pk__gt=floor, pk__lte=since).order_by("-pk")[:limit])[::-1] if floor < since else []
+    events = [_as_message(row) for row in [*overlap, *new]]
+    return Resume(events=events, last_id=max([since, *(row.pk for row in new)]))
+
+
+@transaction.atomic
+def live_events_prune(*, now: dt.datetime | None = None) -> int:
+    """Delete live events older than the retention (LIVE_EVENT_RETENTION_HOURS, default 24):
+    a browser offline longer than that is told to refresh instead."""
+    from channels_app.models import LiveEvent, LiveEventRecipient
+
+    cutoff = (now or timezone.now()) - retention()
+    last = LiveEvent.objects.filter(created_at__lt=cutoff).order_by("-pk").values_list("pk", flat=True).first()
+    if last is None:
+        return 0
+    # Ids below `last` created after the cutoff (a late commit) are rare and young: keep them.
+    old = LiveEvent.objects.filter(pk__lte=last, created_at__lt=cutoff)
+    LiveEventRecipient.objects.filter(live_event__in=old.values("pk")).delete()
+    deleted, _detail = old.delete()
+    return deleted

@@ -60,7 +60,7 @@ def test_signed_in_agent_receives_own_events_and_sets_presence(agent):
     connected, hello, pushed, presence = async_to_sync(scenario)()
 
     assert connected is True
-    assert hello == {"type": "hello", "user": agent.pk, "availability": "offline"}
+    assert hello == {"type": "hello", "user": agent.pk, "availability": "offline", "last_id": 0}
     assert pushed == {"type": "note", "n": 1}
     assert presence == {"type": "presence", "availability": "away"}
     agent.refresh_from_db()
