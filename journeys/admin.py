@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from journeys.models import (
     ConversationResolution,
@@ -13,6 +15,8 @@ from journeys.models import (
     JourneySettings,
     MaturityAssessment,
     MaturityScore,
+    NpsCampaign,
+    NpsSurvey,
     SlaPolicy,
     StageChange,
     StageRule,
@@ -135,3 +139,37 @@ class EventMessageDispatchAdmin(ReadOnlyAdmin):
     list_display = ["event", "rule", "status", "reason", "inbox", "conversation", "used_template", "created_at"]
     list_filter = ["status", "rule"]
     raw_id_fields = ["event", "conversation"]
+
+
+@admin.register(NpsCampaign)
+class NpsCampaignAdmin(admin.ModelAdmin):
+    """Campaigns are created on /journeys/nps/ (which queues the send job); here they can be
+    watched and re-run (customers already handled are skipped)."""
+
+    list_display = ["name", "segment", "status", "progress", "sent", "skipped", "created_at", "created_by"]
+    list_filter = ["status"]
+    readonly_fields = ["status", "total", "processed", "sent", "skipped", "created_by", "created_at", "finished_at"]
+    actions = ["resume_sending"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description=_("progress"))
+    def progress(self, obj: NpsCampaign) -> str:
+        return f"{obj.progress_percent}% ({obj.processed}/{obj.total})"
+
+    @admin.action(description=_("Send again to customers not yet handled"))
+    def resume_sending(self, request, queryset):
+        from journeys.tasks import nps_campaign_send_task
+
+        for campaign in queryset:
+            NpsCampaign.objects.filter(pk=campaign.pk).update(status=NpsCampaign.Status.QUEUED)
+            transaction.on_commit(lambda pk=campaign.pk: nps_campaign_send_task.delay(pk), robust=True)
+        self.message_user(request, _("Queued %(n)s campaign(s).") % {"n": queryset.count()})
+
+
+@admin.register(NpsSurvey)
+class NpsSurveyAdmin(ReadOnlyAdmin):
+    list_display = ["campaign", "customer", "inbox", "status", "skip_reason", "sent_at", "score", "answered_at"]
+    list_filter = ["status", "campaign"]
+    raw_id_fields = ["campaign", "customer"]

@@ -92,3 +92,23 @@ class MaturityScoreForm(forms.Form):
                 "horizon": self.cleaned_data.get(f"{code}-horizon") or "", "actions": self.cleaned_data.get(f"{code}-actions") or "",
             })
         return out
+
+
+class NpsSurveyForm(forms.Form):
+    score = forms.TypedChoiceField(
+        label=_("How likely are you to recommend us to a friend or colleague?"),
+        choices=[(n, str(n)) for n in range(11)], coerce=int, widget=forms.RadioSelect,
+    )
+    comment = forms.CharField(label=_("What is the main reason for your score? (optional)"), required=False, max_length=2000,
+                              widget=forms.Textarea(attrs={"rows": 4}))
+
+
+class NpsCampaignForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    segment = forms.TypedChoiceField(label=_("Send to the customers of segment"), coerce=int)
+    question = forms.CharField(label=_("Question (optional)"), required=False, max_length=300,
+                               help_text=_("Sent with the survey link. Default: “How likely are you to recommend us to a friend? (0–10)”"))
+
+    def __init__(self, *args, segments: list[tuple[int, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["segment"].choices = segments or []

@@ -549,6 +549,7 @@ def csat_report(*, window: Window_, group_by: str = "", period: str = "month", c
         "summary": finish(responses.aggregate(**aggregates), surveys.aggregate(**survey_aggregates)),
         "rows": [],
     }
+    body["summary"]["campaign_nps"] = _campaign_nps(window=window, customers=customers)
     if group_by:
         field = {
             "channel": "survey__inbox__kind", "inbox": "survey__inbox_id", "agent": "survey__assignee_id",
@@ -569,6 +570,17 @@ def csat_report(*, window: Window_, group_by: str = "", period: str = "month", c
                          **finish(by_key.get(key, {}), sent_by_key.get(key, {}))})
         body["rows"] = rows
     return body
+
+
+def _campaign_nps(*, window: Window_, customers=None) -> dict[str, Any]:
+    """NPS of campaign surveys (to a segment) answered in the window."""
+    from journeys.models import NpsSurvey
+    from journeys.nps import nps_summary
+
+    surveys = NpsSurvey.objects.filter(answered_at__gte=window.start, answered_at__lt=window.end)
+    if customers is not None:
+        surveys = surveys.filter(customer_id__in=_segment_ids(customers))
+    return nps_summary(surveys)
 
 
 # --- Lifecycle funnel ---------------------------------------------------------------------

@@ -16,7 +16,15 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from channels_app.models import Conversation, ConversationStatus, Inbox, InboxKind, Message, MessageDirection, MessageSender
+from channels_app.models import (
+    Conversation,
+    ConversationStatus,
+    Inbox,
+    InboxKind,
+    Message,
+    MessageDirection,
+    MessageSender,
+)
 from customers.models import Customer, TimelineKind
 from customers.services import timeline_record
 from journeys.models import CustomerEvent, EventMessageDispatch, EventMessageRule

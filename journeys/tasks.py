@@ -15,3 +15,11 @@ def journeys_sync_task() -> dict[str, int]:
 @shared_task(acks_late=True)
 def csat_survey_send_task(survey_id: int) -> str:
     return services.csat_survey_send(survey_id=survey_id).status
+
+
+@shared_task(acks_late=True)
+def nps_campaign_send_task(campaign_id: int) -> str:
+    """Send an NPS campaign to its segment; safe to re-run (customers already handled are skipped)."""
+    from journeys import nps
+
+    return nps.nps_campaign_send(campaign_id=campaign_id).status

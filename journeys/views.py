@@ -8,7 +8,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import Http404, HttpResponse
+from django.db.models import Count
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import get_language
@@ -16,11 +17,18 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from journeys import kpis, overview, selectors, services
-from journeys.forms import MaturityAssessmentForm, MaturityScoreForm, ReportFilterForm, SurveyForm
+from journeys import kpis, nps, overview, selectors, services
+from journeys.forms import (
+    MaturityAssessmentForm,
+    MaturityScoreForm,
+    NpsCampaignForm,
+    NpsSurveyForm,
+    ReportFilterForm,
+    SurveyForm,
+)
 from journeys.maturity import maturity_history, maturity_result
 from journeys.maturity_grid import DIMENSIONS, text
-from journeys.models import CsatResponse, CsatSurvey, MaturityAssessment
+from journeys.models import CsatResponse, CsatSurvey, MaturityAssessment, NpsCampaign, NpsSurvey
 
 
 @never_cache
@@ -29,7 +37,10 @@ def survey(request, token: str):
     """Public (no login): the signed token names the survey; one answer per survey."""
     found = services.survey_from_token(token=token)
     if found is None:
-        raise Http404
+        nps_survey = nps.nps_survey_from_token(token=token)
+        if nps_survey is None:
+            raise Http404
+        return _nps_survey(request, nps_survey)
     state = "open"
     if found.status == CsatSurvey.Status.ANSWERED:
         state = "answered"
@@ -49,6 +60,24 @@ def survey(request, token: str):
         else:
             state = "thanks"
     return render(request, "journeys/survey.html", {"form": form, "state": state, "survey": found})
+
+
+def _nps_survey(request, found: NpsSurvey):
+    """The 0–10 question of an NPS campaign (same public /survey/<token>/ address)."""
+    state = "open"
+    if found.status == NpsSurvey.Status.ANSWERED:
+        state = "answered"
+    elif found.status != NpsSurvey.Status.SENT or (found.expires_at and found.expires_at <= timezone.now()):
+        state = "closed"
+    form = NpsSurveyForm(request.POST or None)
+    if request.method == "POST" and state == "open" and form.is_valid():
+        try:
+            nps.nps_response_record(survey=found, score=form.cleaned_data["score"], comment=form.cleaned_data["comment"])
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            state = "thanks"
+    return render(request, "journeys/nps_survey.html", {"form": form, "state": state, "survey": found})
 
 
 def _require_reports(request) -> None:
@@ -321,3 +350,56 @@ def dashboard_kpi_conversations(request):
     return render(request, "journeys/kpi_conversations.html", {
         "form": form, "window": window, "rows": rows, "key": key, "group_by": group_by or "channel",
     })
+
+
+# --- NPS campaigns ------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def nps_campaigns(request):
+    """Campaign list with progress, and the form that sends a new one to a segment."""
+    _require_reports(request)
+    form = NpsCampaignForm(request.POST or None, segments=selectors.report_segment_choices(viewer=request.user))
+    if request.method == "POST" and form.is_valid():
+        segment = selectors.report_segment_get(viewer=request.user, segment_id=form.cleaned_data["segment"])
+        if segment is None:
+            form.add_error("segment", _("Unknown segment."))
+        else:
+            try:
+                campaign = nps.nps_campaign_create(name=form.cleaned_data["name"], segment=segment, actor=request.user,
+                                                   question=form.cleaned_data["question"])
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, _("The campaign is being sent."))
+                return redirect("journeys:nps_detail", pk=campaign.pk)
+    campaigns = list(NpsCampaign.objects.select_related("segment").order_by("-created_at", "-id")[:50])
+    return render(request, "journeys/nps_list.html", {"form": form, "campaigns": campaigns})
+
+
+@login_required
+def nps_detail(request, pk: int):
+    _require_reports(request)
+    campaign = NpsCampaign.objects.select_related("segment", "created_by").filter(pk=pk).first()
+    if campaign is None:
+        raise Http404
+    summary = nps.nps_summary(campaign.surveys.all())
+    skipped = list(campaign.surveys.filter(status=NpsSurvey.Status.SKIPPED).values("skip_reason")
+                   .annotate(n=Count("id")).order_by("-n")[:10])
+    return render(request, "journeys/nps_detail.html", {
+        "campaign": campaign, "summary": summary, "skipped": skipped,
+        "chart": {"labels": [_("Detractors (0–6)"), _("Passives (7–8)"), _("Promoters (9–10)")],
+                  "series": [{"label": _("Answers"), "values": [summary["detractors"], summary["passives"], summary["promoters"]]}]},
+    })
+
+
+@login_required
+def nps_progress(request, pk: int):
+    """Progress of the send job, polled by static/journeys/nps.js."""
+    _require_reports(request)
+    campaign = NpsCampaign.objects.filter(pk=pk).first()
+    if campaign is None:
+        raise Http404
+    return JsonResponse({"status": campaign.status, "total": campaign.total, "processed": campaign.processed,
+                         "sent": campaign.sent, "skipped": campaign.skipped, "percent": campaign.progress_percent})
