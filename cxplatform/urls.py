@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -31,3 +32,8 @@ urlpatterns = [
     path("journeys/", include("journeys.urls")),
     path("", include("accounts.urls")),
 ]
+
+if settings.BENCH_ENDPOINTS:  # the benchmark harness's baseline (cxplatform/bench_endpoint.py)
+    from cxplatform import bench_endpoint
+
+    urlpatterns.insert(0, path("bench/bare/", bench_endpoint.bare, name="bench-bare"))

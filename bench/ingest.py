@@ -1,0 +1,197 @@
+"""Ingest benchmark (issue 8 §2): signed WhatsApp Cloud API webhooks against the production
+processes, compared with a bare endpoint of the same server (HMAC check + one INSERT).
+
+    eval $(bench/servers.sh start) && .venv/bin/python bench/ingest.py [--seconds 15]
+
+1. Peak acknowledged/s: wrk, closed loop, 16 connections, unique signed bodies, against
+   /bench/bare/ and /webhooks/whatsapp/<uuid>/ — on gunicorn (WSGI) and on daphne (ASGI).
+2. Processed/s end to end: the Celery worker (2 processes) drains what was acknowledged:
+   parsed, customer resolved, conversation continued, message + timeline stored, pushed.
+3. Ack latency at fixed rates (open loop, aiohttp): 100, 300, 600, 1000 webhooks/s.
+Every body is a distinct message (unique wamid) from an existing dataset customer.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+import processes  # noqa: E402
+
+common.django_setup()
+
+from django.db import connection  # noqa: E402
+from django.db.models import Max, Min  # noqa: E402
+
+from channels_app.models import Inbox, WebhookEvent  # noqa: E402
+from cxplatform.bench_endpoint import BARE_SECRET, TABLE_SQL  # noqa: E402
+
+HTTP_PORT = 8101
+ASGI_PORT = 8102
+_seq = iter(range(10**12))
+
+
+def whatsapp_body(customer_index: int) -> bytes:
+    n = next(_seq)
+    wa_id = f"62812{customer_index:08d}"
+    payload = {"object": "whatsapp_business_account", "entry": [{"id": "264937493375603", "changes": [{"value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "6281100000001", "phone_number_id": common.WHATSAPP_PHONE_NUMBER_ID},
+        "contacts": [{"profile": {"name": "Bench Customer"}, "wa_id": wa_id}],
+        "messages": [{"from": wa_id, "id": f"wamid.bench{time.time_ns()}{n}", "timestamp": str(int(time.time())),
+                      "text": {"body": f"Halo kak, pesanan saya #{n} sudah dikirim?"}, "type": "text"}]},
+        "field": "messages"}]}]}
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def signed(body: bytes, secret: bytes) -> str:
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def bodies_file(count: int, secret: bytes, customers: int) -> Path:
+    path = Path(tempfile.mkstemp(prefix="cxbench-", suffix=".tsv")[1])
+    with path.open("w") as handle:
+        for i in range(count):
+            body = whatsapp_body(i * 7919 % customers)
+            handle.write(f"{signed(body, secret)}\t{body.decode()}\n")
+    return path
+
+
+def wrk(url: str, bodies: Path, seconds: int, connections: int = 16) -> dict:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(common.ROOT / "bench" / "wrk_bodies.lua"), url],
+        capture_output=True, text=True, env={"WRK_BODIES": str(bodies), "WRK_THREADS": "2", "PATH": "/usr/bin:/bin"},
+        check=True).stdout
+
+    def ms(label: str) -> float | None:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        if not match:
+            return None
+        value, unit = float(match.group(1)), match.group(2)
+        return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 1)
+
+    non_ok = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "p50_ms": ms("50"), "p99_ms": ms("99"), "non_2xx": int(non_ok.group(1)) if non_ok else 0,
+            "socket_errors": errors.group(1) if errors else ""}
+
+
+async def fixed_rate(url: str, rate: int, seconds: int, secret: bytes, customers: int) -> dict:
+    """Open loop: send at exactly `rate`/s whatever the latency; measure each ack."""
+    import aiohttp
+
+    bodies = [whatsapp_body(i * 104729 % customers) for i in range(rate * seconds)]
+    latencies: list[float] = []
+    failures = 0
+
+    async def one(session, body):
+        nonlocal failures
+        started = time.perf_counter()
+        try:
+            async with session.post(url, data=body, headers={"Content-Type": "application/json",
+                                                             "X-Hub-Signature-256": signed(body, secret)}) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    failures += 1
+                    return
+        except aiohttp.ClientError:
+            failures += 1
+            return
+        latencies.append(time.perf_counter() - started)
+
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        tasks = []
+        begin = time.perf_counter()
+        for i, body in enumerate(bodies):
+            delay = begin + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(session, body)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - begin
+    return {"rate": rate, "sent": len(bodies), "achieved_per_s": round(len(bodies) / elapsed, 1), "failures": failures,
+            **{k: v for k, v in common.summary_ms(latencies).items() if k != "mean_ms"}}
+
+
+def drain(first_id: int, timeout: float = 900) -> dict:
+    """Wait until every webhook event after `first_id` is processed; processed/s end to end."""
+    deadline = time.monotonic() + timeout
+    pending = None
+    while time.monotonic() < deadline:
+        pending = WebhookEvent.objects.filter(pk__gt=first_id).exclude(
+            status__in=[WebhookEvent.Status.PROCESSED, WebhookEvent.Status.PARKED]).count()
+        if pending == 0:
+            break
+        time.sleep(2)
+    rows = WebhookEvent.objects.filter(pk__gt=first_id)
+    span = rows.aggregate(first=Min("received_at"), last=Max("processed_at"), first_done=Min("processed_at"))
+    processed = rows.filter(status=WebhookEvent.Status.PROCESSED).count()
+    seconds = (span["last"] - span["first"]).total_seconds() if span["last"] else None
+    drain_seconds = (span["last"] - span["first_done"]).total_seconds() if span["last"] else None
+    return {"processed": processed, "parked": rows.filter(status=WebhookEvent.Status.PARKED).count(),
+            "still_pending": pending, "end_to_end_seconds": round(seconds, 1) if seconds else None,
+            "processed_per_s": round(processed / drain_seconds, 1) if drain_seconds else None}
+
+
+def last_event_id() -> int:
+    return WebhookEvent.objects.aggregate(m=Max("pk"))["m"] or 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--rates", default="100,300,600,1000")
+    args = parser.parse_args()
+    with connection.cursor() as cursor:
+        cursor.execute(TABLE_SQL)
+    inbox = Inbox.objects.get(name="Bench whatsapp")
+    app_secret = common.WHATSAPP_APP_SECRET.encode()
+    customers = max(1, sum(1 for _ in Inbox.objects.none()) or 100_000)
+    from customers.models import Identity
+    customers = Identity.objects.filter(kind="phone", value__startswith="+62812").count()
+    webhook_path = f"/webhooks/whatsapp/{inbox.uuid}/"
+    results: dict = {"peak": {}, "fixed_rate": [], "connections": 16}
+    n_bodies = 1200 * args.seconds
+
+    bare_bodies = bodies_file(n_bodies, BARE_SECRET, customers)
+    for server, port, start in (("gunicorn", HTTP_PORT, lambda: processes.gunicorn(HTTP_PORT)),
+                                ("daphne", ASGI_PORT, lambda: processes.daphne(ASGI_PORT))):
+        with processes.running(start, processes.celery_worker) as _procs:
+            bare = wrk(f"http://127.0.0.1:{port}/bench/bare/", bare_bodies, args.seconds)
+            hook_bodies = bodies_file(n_bodies, app_secret, customers)
+            first = last_event_id()
+            ours = wrk(f"http://127.0.0.1:{port}{webhook_path}", hook_bodies, args.seconds)
+            ours["end_to_end"] = drain(first)
+            hook_bodies.unlink()
+            results["peak"][server] = {"bare": bare, "webhook": ours,
+                                       "ratio_to_bare": round(ours["requests_per_s"] / bare["requests_per_s"], 2)}
+            print(server, json.dumps(results["peak"][server]), flush=True)
+    bare_bodies.unlink()
+
+    with processes.running(lambda: processes.gunicorn(HTTP_PORT), processes.celery_worker):
+        for rate in (int(r) for r in args.rates.split(",")):
+            first = last_event_id()
+            row = asyncio.run(fixed_rate(f"http://127.0.0.1:{HTTP_PORT}{webhook_path}", rate, args.seconds,
+                                         app_secret, customers))
+            row["end_to_end"] = drain(first)
+            results["fixed_rate"].append(row)
+            print("fixed", json.dumps(row), flush=True)
+    common.results_write("ingest", results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

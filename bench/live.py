@@ -1,0 +1,149 @@
+"""Live-push latency (issue 8 §3): webhook POST → frame on the assigned agent's websocket,
+with 500 agent sockets connected (one per agent) and 100 messages/s flowing.
+
+    eval $(bench/servers.sh start) && .venv/bin/python bench/live.py [--agents 500 --rate 100 --seconds 30]
+
+Production topology on one machine: gunicorn (HTTP webhooks), Celery worker (processing),
+daphne (websockets), channels-redis between them. Each message comes from the customer of a
+conversation assigned to one of the connected agents; the latency of a message is the time
+from just before its POST is sent to the arrival of the frame carrying its text. Also
+reports frames lost (never arrived within 30 s of the end) and duplicated.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+import processes  # noqa: E402
+
+common.django_setup()
+
+import agents as bench_agents  # noqa: E402
+from channels_app.models import Inbox  # noqa: E402
+from ingest import signed  # noqa: E402
+
+HTTP_PORT = 8111
+WS_PORT = 8112
+
+
+def body_for(wa_id: str, token: str) -> bytes:
+    payload = {"object": "whatsapp_business_account", "entry": [{"id": "264937493375603", "changes": [{"value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "6281100000001", "phone_number_id": common.WHATSAPP_PHONE_NUMBER_ID},
+        "contacts": [{"profile": {"name": "Bench Customer"}, "wa_id": wa_id}],
+        "messages": [{"from": wa_id, "id": f"wamid.live{token}", "timestamp": str(int(time.time())),
+                      "text": {"body": f"live {token}"}, "type": "text"}]}, "field": "messages"}]}]}
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+async def connect_agents(cookies: list[dict], session) -> list:
+    sockets = []
+    semaphore = asyncio.Semaphore(50)
+
+    async def one(cookie):
+        async with semaphore:
+            header = "; ".join(f"{k}={v}" for k, v in cookie.items())
+            ws = await session.ws_connect(f"ws://127.0.0.1:{WS_PORT}/ws/agent/", origin=f"http://127.0.0.1:{WS_PORT}",
+                                          headers={"Cookie": header}, heartbeat=None, max_msg_size=0)
+            hello = await ws.receive_json(timeout=30)
+            assert hello.get("type") == "hello", hello
+            return ws
+
+    sockets = await asyncio.gather(*(one(c) for c in cookies))
+    return list(sockets)
+
+
+async def run(pairs, cookies, rate: int, seconds: int, webhook_url: str, secret: bytes) -> dict:
+    import aiohttp
+
+    sent_at: dict[str, float] = {}
+    arrived: dict[str, float] = {}
+    duplicates = 0
+    post_failures = 0
+    async with aiohttp.ClientSession() as session:
+        sockets = await connect_agents(cookies, session)
+
+        async def reader(ws):
+            nonlocal duplicates
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                data = json.loads(msg.data)
+                text = (data.get("message") or {}).get("content", "")
+                if text.startswith("live "):
+                    token = text[5:]
+                    if token in arrived:
+                        duplicates += 1
+                    else:
+                        arrived[token] = time.perf_counter()
+
+        readers = [asyncio.create_task(reader(ws)) for ws in sockets]
+        await asyncio.sleep(1)
+
+        async def post(token: str, body: bytes):
+            nonlocal post_failures
+            sent_at[token] = time.perf_counter()
+            try:
+                async with session.post(webhook_url, data=body, headers={
+                        "Content-Type": "application/json", "X-Hub-Signature-256": signed(body, secret)}) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        post_failures += 1
+            except aiohttp.ClientError:
+                post_failures += 1
+
+        rng = random.Random(5)
+        posts = []
+        begin = time.perf_counter()
+        for i in range(rate * seconds):
+            delay = begin + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            _user, wa_id = pairs[rng.randrange(len(pairs))]
+            token = f"{i}-{time.time_ns()}"
+            posts.append(asyncio.create_task(post(token, body_for(wa_id, token))))
+        await asyncio.gather(*posts)
+        deadline = time.perf_counter() + 30
+        while len(arrived) < len(sent_at) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.5)
+        for task in readers:
+            task.cancel()
+        for ws in sockets:
+            await ws.close()
+    latencies = [arrived[t] - sent_at[t] for t in arrived if t in sent_at]
+    return {"agents_connected": len(cookies), "rate": rate, "seconds": seconds, "sent": len(sent_at),
+            "post_failures": post_failures, "received": len(arrived), "lost": len(sent_at) - len(arrived),
+            "duplicates": duplicates, **common.summary_ms(latencies)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=int, default=500)
+    parser.add_argument("--rate", type=int, default=100)
+    parser.add_argument("--seconds", type=int, default=30)
+    args = parser.parse_args()
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+    users = bench_agents.agents(args.agents)
+    pairs = bench_agents.open_conversations(users)
+    cookies = [bench_agents.session_cookie(u) for u in users]
+    inbox = Inbox.objects.get(name="Bench whatsapp")
+    url = f"http://127.0.0.1:{HTTP_PORT}/webhooks/whatsapp/{inbox.uuid}/"
+    with processes.running(lambda: processes.gunicorn(HTTP_PORT), lambda: processes.daphne(WS_PORT),
+                           processes.celery_worker):
+        result = asyncio.run(run(pairs, cookies, args.rate, args.seconds, url, common.WHATSAPP_APP_SECRET.encode()))
+    print(json.dumps(result))
+    common.results_write("live", result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Start and stop the platform's production processes for a benchmark run.
+
+    web (HTTP)   gunicorn cxplatform.wsgi, sync workers, persistent DB connections
+    web (ASGI)   daphne cxplatform.asgi (websockets; also HTTP when measuring daphne)
+    worker       celery -A cxplatform worker (prefork)
+
+All on loopback, with `common.bench_env()` (production settings, PostgreSQL + Redis).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import common
+
+BIN = Path(sys.executable).parent
+LOGS = common.ROOT / "var" / "bench" / "logs"
+
+
+def wait_for_port(port: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {seconds} s (see {LOGS})")
+
+
+def _start(name: str, argv: list[str], **env: str) -> subprocess.Popen:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = (LOGS / f"{name}.log").open("ab")
+    return subprocess.Popen(argv, cwd=common.ROOT, env=common.bench_env(**env), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def gunicorn(port: int, workers: int = 2) -> subprocess.Popen:
+    # WSGI: one thread per process, so a persistent connection (no pool) is reused.
+    proc = _start("gunicorn", [str(BIN / "gunicorn"), "cxplatform.wsgi:application", "-b", f"127.0.0.1:{port}",
+                               "-w", str(workers), "--worker-class", "sync", "--backlog", "2048",
+                               "--log-level", "warning"], DATABASE_POOL="false")
+    wait_for_port(port)
+    return proc
+
+
+def daphne(port: int) -> subprocess.Popen:
+    proc = _start(f"daphne-{port}", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+                                     "cxplatform.asgi:application"])
+    wait_for_port(port)
+    return proc
+
+
+def celery_worker(concurrency: int = 2) -> subprocess.Popen:
+    proc = _start("celery", [str(BIN / "celery"), "-A", "cxplatform", "worker", "--concurrency", str(concurrency),
+                             "--loglevel", "WARNING", "--without-gossip", "--without-mingle"])
+    time.sleep(3)
+    return proc
+
+
+def stop(*procs: subprocess.Popen) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running(*starters) -> Iterator[list[subprocess.Popen]]:
+    procs: list[subprocess.Popen] = []
+    try:
+        for start in starters:
+            procs.append(start())
+        yield procs
+    finally:
+        stop(*procs)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children, in MiB."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    return round(sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20, 1)
