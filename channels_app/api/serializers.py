@@ -1,12 +1,16 @@
 """Shapes of the channels API. Parsing and representation only: no writes here."""
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 
+import holidays
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from channels_app.models import (
+    AutomaticMessageKind,
     CannedResponse,
     Conversation,
     ConversationPriority,
@@ -36,6 +40,7 @@ def _inline_enum(choices) -> type[serializers.ChoiceField]:
 InboxKindField = _inline_enum(InboxKind.choices)
 ConversationStatusField = _inline_enum(ConversationStatus.choices)
 MessageStatusField = _inline_enum(MessageStatus.choices)
+AutomaticMessageKindField = _inline_enum(AutomaticMessageKind.choices)
 
 
 class InboxSerializer(serializers.ModelSerializer):
@@ -236,3 +241,116 @@ class CannedResponseRenderSerializer(serializers.Serializer):
 
 class CannedResponseRenderedSerializer(serializers.Serializer):
     content = serializers.CharField()
+
+
+# --- office hours -------------------------------------------------------------------------
+
+
+class OfficeHoursIntervalSerializer(serializers.Serializer):
+    weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday … 6 = Sunday.")
+    opens_at = serializers.TimeField(format="%H:%M", help_text="Local time, HH:MM.")
+    closes_at = serializers.TimeField(format="%H:%M", help_text="Local time, HH:MM; after opens_at.")
+
+    def validate(self, attrs):
+        if attrs["closes_at"] <= attrs["opens_at"]:
+            raise serializers.ValidationError({"closes_at": [_("Must be after opens_at.")]})
+        return attrs
+
+
+class AutomaticMessageSerializer(serializers.Serializer):
+    kind = AutomaticMessageKindField(choices=AutomaticMessageKind.choices)
+    language = serializers.RegexField(r"^([A-Za-z]{2,3}(-[A-Za-z0-9]{2,4})?)?$", max_length=8, required=False, default="",
+                                      allow_blank=True, help_text="e.g. id, en, id-id; empty: any other language.")
+    body = serializers.CharField(max_length=2000)
+
+
+class OfficeHoursSerializer(serializers.Serializer):
+    """Office hours of one inbox: weekly openings in a time zone, closed on public holidays."""
+
+    id = serializers.IntegerField(read_only=True)
+    inbox = serializers.IntegerField(help_text="The inbox (one set of office hours per inbox).")
+    time_zone = serializers.CharField(max_length=64, default="Asia/Jakarta",
+                                      help_text="IANA name, e.g. Asia/Jakarta, Asia/Makassar, Asia/Jayapura.")
+    holiday_country = serializers.CharField(max_length=2, required=False, default="ID", allow_blank=True,
+                                            help_text="ISO country whose public holidays are closed days; empty: none.")
+    is_enabled = serializers.BooleanField(default=True, help_text="Off: the inbox counts as always open.")
+    auto_reply_enabled = serializers.BooleanField(default=True)
+    greeting_enabled = serializers.BooleanField(default=False)
+    schedule = OfficeHoursIntervalSerializer(many=True, max_length=70,
+                                             help_text="Weekly openings; several on one day make a break.")
+    automatic_messages = AutomaticMessageSerializer(many=True, required=False, default=list, max_length=40,
+                                                    help_text="Out-of-hours reply and greeting, one per language.")
+    updated_at = serializers.DateTimeField(read_only=True)
+
+    def to_representation(self, instance):
+        return {
+            "id": instance.pk,
+            "inbox": instance.inbox_id,
+            "time_zone": instance.time_zone,
+            "holiday_country": instance.holiday_country,
+            "is_enabled": instance.is_enabled,
+            "auto_reply_enabled": instance.auto_reply_enabled,
+            "greeting_enabled": instance.greeting_enabled,
+            "schedule": OfficeHoursIntervalSerializer(instance.intervals.all(), many=True).data,
+            "automatic_messages": AutomaticMessageSerializer(instance.messages.all(), many=True).data,
+            "updated_at": serializers.DateTimeField().to_representation(instance.updated_at),
+        }
+
+    def validate_time_zone(self, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise serializers.ValidationError(
+                _("Unknown time zone: use an IANA name such as Asia/Jakarta.")) from None
+        return value
+
+    def validate_holiday_country(self, value: str) -> str:
+        value = value.upper()
+        if value:
+            try:
+                holidays.country_holidays(value)
+            except NotImplementedError:
+                raise serializers.ValidationError(_("No public holiday calendar for this country code.")) from None
+        return value
+
+    def validate_schedule(self, value: list[dict]) -> list[dict]:
+        by_day: dict[int, list[dict]] = {}
+        for interval in value:
+            by_day.setdefault(interval["weekday"], []).append(interval)
+        for weekday, intervals in by_day.items():
+            intervals.sort(key=lambda i: i["opens_at"])
+            for before, after in zip(intervals, intervals[1:]):
+                if after["opens_at"] < before["closes_at"]:
+                    raise serializers.ValidationError(
+                        _("Day %(day)s: openings %(a)s and %(b)s overlap.") % {
+                            "day": weekday, "a": f"{before['opens_at']:%H:%M}–{before['closes_at']:%H:%M}",
+                            "b": f"{after['opens_at']:%H:%M}–{after['closes_at']:%H:%M}"})
+        return value
+
+    def validate_automatic_messages(self, value: list[dict]) -> list[dict]:
+        keys = [(m["kind"], m["language"].lower()) for m in value]
+        if len(keys) != len(set(keys)):
+            raise serializers.ValidationError(_("At most one text per kind and language."))
+        return value
+
+
+class OfficeHoursUpdateSerializer(OfficeHoursSerializer):
+    """PATCH: any subset of the fields; `schedule` and `automatic_messages` replace the lists."""
+
+    inbox = serializers.IntegerField(read_only=True)
+
+
+class OfficeHoursHolidaySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    name = serializers.CharField()
+
+
+class OfficeHoursStatusSerializer(serializers.Serializer):
+    is_open = serializers.BooleanField(help_text="Staffed at `at` (always true when office hours are off).")
+    at = serializers.DateTimeField(help_text="The moment asked about, in the office hours' time zone.")
+    holiday = serializers.CharField(help_text="The public holiday on that local date, or empty.")
+    closed_since = serializers.DateTimeField(allow_null=True, help_text="Closed: when the last opening ended.")
+    next_opening = serializers.DateTimeField(allow_null=True, help_text="When it opens next (null: open with no "
+                                             "later opening known, or office hours off).")
+    next_closing = serializers.DateTimeField(allow_null=True, help_text="When the current or next opening ends.")
+    upcoming_holidays = OfficeHoursHolidaySerializer(many=True)

@@ -17,4 +17,7 @@ urlpatterns = [
     path("canned-responses/<int:pk>/", views.CannedResponseDetailApi.as_view(), name="api-canned-response-detail"),
     path("canned-responses/<int:pk>/render/", views.CannedResponseRenderApi.as_view(),
          name="api-canned-response-render"),
+    path("office-hours/", views.OfficeHoursListApi.as_view(), name="api-office-hours-list"),
+    path("office-hours/<int:pk>/", views.OfficeHoursDetailApi.as_view(), name="api-office-hours-detail"),
+    path("office-hours/<int:pk>/status/", views.OfficeHoursStatusApi.as_view(), name="api-office-hours-status"),
 ]

@@ -1,9 +1,15 @@
 """Channels API: parse → service/selector → serialize, nothing else."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, generics, permissions, status
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import exceptions, generics, permissions, serializers, status
 from rest_framework.response import Response
 
 from accounts.models import Team, User
@@ -28,9 +34,13 @@ from channels_app.api.serializers import (
     LabelSerializer,
     MessageCreateSerializer,
     MessageSerializer,
+    OfficeHoursSerializer,
+    OfficeHoursStatusSerializer,
+    OfficeHoursUpdateSerializer,
     StatusSerializer,
 )
-from channels_app.models import CannedResponse, Conversation, Inbox, InboxKind, Label, Message
+from channels_app.models import CannedResponse, Conversation, Inbox, InboxKind, Label, Message, OfficeHours
+from channels_app.services import office_hours as office_hours_services
 from customers.models import Customer
 from customers.selectors import customer_get
 
@@ -59,11 +69,46 @@ def _team_or_400(team_id: int | None, field: str = "team") -> Team | None:
     return team
 
 
-def _conversation_or_404(request, pk: int) -> Conversation:
+def _get_or_404(selector: Callable[..., Any], model: type, **kwargs: Any) -> Any:
     try:
-        return selectors.conversation_get(viewer=request.user, conversation_id=pk)
-    except Conversation.DoesNotExist:
+        return selector(**kwargs)
+    except model.DoesNotExist:
         raise Http404 from None
+
+
+def _conversation_or_404(request, pk: int) -> Conversation:
+    return _get_or_404(selectors.conversation_get, Conversation, viewer=request.user, conversation_id=pk)
+
+
+class SelectedObjectApi(generics.GenericAPIView):
+    """A view on one object the viewer may see: `selected()` loads it through the selector
+    (`selector(viewer=…, <selector_id>=pk)`; 404 when it does not exist or is not visible),
+    `validated()` parses the body, `represent()` answers with the object's representation
+    (`representation_class`, default `serializer_class`)."""
+
+    selector: Callable[..., Any]
+    selector_id: str
+    representation_class: type | None = None
+
+    def selected(self, pk: int | None = None) -> Any:
+        return _get_or_404(type(self).selector, self.queryset.model, viewer=self.request.user,
+                           **{self.selector_id: self.kwargs["pk"] if pk is None else pk})
+
+    def validated(self, serializer_class: type | None = None, **kwargs: Any) -> dict[str, Any]:
+        return _validated(serializer_class or self.get_serializer_class(), self.request, **kwargs)
+
+    def representation_context(self, instance: Any) -> dict[str, Any]:
+        return {}
+
+    def represent(self, instance: Any, *, status: int = status.HTTP_200_OK) -> Response:
+        serializer_class = self.representation_class or self.serializer_class
+        return Response(serializer_class(instance, context=self.representation_context(instance)).data, status=status)
+
+
+def _validated(serializer_class: type, request, **kwargs: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
 
 
 def _inbox_context(inboxes, request=None) -> dict:
@@ -91,9 +136,7 @@ class InboxListApi(generics.ListAPIView):
 
     @extend_schema(summary="Create an inbox", request=InboxCreateSerializer, responses={201: InboxSerializer})
     def post(self, request):
-        serializer = InboxCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = _validated(InboxCreateSerializer, request)
         inbox = services.inbox_create(
             name=data["name"], kind=data["kind"], config=data["config"],
             default_team=_team_or_400(data["default_team"], "default_team"), is_active=data["is_active"],
@@ -101,40 +144,38 @@ class InboxListApi(generics.ListAPIView):
         return Response(InboxSerializer(inbox, context=_inbox_context([inbox], request)).data, status=status.HTTP_201_CREATED)
 
 
-class InboxDetailApi(generics.GenericAPIView):
+class InboxDetailApi(SelectedObjectApi):
     queryset = Inbox.objects.none()
     serializer_class = InboxSerializer
     permission_classes = [ModelPermission]
     permission_model = "inbox"
+    selector = staticmethod(selectors.inbox_get)
+    selector_id = "inbox_id"
 
-    def _inbox(self, pk: int) -> Inbox:
-        try:
-            return selectors.inbox_get(viewer=self.request.user, inbox_id=pk)
-        except Inbox.DoesNotExist:
-            raise Http404 from None
+    def representation_context(self, instance: Inbox) -> dict[str, Any]:
+        return _inbox_context([instance], self.request)
 
     @extend_schema(summary="One inbox")
     def get(self, request, pk: int):
-        inbox = self._inbox(pk)
-        return Response(InboxSerializer(inbox, context=_inbox_context([inbox], request)).data)
+        return self.represent(self.selected())
 
     @extend_schema(summary="Change an inbox", request=InboxUpdateSerializer, responses={200: InboxSerializer})
     def patch(self, request, pk: int):
-        inbox = self._inbox(pk)
-        serializer = InboxUpdateSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
+        inbox = self.selected()
+        data = dict(self.validated(InboxUpdateSerializer, partial=True))
         if "default_team" in data:
             data["default_team"] = _team_or_400(data["default_team"], "default_team")
-        inbox = services.inbox_update(inbox=inbox, **data)
-        return Response(InboxSerializer(inbox, context=_inbox_context([inbox], request)).data)
+        return self.represent(services.inbox_update(inbox=inbox, **data))
 
 
-class InboxMessageApi(generics.GenericAPIView):
+class InboxMessageApi(SelectedObjectApi):
     queryset = Inbox.objects.none()
     serializer_class = InteractionLogSerializer
     permission_classes = [ModelPermission]
     permission_model = "message"
+    selector = staticmethod(selectors.inbox_get)
+    selector_id = "inbox_id"
+    representation_class = MessageSerializer
 
     @extend_schema(
         summary="Post an inbound message (API inbox) or log a call / store visit (voice, in-person inbox)",
@@ -145,10 +186,7 @@ class InboxMessageApi(generics.GenericAPIView):
         responses={201: MessageSerializer, 202: InboundAcceptedSerializer},
     )
     def post(self, request, pk: int):
-        try:
-            inbox = selectors.inbox_get(viewer=request.user, inbox_id=pk)
-        except Inbox.DoesNotExist:
-            raise Http404 from None
+        inbox = self.selected()
         if inbox.kind == InboxKind.API:
             body = request.body
             try:
@@ -159,9 +197,7 @@ class InboxMessageApi(generics.GenericAPIView):
             return Response({"ok": True, "event": event.pk}, status=status.HTTP_202_ACCEPTED)
         if inbox.kind not in (InboxKind.VOICE, InboxKind.IN_PERSON):
             raise exceptions.ValidationError({"inbox": ["This channel receives messages through its provider webhook."]})
-        serializer = InteractionLogSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = self.validated()
         try:
             customer = customer_get(viewer=request.user, customer_id=data["customer"])
         except Customer.DoesNotExist:
@@ -171,8 +207,8 @@ class InboxMessageApi(generics.GenericAPIView):
             author=request.user, details=data["details"], occurred_at=data["occurred_at"],
             external_id=data["external_id"],
         )
-        message = Message.objects.select_related("inbox", "author").get(pk=message.pk)
-        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+        return self.represent(Message.objects.select_related("inbox", "author").get(pk=message.pk),
+                              status=status.HTTP_201_CREATED)
 
 
 # --- conversations ------------------------------------------------------------------------
@@ -215,24 +251,31 @@ class ConversationListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-class ConversationDetailApi(generics.GenericAPIView):
+class ConversationApi(SelectedObjectApi):
+    """Views on one conversation the viewer may see; they answer with the conversation."""
+
     queryset = Conversation.objects.none()
-    serializer_class = ConversationSerializer
     permission_classes = [ModelPermission]
     permission_model = "conversation"
+    selector = staticmethod(selectors.conversation_get)
+    selector_id = "conversation_id"
+    representation_class = ConversationSerializer
+
+
+class ConversationDetailApi(ConversationApi):
+    serializer_class = ConversationSerializer
 
     @extend_schema(summary="One conversation")
     def get(self, request, pk: int):
-        return Response(ConversationSerializer(_conversation_or_404(request, pk)).data)
+        return self.represent(self.selected())
 
     @extend_schema(summary="Set the priority", request=ConversationUpdateSerializer,
                    responses={200: ConversationSerializer})
     def patch(self, request, pk: int):
-        conversation = _conversation_or_404(request, pk)
-        serializer = ConversationUpdateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        services.conversation_priority_set(conversation=conversation, priority=serializer.validated_data["priority"])
-        return Response(ConversationSerializer(_conversation_or_404(request, pk)).data)
+        conversation = self.selected()
+        data = self.validated(ConversationUpdateSerializer)
+        services.conversation_priority_set(conversation=conversation, priority=data["priority"])
+        return self.represent(self.selected())
 
 
 class ConversationMessageListApi(generics.ListAPIView):
@@ -266,9 +309,7 @@ class ConversationMessageListApi(generics.ListAPIView):
     )
     def post(self, request, pk: int):
         conversation = _conversation_or_404(request, pk)
-        serializer = MessageCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = _validated(MessageCreateSerializer, request)
         inbox = None
         if data["inbox"] is not None:
             inbox = Inbox.objects.filter(pk=data["inbox"]).first()
@@ -282,20 +323,15 @@ class ConversationMessageListApi(generics.ListAPIView):
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
-class ConversationAssignApi(generics.GenericAPIView):
-    queryset = Conversation.objects.none()
+class ConversationAssignApi(ConversationApi):
     serializer_class = AssignSerializer
-    permission_classes = [ModelPermission]
-    permission_model = "conversation"
     required_actions = {"POST": "change"}
 
     @extend_schema(summary="Assign or transfer to an agent and/or a team", request=AssignSerializer,
                    responses={200: ConversationSerializer})
     def post(self, request, pk: int):
-        conversation = _conversation_or_404(request, pk)
-        serializer = AssignSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        conversation = self.selected()
+        data = self.validated()
         agent = None
         if data.get("agent") is not None:
             agent = User.objects.filter(pk=data["agent"], is_active=True).first()
@@ -306,51 +342,39 @@ class ConversationAssignApi(generics.GenericAPIView):
             conversation=conversation, actor=request.user, agent=agent, team=team,
             unassign="agent" in data and data["agent"] is None,
         )
-        return Response(ConversationSerializer(self._fresh(request, pk)).data)
+        return self.represent(self._fresh(pk))
 
-    @staticmethod
-    def _fresh(request, pk: int) -> Conversation:
+    def _fresh(self, pk: int) -> Conversation:
         # After a transfer the actor may no longer see it: answer with what was stored.
         try:
-            return selectors.conversation_get(viewer=request.user, conversation_id=pk)
-        except Conversation.DoesNotExist:
+            return self.selected()
+        except Http404:
             return Conversation.objects.select_related("customer", "assignee", "team", "last_inbox").get(pk=pk)
 
 
-class ConversationStatusApi(generics.GenericAPIView):
-    queryset = Conversation.objects.none()
+class ConversationStatusApi(ConversationApi):
     serializer_class = StatusSerializer
-    permission_classes = [ModelPermission]
-    permission_model = "conversation"
     required_actions = {"POST": "change"}
 
     @extend_schema(summary="Open, pending, snooze (until) or resolve", request=StatusSerializer,
                    responses={200: ConversationSerializer})
     def post(self, request, pk: int):
-        conversation = _conversation_or_404(request, pk)
-        serializer = StatusSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        conversation = self.selected()
+        data = self.validated()
         services.conversation_status_set(conversation=conversation, status=data["status"], actor=request.user,
                                          snoozed_until=data["snoozed_until"])
-        return Response(ConversationSerializer(_conversation_or_404(request, pk)).data)
+        return self.represent(self.selected())
 
 
-class ConversationLabelsApi(generics.GenericAPIView):
-    queryset = Conversation.objects.none()
+class ConversationLabelsApi(ConversationApi):
     serializer_class = ConversationLabelsSerializer
-    permission_classes = [ModelPermission]
-    permission_model = "conversation"
     required_actions = {"POST": "change"}
 
     @extend_schema(summary="Set the conversation's labels (replaces them)", request=ConversationLabelsSerializer,
                    responses={200: ConversationLabelsResultSerializer})
     def post(self, request, pk: int):
-        conversation = _conversation_or_404(request, pk)
-        serializer = ConversationLabelsSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        labels = services.conversation_labels_set(conversation=conversation,
-                                                  labels=serializer.validated_data["labels"])
+        conversation = self.selected()
+        labels = services.conversation_labels_set(conversation=conversation, labels=self.validated()["labels"])
         return Response({"labels": [label.name for label in labels]})
 
 
@@ -374,22 +398,13 @@ class LabelListApi(generics.ListAPIView):
 
     @extend_schema(summary="Create a label", request=LabelSerializer, responses={201: LabelSerializer})
     def post(self, request):
-        serializer = LabelSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = _validated(LabelSerializer, request)
         label = services.label_create(name=data["name"], colour=data.get("colour", "#6b7280"),
                                       description=data.get("description", ""))
         return Response(LabelSerializer(label).data, status=status.HTTP_201_CREATED)
 
 
 # --- canned responses ---------------------------------------------------------------------
-
-
-def _canned_or_404(request, pk: int) -> CannedResponse:
-    try:
-        return selectors.canned_response_get(viewer=request.user, canned_id=pk)
-    except CannedResponse.DoesNotExist:
-        raise Http404 from None
 
 
 class CannedResponseListApi(generics.ListAPIView):
@@ -415,52 +430,211 @@ class CannedResponseListApi(generics.ListAPIView):
     @extend_schema(summary="Create a canned response", request=CannedResponseSerializer,
                    responses={201: CannedResponseSerializer})
     def post(self, request):
-        serializer = CannedResponseSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = _validated(CannedResponseSerializer, request)
         canned = services.canned_response_create(shortcut=data["shortcut"], title=data["title"], body=data["body"],
                                                  language=data.get("language", ""), created_by=request.user)
         return Response(CannedResponseSerializer(canned).data, status=status.HTTP_201_CREATED)
 
 
-class CannedResponseDetailApi(generics.GenericAPIView):
+class CannedResponseApi(SelectedObjectApi):
     queryset = CannedResponse.objects.none()
-    serializer_class = CannedResponseSerializer
     permission_classes = [ModelPermission]
     permission_model = "cannedresponse"
+    selector = staticmethod(selectors.canned_response_get)
+    selector_id = "canned_id"
+
+
+class CannedResponseDetailApi(CannedResponseApi):
+    serializer_class = CannedResponseSerializer
 
     @extend_schema(summary="One canned response")
     def get(self, request, pk: int):
-        return Response(CannedResponseSerializer(_canned_or_404(request, pk)).data)
+        return self.represent(self.selected())
 
     @extend_schema(summary="Change a canned response", request=CannedResponseUpdateSerializer,
                    responses={200: CannedResponseSerializer})
     def patch(self, request, pk: int):
-        canned = _canned_or_404(request, pk)
-        serializer = CannedResponseUpdateSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        canned = services.canned_response_update(canned=canned, **serializer.validated_data)
-        return Response(CannedResponseSerializer(canned).data)
+        canned = self.selected()
+        data = self.validated(CannedResponseUpdateSerializer, partial=True)
+        return self.represent(services.canned_response_update(canned=canned, **data))
 
     @extend_schema(summary="Delete a canned response", responses={204: None})
     def delete(self, request, pk: int):
-        services.canned_response_delete(canned=_canned_or_404(request, pk))
+        services.canned_response_delete(canned=self.selected())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class CannedResponseRenderApi(generics.GenericAPIView):
-    queryset = CannedResponse.objects.none()
+class CannedResponseRenderApi(CannedResponseApi):
     serializer_class = CannedResponseRenderSerializer
-    permission_classes = [ModelPermission]
-    permission_model = "cannedresponse"
     required_actions = {"POST": "view"}
 
     @extend_schema(summary="The canned response's text for a conversation (variables filled in)",
                    request=CannedResponseRenderSerializer, responses={200: CannedResponseRenderedSerializer})
     def post(self, request, pk: int):
-        canned = _canned_or_404(request, pk)
-        serializer = CannedResponseRenderSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        conversation = _conversation_or_404(request, serializer.validated_data["conversation"])
+        canned = self.selected()
+        conversation = _conversation_or_404(request, self.validated()["conversation"])
         content = services.canned_response_render(canned=canned, conversation=conversation, agent=request.user)
         return Response({"content": content})
+
+
+# --- office hours -------------------------------------------------------------------------
+
+OFFICE_HOURS_EXAMPLE = {
+    "inbox": 1,
+    "time_zone": "Asia/Jakarta",
+    "holiday_country": "ID",
+    "is_enabled": True,
+    "auto_reply_enabled": True,
+    "greeting_enabled": True,
+    "schedule": [{"weekday": day, "opens_at": "08:00", "closes_at": "17:00"} for day in range(5)]
+    + [{"weekday": 5, "opens_at": "09:00", "closes_at": "13:00"}],
+    "automatic_messages": [
+        {"kind": "out_of_hours", "language": "id",
+         "body": "Terima kasih, kami buka Senin–Jumat 08.00–17.00 WIB dan akan segera membalas."},
+        {"kind": "out_of_hours", "language": "",
+         "body": "Thanks! We are open Mon–Fri 08:00–17:00 (Jakarta time) and will reply then."},
+        {"kind": "greeting", "language": "id", "body": "Halo! Ada yang bisa kami bantu?"},
+    ],
+}
+
+
+def _office_hours_arguments(data: dict[str, Any]) -> dict[str, Any]:
+    """API shape → office_hours_set / office_hours_update keyword arguments (only what was sent)."""
+    arguments = {name: data[name] for name in ("time_zone", "holiday_country", "is_enabled", "auto_reply_enabled",
+                                               "greeting_enabled") if name in data}
+    if "schedule" in data:
+        schedule: dict[int, list] = {}
+        for interval in data["schedule"]:
+            schedule.setdefault(interval["weekday"], []).append((interval["opens_at"], interval["closes_at"]))
+        arguments["schedule"] = schedule
+    if "automatic_messages" in data:
+        texts: dict[str, dict[str, str]] = {"out_of_hours": {}, "greeting": {}}
+        for message in data["automatic_messages"]:
+            texts[message["kind"]][message["language"].lower()] = message["body"]
+        arguments.update(out_of_hours=texts["out_of_hours"], greeting=texts["greeting"])
+    return arguments
+
+
+def _office_hours_fresh(viewer, pk: int) -> OfficeHours:
+    return selectors.office_hours_get(viewer=viewer, office_hours_id=pk)
+
+
+class OfficeHoursListApi(generics.ListAPIView):
+    queryset = OfficeHours.objects.none()
+    serializer_class = OfficeHoursSerializer
+    permission_classes = [ModelPermission]
+    permission_model = "officehours"
+    pagination_class = None
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return selectors.office_hours_list(viewer=self.request.user)
+
+    @extend_schema(summary="List office hours (one set per inbox)")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Set up an inbox's office hours",
+        description="Weekly openings (local time in `time_zone`), closed on the public holidays of "
+        "`holiday_country`; outside them customers get the `out_of_hours` text once per closed period, "
+        "and the first message of a new conversation the `greeting` (texts per language, empty = any other).",
+        request=OfficeHoursSerializer, responses={201: OfficeHoursSerializer},
+        examples=[OpenApiExample("Jakarta store", value=OFFICE_HOURS_EXAMPLE, request_only=True)],
+    )
+    def post(self, request):
+        data = _validated(OfficeHoursSerializer, request)
+        try:
+            inbox = selectors.inbox_get(viewer=request.user, inbox_id=data["inbox"])
+        except Inbox.DoesNotExist:
+            raise exceptions.ValidationError({"inbox": [_("No such inbox.")]}) from None
+        if OfficeHours.objects.filter(inbox=inbox).exists():
+            raise exceptions.ValidationError({"inbox": [_("This inbox already has office hours: change them instead.")]})
+        arguments = _office_hours_arguments(data)
+        arguments.setdefault("schedule", {})
+        office_hours = services.office_hours_set(inbox=inbox, **arguments)
+        return Response(OfficeHoursSerializer(_office_hours_fresh(request.user, office_hours.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class OfficeHoursApi(SelectedObjectApi):
+    queryset = OfficeHours.objects.none()
+    permission_classes = [ModelPermission]
+    permission_model = "officehours"
+    selector = staticmethod(selectors.office_hours_get)
+    selector_id = "office_hours_id"
+    representation_class = OfficeHoursSerializer
+
+
+class OfficeHoursDetailApi(OfficeHoursApi):
+    serializer_class = OfficeHoursSerializer
+
+    @extend_schema(summary="One inbox's office hours")
+    def get(self, request, pk: int):
+        return self.represent(self.selected())
+
+    @extend_schema(summary="Replace office hours", request=OfficeHoursUpdateSerializer,
+                   responses={200: OfficeHoursSerializer},
+                   examples=[OpenApiExample("Jakarta store", value={k: v for k, v in OFFICE_HOURS_EXAMPLE.items()
+                                                                    if k != "inbox"}, request_only=True)])
+    def put(self, request, pk: int):
+        return self._change(partial=False)
+
+    @extend_schema(summary="Change some office hours settings",
+                   description="Fields left out keep their value; `schedule` and `automatic_messages`, when "
+                   "sent, replace the whole list.",
+                   request=OfficeHoursUpdateSerializer, responses={200: OfficeHoursSerializer},
+                   examples=[OpenApiExample("Saturday half day", request_only=True, value={"schedule": [
+                       {"weekday": 5, "opens_at": "09:00", "closes_at": "13:00"}]}),
+                             OpenApiExample("Switch off", request_only=True, value={"is_enabled": False})])
+    def patch(self, request, pk: int):
+        return self._change(partial=True)
+
+    def _change(self, *, partial: bool) -> Response:
+        office_hours = self.selected()
+        arguments = _office_hours_arguments(self.validated(OfficeHoursUpdateSerializer, partial=partial))
+        office_hours_services.office_hours_update(office_hours=office_hours, **arguments)
+        return self.represent(self.selected())
+
+
+class OfficeHoursStatusApi(OfficeHoursApi):
+    serializer_class = OfficeHoursStatusSerializer
+
+    @extend_schema(
+        summary="Is the inbox open now, and when does it next open / close",
+        parameters=[OpenApiParameter("at", OpenApiTypes.DATETIME,
+                                     description="Ask about this moment instead of now (ISO 8601 with offset).")],
+        responses={200: OfficeHoursStatusSerializer},
+        examples=[OpenApiExample("Closed on a Sunday", response_only=True, value={
+            "is_open": False, "at": "2026-11-22T10:00:00+07:00", "holiday": "",
+            "closed_since": "2026-11-21T13:00:00+07:00", "next_opening": "2026-11-23T08:00:00+07:00",
+            "next_closing": "2026-11-23T17:00:00+07:00",
+            "upcoming_holidays": [{"date": "2026-12-25", "name": "Christmas Day"}]})],
+    )
+    def get(self, request, pk: int):
+        office_hours = self.selected()
+        at = timezone.now()
+        if "at" in request.query_params:
+            field = serializers.DateTimeField()
+            try:
+                at = field.to_internal_value(request.query_params["at"])
+            except serializers.ValidationError as exc:
+                raise exceptions.ValidationError({"at": exc.detail}) from None
+        zone = office_hours_services.office_hours_zone(office_hours=office_hours)
+        local = at.astimezone(zone)
+        is_open, closed_since = office_hours_services.office_hours_state(office_hours=office_hours, now=at)
+        next_opening, next_closing = office_hours_services.office_hours_next_change(office_hours=office_hours,
+                                                                                    now=at)
+        upcoming = office_hours_services.office_hours_holidays_upcoming(office_hours=office_hours,
+                                                                        today=local.date())
+
+        def local_time(moment):
+            return moment.astimezone(zone) if moment is not None else None
+
+        return Response(OfficeHoursStatusSerializer({
+            "is_open": is_open, "at": local,
+            "holiday": office_hours_services.office_hours_holiday(office_hours=office_hours, day=local.date()),
+            "closed_since": local_time(closed_since), "next_opening": local_time(next_opening),
+            "next_closing": local_time(next_closing),
+            "upcoming_holidays": [{"date": day, "name": name} for day, name in upcoming],
+        }).data)

@@ -193,3 +193,85 @@ def inbound_automatic_replies(
             reply = _send(conversation, inbox, AutomaticMessageKind.OUT_OF_HOURS, period, text)
             sent += [reply] if reply else []
     return sent
+
+
+# --- reads for the API: next opening / closing, upcoming holidays ----------------------------
+
+LOOKAHEAD_DAYS = 400
+
+
+def _merged_openings(office_hours: OfficeHours, start: dt.date, zone: zoneinfo.ZoneInfo, intervals):
+    """Openings from `start` on, in order, with touching or overlapping ones merged (a 08–12 and
+    12–17 pair is one opening until 17:00)."""
+    current: list[dt.datetime] | None = None
+    for offset in range(LOOKAHEAD_DAYS):
+        for opens, closes in sorted(_openings(office_hours, start + dt.timedelta(days=offset), zone, intervals)):
+            if current is not None and opens <= current[1]:
+                current[1] = max(current[1], closes)
+                continue
+            if current is not None:
+                yield current[0], current[1]
+            current = [opens, closes]
+    if current is not None:
+        yield current[0], current[1]
+
+
+def office_hours_next_change(
+    *, office_hours: OfficeHours, now: dt.datetime | None = None
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """(next_opening, next_closing) after `now` (aware, in the office hours' zone). Open now:
+    next_closing ends the current opening and next_opening starts the one after it. Both are
+    None when office hours are off (always open) or nothing opens within LOOKAHEAD_DAYS."""
+    if not office_hours.is_enabled:
+        return None, None
+    now = now or timezone.now()
+    zone = office_hours_zone(office_hours=office_hours)
+    local = now.astimezone(zone)
+    intervals = list(office_hours.intervals.all())
+    next_opening = next_closing = None
+    for opens, closes in _merged_openings(office_hours, local.date() - dt.timedelta(days=1), zone, intervals):
+        if closes <= local:
+            continue
+        if opens <= local:
+            next_closing = closes
+            continue
+        next_opening = opens
+        next_closing = next_closing or closes
+        break
+    return next_opening, next_closing
+
+
+def office_hours_holidays_upcoming(*, office_hours: OfficeHours, today: dt.date, count: int = 5) -> list[tuple[dt.date, str]]:
+    """The next public holidays (closed days) from `today` on, within a year."""
+    if not office_hours.holiday_country:
+        return []
+    found: list[tuple[dt.date, str]] = []
+    for year in (today.year, today.year + 1):
+        try:
+            calendar = _country_holidays(office_hours.holiday_country.upper(), year)
+        except NotImplementedError:
+            return []
+        found += [(day, name) for day, name in sorted(calendar.items())
+                  if today <= day < today + dt.timedelta(days=366)]
+    return found[:count]
+
+
+def office_hours_update(
+    *, office_hours: OfficeHours, schedule: dict[int, list[tuple[dt.time, dt.time]]] | None = None,
+    out_of_hours: dict[str, str] | None = None, greeting: dict[str, str] | None = None, **fields,
+) -> OfficeHours:
+    """Change some of the office hours' settings (what is not given stays as it is)."""
+    current_schedule: dict[int, list[tuple[dt.time, dt.time]]] = {}
+    for interval in office_hours.intervals.all():
+        current_schedule.setdefault(interval.weekday, []).append((interval.opens_at, interval.closes_at))
+    texts: dict[str, dict[str, str]] = {AutomaticMessageKind.OUT_OF_HOURS: {}, AutomaticMessageKind.GREETING: {}}
+    for message in office_hours.messages.all():
+        texts[message.kind][message.language] = message.body
+    values = {name: getattr(office_hours, name) for name in (
+        "time_zone", "holiday_country", "is_enabled", "auto_reply_enabled", "greeting_enabled")}
+    values.update(fields)
+    return office_hours_set(
+        inbox=office_hours.inbox, schedule=current_schedule if schedule is None else schedule,
+        out_of_hours=texts[AutomaticMessageKind.OUT_OF_HOURS] if out_of_hours is None else out_of_hours,
+        greeting=texts[AutomaticMessageKind.GREETING] if greeting is None else greeting, **values,
+    )
