@@ -8,6 +8,17 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
+SUBSCRIBED_TYPES_CACHE_KEY = "integrations:subscribed-event-types"
+
+
+def _forget_subscribed_types() -> None:
+    from django.core.cache import cache
+    from django.db import transaction
+
+    cache.delete(SUBSCRIBED_TYPES_CACHE_KEY)
+    transaction.on_commit(lambda: cache.delete(SUBSCRIBED_TYPES_CACHE_KEY))
+
+
 class WebhookSubscription(models.Model):
     """An integrator's endpoint that receives signed POSTs for the event types it names.
 
@@ -34,6 +45,18 @@ class WebhookSubscription(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+    # Every domain event asks "does anyone subscribe to this type?" (integrations.services.
+    # subscribed_event_types, cached): any saved or deleted subscription forgets the answer,
+    # now and again after commit so no process caches a half-written state.
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        _forget_subscribed_types()
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        _forget_subscribed_types()
+        return result
 
 
 class WebhookDelivery(models.Model):

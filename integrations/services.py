@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.serializers.json import DjangoJSONEncoder
@@ -27,7 +28,7 @@ from accounts.models import Role, User
 from channels_app import outbound
 from integrations import crypto
 from integrations.events import WEBHOOK_EVENT_TYPES
-from integrations.models import WebhookDelivery, WebhookSubscription
+from integrations.models import SUBSCRIBED_TYPES_CACHE_KEY, WebhookDelivery, WebhookSubscription
 from integrations.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ BACKOFF_CAP_SECONDS = 6 * 3600
 DELIVERY_TIMEOUT_SECONDS = 10.0
 EXCERPT_CHARS = 1000
 STUCK_AFTER = timedelta(minutes=5)
+SUBSCRIBED_TYPES_CACHE_SECONDS = 60  # bounds the rare miss-vs-create race
 ATTEMPT_LEASE = timedelta(minutes=2)
 UNSET: Any = object()
 
@@ -141,7 +143,21 @@ def _enqueue(delivery_ids: list[int]) -> None:
     transaction.on_commit(send)
 
 
-@transaction.atomic
+def subscribed_event_types() -> frozenset[str]:
+    """The event types at least one active subscription wants, cached (shared cache, Redis
+    in production) until a subscription is saved or deleted. Domain events fire on every
+    message and customer change; most deployments subscribe to few types, so the common
+    answer "nobody listens" costs one cache read instead of a transaction and a query."""
+    types = cache.get(SUBSCRIBED_TYPES_CACHE_KEY)
+    if types is None:
+        found: set[str] = set()
+        for events in WebhookSubscription.objects.filter(active=True).values_list("events", flat=True):
+            found.update(events or [])
+        types = sorted(found)
+        cache.set(SUBSCRIBED_TYPES_CACHE_KEY, types, SUBSCRIBED_TYPES_CACHE_SECONDS)
+    return frozenset(types)
+
+
 def webhook_event_emit(*, type: str, data: dict[str, Any], occurred_at: datetime | None = None) -> list[WebhookDelivery]:
     """Record one delivery per active subscription to `type` and send them after commit.
 
@@ -149,6 +165,13 @@ def webhook_event_emit(*, type: str, data: dict[str, Any], occurred_at: datetime
     deduplicate."""
     if type not in WEBHOOK_EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {type!r}")
+    if type not in subscribed_event_types():
+        return []
+    with transaction.atomic():
+        return _webhook_event_record(type=type, data=data, occurred_at=occurred_at)
+
+
+def _webhook_event_record(*, type: str, data: dict[str, Any], occurred_at: datetime | None) -> list[WebhookDelivery]:
     subscriptions = [s for s in WebhookSubscription.objects.filter(active=True) if type in s.events]
     if not subscriptions:
         return []
