@@ -1,8 +1,12 @@
-"""Demo data for channels: one inbox of every kind and conversations that cross channels.
+"""Demo data for channels: one inbox of every kind and conversations that cross channels,
+canned responses (English and Bahasa Indonesia, with variables), labels on some conversations,
+and office hours (Mon–Fri 08:00–17:00 and Sat 09:00–13:00 Asia/Jakarta, closed on Indonesian
+public holidays) on the inboxes.
 
 Called by `seed_demo`; safe to run again (inboxes are found by name, demo messages by their
-provider ids). Provider secrets are random per installation: demo inboxes cannot talk to the
-real providers until an admin enters real credentials.
+provider ids, canned responses by shortcut, labels by name; office hours are only added to an
+inbox that has none). Provider secrets are random per installation: demo inboxes cannot talk to
+the real providers until an admin enters real credentials.
 """
 from __future__ import annotations
 
@@ -14,13 +18,27 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Team
-from channels_app.models import Inbox, InboxKind, Message, MessageDirection, MessageSender, MessageStatus
+from channels_app.models import (
+    CannedResponse,
+    Inbox,
+    InboxKind,
+    Label,
+    Message,
+    MessageDirection,
+    MessageSender,
+    MessageStatus,
+    OfficeHours,
+)
 from channels_app.services import (
+    canned_response_create,
     conversation_continue,
+    conversation_labels_set,
     conversation_status_set,
     inbox_create,
+    label_create,
     message_record,
     message_status_update,
+    office_hours_set,
 )
 from customers.services import IdentityInput, customer_resolve
 
@@ -104,14 +122,114 @@ def _outbound(conversation, inbox: Inbox, pid: str, text: str, at: dt.datetime, 
     return message
 
 
+# (shortcut, language, title, body): the same answers in Bahasa Indonesia and English.
+DEMO_CANNED_RESPONSES = [
+    ("salam", "id", "Salam pembuka",
+     "Halo Kak {{customer.first_name}}, saya {{agent.first_name}} dari Toko Demo. Ada yang bisa saya bantu?"),
+    ("greeting", "en", "Greeting",
+     "Hi {{customer.first_name}}, this is {{agent.first_name}} from Toko Demo. How can I help?"),
+    ("terima-kasih", "id", "Terima kasih",
+     "Terima kasih, Kak {{customer.first_name}}! Senang bisa membantu. Salam, {{agent.first_name}}"),
+    ("thanks", "en", "Thank you",
+     "Thank you, {{customer.first_name}}! Glad we could help. Best regards, {{agent.first_name}}"),
+    ("retur", "id", "Cara retur",
+     "Kak {{customer.first_name}}, barang bisa diretur dalam 7 hari setelah diterima. Balas dengan nomor "
+     "pesanan, nanti kami kirim label retur ke email Kakak."),
+    ("returns", "en", "How to return an item",
+     "{{customer.first_name}}, items can be returned within 7 days of delivery. Reply with your order number "
+     "and we will email you a return label."),
+    ("jam-buka", "id", "Jam buka",
+     "Kami buka Senin–Jumat 08.00–17.00 WIB dan Sabtu 09.00–13.00 WIB; tutup pada hari libur nasional."),
+    ("hours", "en", "Opening hours",
+     "We are open Mon–Fri 08:00–17:00 and Sat 09:00–13:00 (Jakarta time), closed on public holidays."),
+]
+
+# (name, colour, description)
+DEMO_LABELS = [
+    ("vip", "#b45309", "Loyal, high-value customer"),
+    ("pembayaran", "#2563eb", "Payment question or confirmation"),
+    ("retur", "#dc2626", "Return or exchange"),
+    ("garansi", "#059669", "Warranty claim"),
+]
+
+# Demo conversation (by one of its messages' provider id) → its labels.
+DEMO_CONVERSATION_LABELS = {
+    "demo-wa-1": ["pembayaran", "vip"],
+    "demo-web-1": ["retur"],
+    "demo-call-1": ["garansi"],
+}
+
+# Every touchpoint but the API channel (integrations answer around the clock).
+DEMO_OFFICE_HOURS_KINDS = [kind for kind in InboxKind.values if kind != InboxKind.API]
+DEMO_SCHEDULE = {**{day: [(dt.time(8), dt.time(17))] for day in range(5)}, 5: [(dt.time(9), dt.time(13))]}
+DEMO_OUT_OF_HOURS = {
+    "id": "Terima kasih sudah menghubungi Toko Demo. Kami buka Senin–Jumat 08.00–17.00 WIB dan Sabtu "
+          "09.00–13.00 WIB (tutup pada hari libur nasional); pesan Kakak akan kami balas saat buka.",
+    "": "Thanks for contacting Toko Demo. We are open Mon–Fri 08:00–17:00 and Sat 09:00–13:00 (Jakarta time), "
+        "closed on Indonesian public holidays; we will reply when we are back.",
+}
+
+
+def seed_demo_canned_responses() -> int:
+    existing = set(CannedResponse.objects.values_list("shortcut", flat=True))
+    created = 0
+    for shortcut, language, title, body in DEMO_CANNED_RESPONSES:
+        if shortcut not in existing:
+            canned_response_create(shortcut=shortcut, title=title, body=body, language=language)
+            created += 1
+    return created
+
+
+def seed_demo_labels() -> int:
+    existing = set(Label.objects.values_list("name", flat=True))
+    created = 0
+    for name, colour, description in DEMO_LABELS:
+        if name not in existing:
+            label_create(name=name, colour=colour, description=description)
+            created += 1
+    return created
+
+
+def seed_demo_office_hours(inboxes: dict[str, Inbox]) -> int:
+    """Office hours on every demo inbox that has none (an admin's changes are kept)."""
+    created = 0
+    for kind in DEMO_OFFICE_HOURS_KINDS:
+        inbox = inboxes.get(kind)
+        if inbox is None or OfficeHours.objects.filter(inbox=inbox).exists():
+            continue
+        office_hours_set(inbox=inbox, schedule=DEMO_SCHEDULE, time_zone="Asia/Jakarta", holiday_country="ID",
+                         out_of_hours=DEMO_OUT_OF_HOURS, auto_reply_enabled=True, greeting_enabled=False)
+        created += 1
+    return created
+
+
+def _label_demo_conversations() -> None:
+    """Labels on the demo conversations that carry none yet."""
+    for provider_id, names in DEMO_CONVERSATION_LABELS.items():
+        message = Message.objects.filter(provider_message_id=provider_id).select_related("conversation").first()
+        if message is not None and not message.conversation.labels.exists():
+            conversation_labels_set(conversation=message.conversation, labels=names)
+
+
 @transaction.atomic
 def seed_demo_channels(stdout=None) -> None:
-    """One inbox of every kind, and demo customers whose conversations span channels."""
+    """One inbox of every kind, demo customers whose conversations span channels, canned
+    responses, labels and office hours."""
     if stdout is not None:
         stdout.write("Channels:")
     inboxes = seed_demo_inboxes(stdout)
-    if Message.objects.filter(provider_message_id="demo-wa-1").exists():
-        return  # conversations were seeded before
+    canned = seed_demo_canned_responses()
+    labels = seed_demo_labels()
+    hours = seed_demo_office_hours(inboxes)
+    if stdout is not None and (canned or labels or hours):
+        stdout.write(f"  {canned} canned responses (/salam, /greeting, …), {labels} labels, office hours on "
+                     f"{hours} inboxes (Mon–Fri 08:00–17:00, Sat 09:00–13:00 Asia/Jakarta, ID public holidays)")
+    if not Message.objects.filter(provider_message_id="demo-wa-1").exists():
+        _seed_demo_conversations(inboxes, stdout)
+    _label_demo_conversations()
+
+
+def _seed_demo_conversations(inboxes: dict[str, Inbox], stdout=None) -> None:
     now = timezone.now()
     wa, ig, tg = inboxes[InboxKind.WHATSAPP], inboxes[InboxKind.INSTAGRAM], inboxes[InboxKind.TELEGRAM]
 
