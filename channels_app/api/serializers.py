@@ -53,7 +53,8 @@ class InboxSerializer(serializers.ModelSerializer):
     class Meta:
         model = Inbox
         fields = ["id", "uuid", "name", "kind", "config", "default_team", "is_active", "webhook_url", "created_at",
-                  "updated_at"]
+                  "updated_at", "imap_polled_at", "imap_poll_error"]
+        read_only_fields = ["imap_polled_at", "imap_poll_error"]
 
     def get_webhook_url(self, obj: Inbox) -> str:
         url = obj.webhook_url

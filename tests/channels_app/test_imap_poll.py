@@ -284,3 +284,16 @@ def test_beat_schedule_polls_every_minute(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["channels.poll_email_inboxes"]
     assert entry["task"] == "channels_app.tasks.email_inboxes_poll_task"
     assert entry["schedule"].minute == set(range(60))
+
+
+def test_inbox_api_shows_the_last_poll(client, supervisor, imap_server):
+    box = Mailbox(imap_server)
+    inbox = email_inbox(imap_server, box.name, password="wrong-password")
+    email_poll.email_inbox_poll(inbox_id=inbox.pk)
+    client.force_login(supervisor)
+
+    body = client.get(f"/api/v1/inboxes/{inbox.pk}/").json()
+
+    inbox.refresh_from_db()
+    assert dt.datetime.fromisoformat(body["imap_polled_at"]) == inbox.imap_polled_at
+    assert body["imap_poll_error"] == inbox.imap_poll_error != ""
