@@ -320,7 +320,7 @@ class OfficeHoursSerializer(serializers.Serializer):
             by_day.setdefault(interval["weekday"], []).append(interval)
         for weekday, intervals in by_day.items():
             intervals.sort(key=lambda i: i["opens_at"])
-            for before, after in zip(intervals, intervals[1:]):
+            for before, after in zip(intervals, intervals[1:], strict=False):
                 if after["opens_at"] < before["closes_at"]:
                     raise serializers.ValidationError(
                         _("Day %(day)s: openings %(a)s and %(b)s overlap.") % {
