@@ -107,3 +107,11 @@ def email_inbox_poll_task(inbox_id: int) -> str:
     from channels_app.services import email_poll
 
     return email_poll.email_inbox_poll(inbox_id=inbox_id).status
+
+
+@shared_task
+def live_events_prune_task() -> int:
+    """Periodic (hourly): delete live events past LIVE_EVENT_RETENTION_HOURS (default 24)."""
+    from channels_app import realtime
+
+    return realtime.live_events_prune()

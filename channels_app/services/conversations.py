@@ -15,7 +15,7 @@ from accounts.models import Availability, Team, TeamMembership, User
 from accounts.selectors import team_ids_for_user, user_is_supervisor_or_admin
 from channels_app import events, realtime
 from channels_app.models import Conversation, ConversationPriority, ConversationStatus, Inbox, MessageSender
-from customers.models import Customer, TimelineKind
+from customers.models import Customer, IdentityKind, TimelineKind
 from customers.services import timeline_record
 
 
@@ -55,9 +55,15 @@ def _assigned_event(conversation: Conversation, *, previous_assignee_id: int | N
 
 
 def _status_event(conversation: Conversation, *, previous_status: str, actor: User | None) -> None:
-    """Domain event (on commit): resolved, reopened, snoozed or another status move."""
+    """Domain event (on commit): resolved, reopened, snoozed or another status move. The
+    customer's web chat widgets are told too (resolved → the rating prompt, without polling)."""
     if conversation.status == previous_status:
         return
+    visitor_tokens = conversation.customer.identities.filter(kind=IdentityKind.WEB_VISITOR).values_list(
+        "value", flat=True)
+    realtime.publish("webchat.conversation.status",
+                     {"conversation": {"id": conversation.pk, "status": conversation.status}},
+                     groups=[realtime.visitor_group(token) for token in visitor_tokens])
     if conversation.status == ConversationStatus.RESOLVED:
         change = "resolved"
     elif previous_status == ConversationStatus.RESOLVED:

@@ -158,6 +158,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "channels_app.tasks.email_inboxes_poll_task",
         "schedule": crontab(minute="*"),
     },
+    "channels.prune_live_events": {
+        "task": "channels_app.tasks.live_events_prune_task",
+        "schedule": crontab(minute=41),
+    },
     "channels.prune_webhook_events": {
         "task": "channels_app.tasks.webhook_event_prune_task",
         "schedule": crontab(hour=3, minute=15),
@@ -255,6 +259,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "cxplatform.api.schema.idempotency_key_postprocess",  # Idempotency-Key on every POST
+    ],
 }
 
 # --- Internationalisation ----------------------------------------------------------------

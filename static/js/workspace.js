@@ -70,11 +70,16 @@
       delay = 500;
       setStatus("Live");
       if (conversationId) ws.send(JSON.stringify({type: "conversation.open", conversation: conversationId}));
+      liveResume(ws);  // after conversation.open: the server answers for the groups this socket joined
     };
-    ws.onmessage = function (e) {
-      var data = JSON.parse(e.data);
-      if (data.type === "hello") { availability = data.availability; }
-      if (data.id) lastEventId = Math.max(lastEventId, data.id);
+    ws.onmessage = function (e) { receive(JSON.parse(e.data)); };
+    ws.onclose = retry;
+  }
+  function receive(data) {
+      if (data.type === "hello") { availability = data.availability; liveHello(data); return; }
+      if (data.type === "resume") { liveReplay(data); return; }
+      if (data.type === "refresh") { liveRefresh(data); return; }
+      if (liveSeen(data.id)) return;  // pushed twice (late-commit overlap, resume racing a push)
       if (data.type === "conversation.opened") { catchUp(); return; }
       var ev = data.event || "";
       if (ev === "channels.message.created" && data.message && !conversationId) listUpdate(data.message);
@@ -83,9 +88,42 @@
       else if ((ev === "channels.conversation.status_changed" || ev === "channels.conversation.rated" || ev === "channels.conversation.assigned" || ev === "channels.conversation.updated") &&
                data.conversation && data.conversation.id === conversationId) refreshPanel();
       else if (ev === "channels.typing" && data.conversation === conversationId) { setStatus("Someone is typing…"); setTimeout(function () { setStatus("Live"); }, 3000); }
-    };
-    ws.onclose = retry;
   }
+
+  /* Live-event cursor (docs/workspace.md, "Live events: nothing missed, nothing twice").
+     Every stored event has a database id. The first hello gives the cursor; after a reconnect
+     the socket asks for what came after it ({"type": "resume", "since": id}) and replays the
+     answer through receive(). Ids are not commit-ordered, so the server also re-sends a short
+     window before the cursor: a bounded set of seen ids drops what was already handled. Too
+     much missed (or older than the retention) → the server says "refresh" and the views are
+     re-read from the server. A resume every minute also covers pushes the channel layer dropped
+     while the socket stayed open. */
+  var cursorReady = false;
+  var seenIds = [], seenSet = {}, SEEN_MAX = 2000;
+  function liveSeen(id) {
+    if (typeof id !== "number") return false;  // typing and other ephemeral events carry no id
+    if (seenSet[id]) return true;
+    seenSet[id] = true; seenIds.push(id);
+    if (seenIds.length > SEEN_MAX) delete seenSet[seenIds.shift()];
+    lastEventId = Math.max(lastEventId, id);
+    return false;
+  }
+  function liveHello(data) {
+    if (!cursorReady) { lastEventId = Math.max(lastEventId, data.last_id || 0); cursorReady = true; }
+  }
+  function liveResume(ws) {
+    if (cursorReady && ws && ws.readyState === 1) ws.send(JSON.stringify({type: "resume", since: lastEventId}));
+  }
+  function liveReplay(data) {
+    (data.events || []).forEach(receive);
+    lastEventId = Math.max(lastEventId, data.last_id || 0);
+  }
+  function liveRefresh(data) {
+    lastEventId = Math.max(lastEventId, data.last_id || 0);
+    if (thread) { catchUp(); refreshPanel(); }
+    else location.reload();  // the conversation list: re-rendered by the server
+  }
+  setInterval(function () { liveResume(window.cxWorkspace.socket); }, 60 * 1000);
   function listUpdate(message) {
     // Conversation list: unread count per row for inbound messages; a notice for conversations not listed yet.
     if (message.direction !== "inbound") return;

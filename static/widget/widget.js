@@ -50,9 +50,15 @@
     return fetch(root.dataset.api + query).then(function (r) { return r.json(); })
       .then(function (data) {
         (data.messages || []).forEach(function (m) { m.initial = initial; render(m); });
-        csat.hidden = !(data.status === "resolved" && !data.rating);
-        thanks.hidden = !data.rating;
+        rated = Boolean(data.rating);
+        showStatus(data.status);
       });
+  }
+  var rated = false;
+  function showStatus(status) {
+    // Resolved and not rated yet: the 1–5 stars; rated: the thank-you line.
+    csat.hidden = !(status === "resolved" && !rated);
+    thanks.hidden = !rated;
   }
   toggle.addEventListener("click", function () {
     panel.hidden = !panel.hidden;
@@ -89,14 +95,20 @@
       .catch(function (err) { errorBox.textContent = err.message; });
   });
 
+  /* Live: agent replies (webchat.message) and the conversation's status
+     (webchat.conversation.status: resolved → rating prompt, reopened → hidden) are pushed to this
+     visitor's group. No polling: on every (re)connect the widget re-reads its history once, which
+     covers whatever was pushed while the socket was down (messages are de-duplicated by id). */
   var delay = 500;
   function connect() {
     var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/widget/" + inbox + "/" + token + "/");
     ws.onopen = function () { delay = 500; refresh(false); };
-    ws.onmessage = function () { refresh(false); };
+    ws.onmessage = function (e) {
+      var data = JSON.parse(e.data);
+      if (data.event === "webchat.conversation.status" && data.conversation) showStatus(data.conversation.status);
+      else refresh(false);
+    };
     ws.onclose = function () { setTimeout(connect, delay); delay = Math.min(delay * 2, 15000); };
   }
   refresh(true).then(connect, connect);
-  // The conversation's status (resolved → rating prompt) is not pushed to visitors yet: poll.
-  setInterval(function () { refresh(false); }, 4000);
 })();
