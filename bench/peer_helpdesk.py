@@ -12,7 +12,10 @@ Both products run on the same machine and the same PostgreSQL server (their own 
 `cxbench`, `helpdeskbench`), as production deployments would: DEBUG off, gunicorn sync with 2
 workers and persistent database connections. The peer runs alone while it is measured; ours runs
 alone with one Celery worker (2 processes) beside it. The load generator (aiohttp, closed loop)
-is the same code and the same settings for both.
+is the same code and the same settings for both. Beside rates and latencies, each load run reports
+the servers' CPU per request or per e-mail (user + system time of the server process trees from
+psutil — gunicorn workers, and our Celery worker; the peer's ingest process), PostgreSQL and Redis
+excluded: that number holds up when the machine is busy, req/s does not.
 
 1. **Follow-ups / messages through the API**: 8 concurrent clients for N seconds, each request on
    a random ticket / conversation, token auth on both sides.
@@ -177,7 +180,39 @@ def ensure_static_manifest() -> None:
 
 # --- load --------------------------------------------------------------------------------------
 
-async def closed_loop(url_of, body_of, headers: dict[str, str], seconds: float, concurrency: int = CONCURRENCY,
+def cpu_meter(procs: list[subprocess.Popen]):
+    """A function returning the CPU seconds (user + system) used so far by `procs` and their live
+    children: the servers' own cost per request, which holds up better than req/s on a busy box.
+    PostgreSQL and Redis are not included (shared by both sides)."""
+    import psutil
+
+    def cpu() -> list[float]:
+        out = []
+        for proc in procs:
+            total = 0.0
+            try:
+                parent = psutil.Process(proc.pid)
+                for p in [parent, *parent.children(recursive=True)]:
+                    times = p.cpu_times()
+                    total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+            out.append(total)
+        return out
+
+    return cpu
+
+
+def cpu_per(before: list[float], after: list[float], n: int) -> dict:
+    """CPU ms per unit: all servers, and the web server alone (the first process started)."""
+    if not n:
+        return {}
+    total = sum(after) - sum(before)
+    web = after[0] - before[0]
+    return {"server_cpu_ms": round(total * 1000 / n, 2), "web_cpu_ms": round(web * 1000 / n, 2)}
+
+
+async def closed_loop(url_of, body_of, headers: dict[str, str], seconds: float, cpu, concurrency: int = CONCURRENCY,
                       warmup: int = 16) -> dict:
     """`concurrency` clients, each POSTing back to back for `seconds`; 2xx latencies only."""
     import aiohttp
@@ -208,6 +243,7 @@ async def closed_loop(url_of, body_of, headers: dict[str, str], seconds: float, 
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency * 2)) as session:
         await asyncio.gather(*(one(session, False) for _ in range(warmup)))
+        cpu0 = cpu()
         deadline = time.perf_counter() + seconds
         begin = time.perf_counter()
 
@@ -217,9 +253,11 @@ async def closed_loop(url_of, body_of, headers: dict[str, str], seconds: float, 
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
         elapsed = time.perf_counter() - begin
+        cpu1 = cpu()
     summary = common.summary_ms(latencies)
     return {"requests_per_s": round(len(latencies) / elapsed, 1), "ok": len(latencies), "failures": failures,
             "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"],
+            **{f"{k}_per_request": v for k, v in cpu_per(cpu0, cpu1, len(latencies)).items()},
             **({"first_error": first_error[0]} if first_error else {})}
 
 
@@ -379,14 +417,15 @@ def main() -> int:
 
     # 1. The peer alone.
     peer_res: dict = {}
-    with processes.running(peer_gunicorn):
+    with processes.running(peer_gunicorn) as procs:
+        cpu = cpu_meter(procs)
         if "api" in only:
             for kind, public in (("note", False), ("reply", True)):
                 peer_res[f"api_{kind}"] = asyncio.run(closed_loop(
                     lambda rng: f"{peer_base}/api/followups/",
                     lambda rng, public=public: {"ticket": peer_ticket(rng), "title": "Bench follow-up",
                                                 "comment": "Terima kasih, kami cek dulu ya kak.", "public": public},
-                    peer_api_headers, args.seconds))
+                    peer_api_headers, args.seconds, cpu))
                 print("peer", kind, json.dumps(peer_res[f"api_{kind}"]), flush=True)
         if "list" in only:
             peer_res["list_page"] = asyncio.run(sequential_gets(f"{peer_base}/tickets/", peer_cookie, args.reads))
@@ -399,14 +438,15 @@ def main() -> int:
 
     # 2. Ours alone (web + Celery worker).
     our_res: dict = {}
-    with processes.running(lambda: processes.gunicorn(OUR_PORT), processes.celery_worker):
+    with processes.running(lambda: processes.gunicorn(OUR_PORT), processes.celery_worker) as procs:
+        cpu = cpu_meter(procs)
         if "api" in only:
             for kind, private, ids in (("note", True, ours["conversation_ids"]),
                                        ("reply", False, ours["email_conversation_ids"])):
                 our_res[f"api_{kind}"] = asyncio.run(closed_loop(
                     lambda rng, ids=ids: f"{our_base}/api/v1/conversations/{rng.choice(ids)}/messages/",
                     lambda rng, private=private: {"content": "Terima kasih, kami cek dulu ya kak.", "private": private},
-                    our_api_headers, args.seconds))
+                    our_api_headers, args.seconds, cpu))
                 print("ours", kind, json.dumps(our_res[f"api_{kind}"]), flush=True)
         if "list" in only:
             our_res["list_page"] = asyncio.run(sequential_gets(f"{our_base}/inbox/", our_cookie, args.reads))
@@ -419,9 +459,13 @@ def main() -> int:
             inbox = ours["email_inbox"]
             first = WebhookEvent.objects.aggregate(m=Max("pk"))["m"] or 0
             files = sorted(EML_DIR.glob("*.eml"))
+            cpu0 = cpu()
             ack = asyncio.run(post_raw_emails(f"{our_base}/webhooks/email/{inbox.uuid}/",
                                               INBOUND_SECRET, files))
             our_res["email"] = {**ack, **drain(inbox, first)}
+            if our_res["email"]["processed"]:
+                our_res["email"].update({f"{k}_per_email": v for k, v in
+                                         cpu_per(cpu0, cpu(), our_res["email"]["processed"]).items()})
             print("ours email", json.dumps(our_res["email"]), flush=True)
 
     # 3. Ratios.
@@ -431,8 +475,12 @@ def main() -> int:
             p, o = peer_res[f"api_{kind}"], our_res[f"api_{kind}"]
             ratios[f"api_{kind}_throughput"] = ratio(o["requests_per_s"], p["requests_per_s"])
             ratios[f"api_{kind}_p99"] = ratio(o["p99_ms"], p["p99_ms"])
+            ratios[f"api_{kind}_cpu_per_request"] = ratio(o.get("server_cpu_ms_per_request"),
+                                                           p.get("server_cpu_ms_per_request"))
     if "email" in peer_res:
         ratios["email_ingest_throughput"] = ratio(our_res["email"]["emails_per_s"], peer_res["email"]["emails_per_s"])
+        ratios["email_cpu_per_email"] = ratio(our_res["email"].get("server_cpu_ms_per_email"),
+                                              peer_res["email"]["cpu_ms_per_email"])
     if "list_page" in peer_res:
         peer_total = (peer_res["list_page"]["p50_ms"] or 0) + (peer_res["list_data"]["p50_ms"] or 0)
         ratios["list_page_p50"] = ratio(our_res["list_page"]["p50_ms"], peer_total)
@@ -440,8 +488,8 @@ def main() -> int:
         ratios["list_page_p95"] = ratio(our_res["list_page"]["p95_ms"],
                                         (peer_res["list_page"]["p95_ms"] or 0) + (peer_res["list_data"]["p95_ms"] or 0))
     results.update(peer_results=peer_res, our_results=our_res, ratios_ours_over_peer=ratios,
-                   ratio_notes="*_throughput: ours/peer, above 1 = ours ahead; *_p50/_p95/_p99: ours/peer "
-                               "latency, below 1 = ours ahead")
+                   ratio_notes="*_throughput: ours/peer, above 1 = ours ahead; *_p50/_p95/_p99 (latency) and "
+                               "*_cpu_per_*: ours/peer, below 1 = ours ahead")
     path = common.results_write("peer", results)
     print_table(peer_res, our_res, ratios)
     print(f"results: {path}")
@@ -454,13 +502,19 @@ def print_table(peer: dict, ours: dict, ratios: dict) -> None:
         if f"api_{kind}" in peer:
             p, o = peer[f"api_{kind}"], ours[f"api_{kind}"]
             rows.append((label + f" (c={CONCURRENCY})",
-                         f"{p['requests_per_s']} req/s, p50 {p['p50_ms']} / p99 {p['p99_ms']} ms",
-                         f"{o['requests_per_s']} req/s, p50 {o['p50_ms']} / p99 {o['p99_ms']} ms",
-                         f"{ratios[f'api_{kind}_throughput']}× throughput"))
+                         f"{p['requests_per_s']} req/s, p50 {p['p50_ms']} / p99 {p['p99_ms']} ms, "
+                         f"{p.get('server_cpu_ms_per_request')} CPU ms/req",
+                         f"{o['requests_per_s']} req/s, p50 {o['p50_ms']} / p99 {o['p99_ms']} ms, "
+                         f"{o.get('server_cpu_ms_per_request')} CPU ms/req (web {o.get('web_cpu_ms_per_request')})",
+                         f"{ratios[f'api_{kind}_throughput']}× throughput, "
+                         f"{ratios[f'api_{kind}_cpu_per_request']}× CPU"))
     if "email" in peer:
-        rows.append((".eml folder ingest", f"{peer['email']['emails_per_s']} emails/s",
-                     f"{ours['email']['emails_per_s']} emails/s (ack {ours['email']['ack_per_s']}/s)",
-                     f"{ratios['email_ingest_throughput']}× throughput"))
+        rows.append((".eml folder ingest", f"{peer['email']['emails_per_s']} emails/s, "
+                     f"{peer['email']['cpu_ms_per_email']} CPU ms/email",
+                     f"{ours['email']['emails_per_s']} emails/s (ack {ours['email']['ack_per_s']}/s), "
+                     f"{ours['email'].get('server_cpu_ms_per_email')} CPU ms/email "
+                     f"(web {ours['email'].get('web_cpu_ms_per_email')})",
+                     f"{ratios['email_ingest_throughput']}× throughput, {ratios['email_cpu_per_email']}× CPU"))
     if "list_page" in peer:
         rows.append(("inbox list page 1 (peer: page + data request)",
                      f"p50 {peer['list_page']['p50_ms']} + {peer['list_data']['p50_ms']} ms",

@@ -44,12 +44,13 @@ def ingest(source: Path) -> dict:
     queue.email_box_last_check = None
     queue.save(update_fields=["email_box_last_check"])
     tickets0, followups0 = Ticket.objects.count(), FollowUp.objects.count()
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), time.process_time()
     process_email(quiet=True)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu0
     left = len(list(spool.iterdir()))
     return {"emails": len(files), "left_unprocessed": left, "seconds": round(seconds, 2),
             "emails_per_s": round((len(files) - left) / seconds, 1) if seconds else None,
+            "cpu_ms_per_email": round(cpu * 1000 / (len(files) - left), 2) if len(files) > left else None,
             "tickets_created": Ticket.objects.count() - tickets0,
             "followups_created": FollowUp.objects.count() - followups0}
 
