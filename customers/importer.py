@@ -12,19 +12,36 @@ import codecs
 import csv
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from customers import services
-from customers.models import AttributeDefinition, IdentityKind, IdentityOrigin, ImportJob, LifecycleStage
+from customers import events, services
+from customers.identity import (
+    PLACEHOLDER,
+    IdentityValueError,
+    NormalisedIdentity,
+    identity_normalise,
+    max_identities_per_kind,
+)
+from customers.models import (
+    AttributeDefinition,
+    Customer,
+    Identity,
+    IdentityKind,
+    IdentityOrigin,
+    ImportJob,
+    LifecycleStage,
+)
 from customers.services import IdentityInput
+from customers.services.profile import customer_attributes_clean
 
 logger = logging.getLogger(__name__)
 
@@ -205,8 +222,17 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in _MULTI_VALUE.split(value) if part.strip()]
 
 
-def _import_row(*, job: ImportJob, headers: list[str], row: list[str], source: str) -> bool:
-    """Resolve and update one row; returns True when a customer was created."""
+@dataclass
+class ParsedRow:
+    line: int
+    identities: list[IdentityInput]
+    display_name: str
+    fields: dict
+    attributes: dict
+
+
+def _row_parse(*, job: ImportJob, headers: list[str], row: list[str], line: int) -> ParsedRow:
+    """Map one CSV row onto identities, profile fields and attributes (no database)."""
     if len(row) > len(headers):
         raise ValidationError(
             _("The row has %(n)s cells but the header has %(h)s.") % {"n": len(row), "h": len(headers)}
@@ -235,20 +261,101 @@ def _import_row(*, job: ImportJob, headers: list[str], row: list[str], source: s
     display_name = fields.pop("display_name", "")
     if not identities and not display_name:
         raise ValidationError(_("The row has no name and no phone, email or id."))
+    return ParsedRow(line=line, identities=identities, display_name=display_name, fields=fields, attributes=attributes)
+
+
+def _row_apply(*, job: ImportJob, parsed: ParsedRow, source: str) -> bool:
+    """Resolve and update one row like a channel would; returns True when a customer was created."""
+    fields = dict(parsed.fields)
     with transaction.atomic():
         result = services.customer_resolve(
-            identities=identities,
+            identities=parsed.identities,
             source=source,
-            display_name=display_name,
+            display_name=parsed.display_name,
             asserted_by=IdentityOrigin.BUSINESS,
             strict=True,
         )
-        if attributes:
-            fields["attributes"] = attributes
+        if parsed.attributes:
+            fields["attributes"] = parsed.attributes
             fields["attribute_definitions"] = job._attribute_definitions  # loaded once per run
         if fields:
             services.customer_update(customer=result.customer, **fields)
     return result.created
+
+
+def _rows_create_new(*, job: ImportJob, rows: list[ParsedRow], source: str) -> set[int]:
+    """The bulk path: rows whose identities are all valid, unknown to the database and not
+    shared with any other row of the batch can only create a new customer each, exactly as
+    `customer_resolve` would (no anchor, no suggestion) — so create them with three
+    multi-row INSERTs instead of ~9 statements a row. Returns the lines handled; every other
+    row (matches, repeats within the batch, invalid values, extra fields) takes the row path.
+    """
+    limit = max_identities_per_kind()
+    candidates: list[tuple[ParsedRow, list[NormalisedIdentity], dict]] = []
+    seen: Counter = Counter()
+    for parsed in rows:
+        if set(parsed.fields) - {"add_tags"}:
+            continue
+        try:
+            norms = []
+            for item in parsed.identities:
+                try:
+                    norms.append(identity_normalise(kind=item.kind, value=item.value, scope=item.scope))
+                except IdentityValueError as exc:
+                    if exc.code != PLACEHOLDER:  # "null", "-": skipped without an error, as the row path does
+                        raise
+            attributes = (customer_attributes_clean(attributes=parsed.attributes, definitions=job._attribute_definitions)
+                          if parsed.attributes else {})
+        except (IdentityValueError, ValidationError):
+            continue  # the row path records the same error, with the same words
+        keys = {(n.kind, n.scope, n.value) for n in norms}
+        if max(Counter(n.kind for n in norms).values(), default=0) > limit:
+            continue
+        seen.update(keys)
+        candidates.append((parsed, norms, attributes))
+    values = {key[2] for key in seen}
+    known = {(kind, scope, value) for kind, scope, value in
+             Identity.objects.filter(value__in=values).values_list("kind", "scope", "value")} if values else set()
+    fresh = [(p, n, a) for p, n, a in candidates
+             if all(seen[key] == 1 and key not in known for key in {(x.kind, x.scope, x.value) for x in n})]
+    if not fresh:
+        return set()
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            customers = Customer.objects.bulk_create([
+                Customer(display_name=p.display_name[:200], attributes={k: v for k, v in a.items() if v is not None})
+                for p, _n, a in fresh
+            ])
+            identities = []
+            for customer, (_p, norms, _a) in zip(customers, fresh, strict=True):
+                unique = {(n.kind, n.scope, n.value): n for n in norms}
+                identities += [
+                    Identity(customer=customer, kind=n.kind, scope=n.scope, value=n.value, verified=False,
+                             origin=IdentityOrigin.BUSINESS, source=source[:100], first_seen_at=now, last_seen_at=now)
+                    for n in unique.values()
+                ]
+            Identity.objects.bulk_create(identities)
+            tag_names = sorted({name for p, _n, _a in fresh for name in p.fields.get("add_tags", [])})
+            if tag_names:
+                tags = {tag.name.lower(): tag for tag in services.tags_for_names(names=tag_names)}
+                links = {
+                    (customer.pk, tags[" ".join(name.split())[:50].lower()].pk)
+                    for customer, (p, _n, _a) in zip(customers, fresh, strict=True)
+                    for name in p.fields.get("add_tags", []) if " ".join(name.split())[:50].lower() in tags
+                }
+                Through = Customer.tags.through
+                Through.objects.bulk_create([Through(customer_id=c, tag_id=t) for c, t in links], ignore_conflicts=True)
+    except IntegrityError:
+        # Another writer created one of these identities since the lookup: let every row of
+        # the batch go the row path, which resolves against what is now there.
+        logger.info("import %s: a concurrent writer took an identity; falling back to row by row", job.pk)
+        return set()
+    for customer in customers:
+        transaction.on_commit(
+            lambda c=customer: events.customer_created.send(sender=Customer, event=events.CUSTOMER_CREATED, customer=c)
+        )
+    return {p.line for p, _n, _a in fresh}
 
 
 def _reason(exc: ValidationError) -> str:
@@ -287,23 +394,35 @@ def import_job_run(*, job_id: int) -> ImportJob:
                 errors=errors[:MAX_RECORDED_ERRORS],
             )
 
+        def fail(line: int, exc: ValidationError) -> None:
+            counters.failed += 1
+            if len(errors) < MAX_RECORDED_ERRORS:
+                errors.append({"row": line, "reason": _reason(exc)})
+
         def process(batch: list[tuple[int, list[str]]]) -> None:
+            parsed_rows: list[ParsedRow] = []
             for line, row in batch:
+                counters.processed += 1
                 if not any(cell.strip() for cell in row):
-                    counters.processed += 1
                     continue
                 try:
-                    created = _import_row(job=job, headers=headers, row=row, source=source)
+                    parsed_rows.append(_row_parse(job=job, headers=headers, row=row, line=line))
                 except ValidationError as exc:
-                    counters.failed += 1
-                    if len(errors) < MAX_RECORDED_ERRORS:
-                        errors.append({"row": line, "reason": _reason(exc)})
+                    fail(line, exc)
+            done = _rows_create_new(job=job, rows=parsed_rows, source=source)
+            counters.created += len(done)
+            for parsed in parsed_rows:
+                if parsed.line in done:
+                    continue
+                try:
+                    created = _row_apply(job=job, parsed=parsed, source=source)
+                except ValidationError as exc:
+                    fail(parsed.line, exc)
                 else:
                     if created:
                         counters.created += 1
                     else:
                         counters.updated += 1
-                counters.processed += 1
 
         if job.dry_run:
             # One transaction rolled back at the end, so rows see each other like a real run.
