@@ -251,3 +251,19 @@ def test_kpi_page_shows_the_new_numbers_and_filters(client, supervisor, sla_poli
     assert "quality-data" in page
     csv = client.get("/journeys/dashboard/kpis/?from=2026-03-01&to=2026-03-31&format=csv").content.decode()
     assert "fcr_rate" in csv.splitlines()[0]
+
+
+def test_csat_grouped_by_label():
+    from journeys.models import CsatResponse, CsatSurvey
+
+    inbox = f.inbox("whatsapp")
+    billing = Label.objects.create(name="billing")
+    for n, (rating, labelled) in enumerate([(5, True), (2, True), (4, False)]):
+        conv = f.conversation(inbox_=inbox)
+        if labelled:
+            conv.labels.add(billing)
+        survey = CsatSurvey.objects.create(conversation=conv, customer=conv.customer, inbox=inbox, status="answered",
+                                           send_after=at(n), sent_at=at(n))
+        CsatResponse.objects.create(survey=survey, customer=conv.customer, rating=rating, via="link", responded_at=at(n))
+    rows = {r["label"]: (r["responses"], r["csat_percent"]) for r in kpis.csat_report(window=MARCH, group_by="label")["rows"]}
+    assert rows == {"billing": (2, 50.0), "—": (1, 100.0)}
