@@ -18,6 +18,4 @@ class JourneysConfig(AppConfig):
         from journeys import events, rules
 
         # Event message rules run once a new event is committed ("order.shipped" → message).
-        recorded = getattr(events, "customer_event_recorded", None)  # the signal lands in a parallel change
-        if recorded is not None:
-            recorded.connect(rules.on_customer_event_recorded, dispatch_uid="journeys.event_rules")
+        events.customer_event_recorded.connect(rules.on_customer_event_recorded, dispatch_uid="journeys.event_rules")
