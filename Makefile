@@ -35,6 +35,13 @@ run: seed
 test: install-dev
 	$(PY) -m pytest
 
+## make bench: the issue-8 benchmarks on PostgreSQL + Redis (installs them with apt if missing)
+bench: install
+	@command -v wrk >/dev/null && command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || (apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql redis-server wrk)
+	$(PY) -m pip install -q -r requirements-bench.txt
+	$(PY) bench/run.py
+
 lint: install-dev
 	$(VENV)/bin/ruff check .
 

@@ -116,15 +116,25 @@ def main() -> None:
     )
     job.save(update_fields=["mapping"])
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     job = import_job_run(job_id=job.pk)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     print(f"database: {connection.vendor} ({os.environ['DATABASE_URL'].split('@')[-1]})")
     print(
         f"imported {job.processed_rows:,} rows in {elapsed:.1f}s ({job.processed_rows / elapsed:,.0f} rows/s): "
         f"created {job.created_rows:,}, updated {job.updated_rows:,}, failed {job.failed_rows:,}"
     )
-    print(f"customers {Customer.objects.count():,}, identities {Identity.objects.count():,}, status {job.status}")
+    print(f"customers {Customer.objects.count():,}, identities {Identity.objects.count():,}, status {job.status}; "
+          f"importer CPU {cpu:.1f}s")
+    if args.database_url:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import common
+
+        common.results_write("import", {
+            "rows": args.rows, "seconds": round(elapsed, 1), "rows_per_s": round(job.processed_rows / elapsed),
+            "importer_cpu_seconds": round(cpu, 1), "created": job.created_rows, "updated": job.updated_rows,
+            "failed": job.failed_rows, "database": connection.vendor})
 
 
 if __name__ == "__main__":
