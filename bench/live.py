@@ -26,8 +26,9 @@ import processes  # noqa: E402
 common.django_setup()
 
 import agents as bench_agents  # noqa: E402
-from channels_app.models import Inbox  # noqa: E402
 from ingest import signed  # noqa: E402
+
+from channels_app.models import Inbox  # noqa: E402
 
 HTTP_PORT = 8111
 WS_PORT = 8112
