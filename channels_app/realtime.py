@@ -89,6 +89,14 @@ def _store(event: str, payload: dict[str, Any], targets: list[str]) -> int | Non
     return row.pk
 
 
+async def _send_all(layer, targets: list[str], message: dict[str, Any], event: str) -> None:
+    for group in targets:
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # the channel layer is best effort; the DB has the truth
+            logger.warning("realtime publish of %s to %s failed", event, group, exc_info=True)
+
+
 def publish(event: str, payload: dict[str, Any], *, groups: Iterable[str]) -> int | None:
     """Store the event and send `{"event": event, "id": <LiveEvent id>, **payload}` to `groups`
     once the current transaction commits (immediately when there is none). An event concerns at
@@ -103,11 +111,10 @@ def publish(event: str, payload: dict[str, Any], *, groups: Iterable[str]) -> in
         layer = get_channel_layer()
         if layer is None:
             return
-        for group in targets:
-            try:
-                async_to_sync(layer.group_send)(group, message)
-            except Exception:  # the channel layer is best effort; the DB has the truth
-                logger.warning("realtime publish of %s to %s failed", event, group, exc_info=True)
+        # One trip into the event loop for all groups: async_to_sync costs far more than a
+        # group_send, and a message typically goes to 3-6 groups (profiled: a third of a
+        # private note's request time went to one async_to_sync per group).
+        async_to_sync(_send_all)(layer, targets, message, event)
 
     transaction.on_commit(send)
     return event_id
