@@ -132,7 +132,8 @@ def main() -> int:
     args = parser.parse_args()
     import resource
 
-    resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children (daphne) inherit it
     users = bench_agents.agents(args.agents)
     pairs = bench_agents.open_conversations(users)
     cookies = [bench_agents.session_cookie(u) for u in users]

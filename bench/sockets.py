@@ -78,7 +78,8 @@ def main() -> int:
     parser.add_argument("--sockets", type=int, default=5000)
     parser.add_argument("--step", type=int, default=1000)
     args = parser.parse_args()
-    resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children (daphne) inherit it
     # One agent per 10 sockets (agents keep several tabs open): 500 agents for 5,000 sockets.
     users = bench_agents.agents(max(1, args.sockets // 10))
     cookies = [bench_agents.session_cookie(users[i % len(users)]) for i in range(args.sockets)]
