@@ -150,7 +150,14 @@ def _first_response_queryset(*, window: Window_, customers=None):
         private=False, author__isnull=False, created_at__gte=OuterRef("first_in"),
     ).order_by("created_at", "id")
     latest_first = customer_messages.order_by("-created_at", "-id")
-    rows = Conversation.objects.annotate(
+    # Only conversations that can have their first customer message in the window: active
+    # since its start (last_message_at ≥ first_in) and created before its end (a day's slack
+    # for provider timestamps older than the row). Without this every conversation ever made
+    # ran the subqueries below (6 s of a 90-day report on 200k conversations).
+    rows = Conversation.objects.filter(
+        Q(last_message_at__gte=window.start) | Q(last_message_at__isnull=True),
+        created_at__lt=window.end + dt.timedelta(days=1),
+    ).annotate(
         first_in=Subquery(customer_messages.values("created_at")[:1]),
         first_in_inbox=Subquery(customer_messages.values("inbox_id")[:1]),
         first_in_channel=Subquery(customer_messages.values("inbox__kind")[:1]),
