@@ -56,8 +56,8 @@ def _visible(viewer: User) -> QuerySet[Customer]:
 def _search_q(q: str) -> Q:
     """Name or any identity value: partial phone digits, email prefix, platform ids.
 
-    On PostgreSQL the `icontains` below is served by the trigram GIN indexes of migration
-    0002; on SQLite it is a scan, which is fine at embedded scale.
+    On PostgreSQL the `icontains` below are served by the trigram GIN indexes of migration
+    0002; on SQLite they are scans, which is fine at embedded scale.
     """
     q = q.strip()
     if not q:
@@ -68,7 +68,11 @@ def _search_q(q: str) -> Q:
         identity_match |= Q(
             kind=IdentityKind.PHONE, value__icontains=digits
         )  # same UPPER() expression as the trigram index
-    return Q(display_name__icontains=q) | Q(Exists(Identity.objects.filter(identity_match, customer=OuterRef("pk"))))
+    # A UNION of the two index-served matches, not `name OR EXISTS(identity)`: with the OR,
+    # PostgreSQL filtered every customer row (70 ms on 100k customers, whatever the query).
+    names = Customer.objects.filter(display_name__icontains=q).order_by().values("pk")
+    identities = Identity.objects.filter(identity_match).order_by().values("customer_id")
+    return Q(pk__in=names.union(identities))
 
 
 def _filters_q(filters: dict) -> Q:
