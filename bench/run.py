@@ -52,7 +52,7 @@ def main() -> int:
     rows = str(int(100_000 * float(scale)))
     sh(PY, "bench/import_customers.py", "--rows", rows, "--database-url", f"{pg}/cximport", env=env)
     if sh("bash", "bench/peers/helpdesk/setup.sh", rows, env=env, check=False) == 0:
-        sh(PY, "bench/peer_helpdesk.py", env=env, check=False)
+        sh(PY, "bench/peer_helpdesk.py", "--seconds", "15", "--emails", "500", "--reads", "30", env=env, check=False)
     else:
         print("\nthe django-helpdesk side by side was skipped: its set-up failed (see above)")
     sh(PY, "bench/report.py", env=env)
