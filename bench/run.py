@@ -31,6 +31,7 @@ def main() -> int:
     for line in out.splitlines():
         name, _, value = line.removeprefix("export ").partition("=")
         env[name] = value
+        os.environ[name] = value
     sys.path.insert(0, str(ROOT / "bench"))
     import common
 
