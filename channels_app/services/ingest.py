@@ -125,7 +125,7 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
     (malformed body, broken config), `parked`.
     """
     with transaction.atomic():
-        event = WebhookEvent.objects.select_for_update().select_related("inbox").filter(pk=event_id).first()
+        event = WebhookEvent.objects.select_for_update(of=("self",)).select_related("inbox").filter(pk=event_id).first()
         if event is None or event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.PARKED):
             return event
         event.attempts += 1

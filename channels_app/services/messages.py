@@ -354,7 +354,7 @@ def message_deliver(*, message_id: int, attempt: int = 1) -> DeliverOutcome:
     left alone, so a redelivered task never sends twice once the result was stored. The network
     call happens outside any transaction; the message uuid is the provider idempotency key."""
     with transaction.atomic():
-        message = Message.objects.select_for_update().select_related("inbox").filter(pk=message_id).first()
+        message = Message.objects.select_for_update(of=("self",)).select_related("inbox").filter(pk=message_id).first()
         if message is None or message.status != MessageStatus.QUEUED or message.private:
             return DeliverOutcome(message)
         now = timezone.now()
@@ -447,7 +447,7 @@ STUCK_RETRY_AFTER = dt.timedelta(hours=2)
 @transaction.atomic
 def message_sent(*, message: Message, provider_message_id: str, raw: Any = None) -> Message:
     """The provider accepted the message: sent, with its id (status webhooks refer to it)."""
-    message = Message.objects.select_for_update().select_related("conversation", "inbox").get(pk=message.pk)
+    message = Message.objects.select_for_update(of=("self",)).select_related("conversation", "inbox").get(pk=message.pk)
     now = timezone.now()
     previous_status = message.status
     if STATUS_RANK.get(message.status, -1) < STATUS_RANK[MessageStatus.SENT]:
@@ -473,7 +473,7 @@ def message_sent(*, message: Message, provider_message_id: str, raw: Any = None)
 @transaction.atomic
 def message_deliver_attempt_failed(*, message: Message, error: AdapterError, final: bool) -> Message:
     """Record a failed send: the reason is kept; `final` marks the message failed."""
-    message = Message.objects.select_for_update().select_related("conversation").get(pk=message.pk)
+    message = Message.objects.select_for_update(of=("self",)).select_related("conversation").get(pk=message.pk)
     if message.status != MessageStatus.QUEUED:
         return message
     message.error_code = str(error.code or error.status or "")[:50]
@@ -537,7 +537,7 @@ def message_status_update_until(
     """Messenger/Instagram receipts without ids: every outbound message to this customer on this
     inbox sent up to `watermark` reached `status` (only forward)."""
     lower = [s for s, rank in STATUS_RANK.items() if 0 < rank < STATUS_RANK.get(status, 0)]
-    moved = list(Message.objects.select_for_update().select_related("conversation").filter(
+    moved = list(Message.objects.select_for_update(of=("self",)).select_related("conversation").filter(
         inbox=inbox, direction=MessageDirection.OUTBOUND, conversation__customer=customer,
         status__in=lower, sent_at__lte=watermark,
     ))
