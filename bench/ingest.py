@@ -166,6 +166,7 @@ def main() -> int:
     args = parser.parse_args()
     with connection.cursor() as cursor:
         cursor.execute(TABLE_SQL)
+    purge_queue()  # a backlog left by an interrupted run would compete with the measurements
     inbox = Inbox.objects.get(name="Bench whatsapp")
     app_secret = common.WHATSAPP_APP_SECRET.encode()
     from customers.models import Identity
