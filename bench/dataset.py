@@ -59,16 +59,12 @@ STAGES = ["reach", "acquisition", "conversion", "retention", "loyalty"]
 
 # --- COPY --------------------------------------------------------------------------------
 
-def _defaults(model) -> list[tuple[str, object]]:
+def _spec(model) -> list[tuple[str, str, object, bool]]:
+    """(attname, column, default, is_json) of every concrete field."""
     out = []
     for field in model._meta.concrete_fields:
-        if field.has_default():
-            default = field.default
-        elif field.null:
-            default = None
-        else:
-            default = ""
-        out.append((field.attname, default, isinstance(field, JSONField)))
+        default = field.default if field.has_default() else (None if field.null else "")
+        out.append((field.attname, field.column, default, isinstance(field, JSONField)))
     return out
 
 
@@ -77,15 +73,14 @@ def copy_rows(model, rows: list[dict]) -> int:
     leaves out get the model default, so new columns added later keep the generator working."""
     if not rows:
         return 0
-    spec = _defaults(model)
-    columns = ", ".join(connection.ops.quote_name(model._meta.get_field(name).column if not name.endswith("_id")
-                                                   else name) for name, _, _ in spec)
+    spec = _spec(model)
+    columns = ", ".join(connection.ops.quote_name(column) for _name, column, _d, _j in spec)
     with connection.cursor() as cursor:
         raw = cursor.cursor
         with raw.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 values = []
-                for name, default, is_json in spec:
+                for name, _column, default, is_json in spec:
                     value = row[name] if name in row else (default() if callable(default) else default)
                     values.append(Jsonb(value) if is_json and value is not None else value)
                 copy.write_row(values)

@@ -41,17 +41,22 @@ ASGI_PORT = 8102
 _seq = iter(range(10**12))
 
 
-def whatsapp_body(customer_index: int) -> bytes:
-    n = next(_seq)
-    wa_id = f"62812{customer_index:08d}"
+def whatsapp_payload(wa_id: str, message_id: str, text: str) -> bytes:
+    """A WhatsApp Cloud API delivery of one text message, as Meta sends it."""
     payload = {"object": "whatsapp_business_account", "entry": [{"id": "264937493375603", "changes": [{"value": {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "6281100000001", "phone_number_id": common.WHATSAPP_PHONE_NUMBER_ID},
         "contacts": [{"profile": {"name": "Bench Customer"}, "wa_id": wa_id}],
-        "messages": [{"from": wa_id, "id": f"wamid.bench{time.time_ns()}{n}", "timestamp": str(int(time.time())),
-                      "text": {"body": f"Halo kak, pesanan saya #{n} sudah dikirim?"}, "type": "text"}]},
+        "messages": [{"from": wa_id, "id": message_id, "timestamp": str(int(time.time())),
+                      "text": {"body": text}, "type": "text"}]},
         "field": "messages"}]}]}
     return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def whatsapp_body(customer_index: int) -> bytes:
+    n = next(_seq)
+    return whatsapp_payload(f"62812{customer_index:08d}", f"wamid.bench{time.time_ns()}{n}",
+                            f"Halo kak, pesanan saya #{n} sudah dikirim?")
 
 
 def signed(body: bytes, secret: bytes) -> str:

@@ -26,7 +26,7 @@ import processes  # noqa: E402
 common.django_setup()
 
 import agents as bench_agents  # noqa: E402
-from ingest import signed  # noqa: E402
+from ingest import signed, whatsapp_payload  # noqa: E402
 
 from channels_app.models import Inbox  # noqa: E402
 
@@ -35,13 +35,7 @@ WS_PORT = 8112
 
 
 def body_for(wa_id: str, token: str) -> bytes:
-    payload = {"object": "whatsapp_business_account", "entry": [{"id": "264937493375603", "changes": [{"value": {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "6281100000001", "phone_number_id": common.WHATSAPP_PHONE_NUMBER_ID},
-        "contacts": [{"profile": {"name": "Bench Customer"}, "wa_id": wa_id}],
-        "messages": [{"from": wa_id, "id": f"wamid.live{token}", "timestamp": str(int(time.time())),
-                      "text": {"body": f"live {token}"}, "type": "text"}]}, "field": "messages"}]}]}
-    return json.dumps(payload, separators=(",", ":")).encode()
+    return whatsapp_payload(wa_id, f"wamid.live{token}", f"live {token}")
 
 
 async def connect_agents(cookies: list[dict], session) -> list:

@@ -41,7 +41,7 @@ from customers.models import (
     LifecycleStage,
 )
 from customers.services import IdentityInput
-from customers.services.profile import customer_attributes_clean
+from customers.services.profile import customer_attributes_clean, tag_name_clean
 
 logger = logging.getLogger(__name__)
 
@@ -340,9 +340,10 @@ def _rows_create_new(*, job: ImportJob, rows: list[ParsedRow], source: str) -> s
             if tag_names:
                 tags = {tag.name.lower(): tag for tag in services.tags_for_names(names=tag_names)}
                 links = {
-                    (customer.pk, tags[" ".join(name.split())[:50].lower()].pk)
+                    (customer.pk, tags[key].pk)
                     for customer, (p, _n, _a) in zip(customers, fresh, strict=True)
-                    for name in p.fields.get("add_tags", []) if " ".join(name.split())[:50].lower() in tags
+                    for key in (tag_name_clean(name).lower() for name in p.fields.get("add_tags", []))
+                    if key in tags
                 }
                 Through = Customer.tags.through
                 Through.objects.bulk_create([Through(customer_id=c, tag_id=t) for c, t in links], ignore_conflicts=True)

@@ -125,10 +125,15 @@ def customer_attributes_clean(*, attributes: dict, definitions: dict[str, Attrib
     return cleaned
 
 
+def tag_name_clean(raw: str) -> str:
+    """A tag's stored name: whitespace collapsed, at most 50 characters (matched case-insensitively)."""
+    return " ".join(str(raw).split())[:50]
+
+
 def tags_for_names(*, names: list[str]) -> list[Tag]:
     tags = []
     for raw in names:
-        name = " ".join(str(raw).split())[:50]
+        name = tag_name_clean(raw)
         if not name:
             continue
         tag = Tag.objects.filter(name__iexact=name).first() or Tag.objects.create(name=name)
