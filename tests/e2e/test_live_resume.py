@@ -24,7 +24,7 @@ def test_a_rating_given_while_the_agent_socket_is_down_reaches_the_panel_after_r
 
     agent.get_by_role("button", name="Resolve").click()
     # Pushed to the visitor's socket (the widget no longer polls).
-    expect(frame.get_by_role("button", name="Rate 4 out of 5")).to_be_visible(timeout=3000)
+    expect(frame.get_by_role("button", name="Rate 4 out of 5")).to_be_visible(timeout=10_000)
 
     agent.evaluate("""() => {
         window.__RealWebSocket = window.WebSocket;
