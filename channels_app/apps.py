@@ -24,3 +24,11 @@ class ChannelsAppConfig(AppConfig):
         # Erasing or exporting a customer covers their messages too.
         events.customer_erased.connect(privacy.on_customer_erased, dispatch_uid="channels_app.erase")
         events.customer_export_collect.connect(privacy.on_customer_export_collect, dispatch_uid="channels_app.export")
+        # The webhook endpoint keeps inboxes for a few seconds per process: forget them on change.
+        from django.db.models.signals import post_delete, post_save
+
+        from channels_app.models import Inbox
+        from channels_app.services.inboxes import inbox_receivers_forget
+
+        post_save.connect(inbox_receivers_forget, sender=Inbox, dispatch_uid="channels_app.inbox_receivers.save")
+        post_delete.connect(inbox_receivers_forget, sender=Inbox, dispatch_uid="channels_app.inbox_receivers.delete")

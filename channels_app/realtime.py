@@ -14,14 +14,17 @@ drops ids it has already seen.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import os
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
@@ -63,10 +66,11 @@ def retention() -> dt.timedelta:
     return dt.timedelta(hours=float(getattr(settings, "LIVE_EVENT_RETENTION_HOURS", 24)))
 
 
-def _store(event: str, payload: dict[str, Any], targets: list[str]) -> int | None:
-    """The LiveEvent row (in the caller's transaction, inside a savepoint so a failure here
-    cannot break it). Visitor groups are not recorded: their name carries the visitor's secret
-    token, and the widget re-reads its history from the database on reconnect anyway."""
+def _store(event: str, payload: dict[str, Any], targets: list[str]) -> int:
+    """The LiveEvent row, in the caller's transaction: the event exists exactly when what it
+    describes was committed (a failure fails the caller, whose work is retried or reported).
+    Visitor groups are not recorded: their name carries the visitor's secret token, and the
+    widget re-reads its history from the database on reconnect anyway."""
     from channels_app.models import LiveEvent, LiveEventRecipient
 
     agent_ids = sorted({int(m.group(1)) for m in map(AGENT_GROUP_RE.match, targets) if m})
@@ -74,18 +78,15 @@ def _store(event: str, payload: dict[str, Any], targets: list[str]) -> int | Non
     if len(conversation_ids) > 1:
         logger.warning("live event %s names %s conversations; only #%s is recorded", event,
                        len(conversation_ids), conversation_ids[0])
-    try:
-        with transaction.atomic():
-            row = LiveEvent.objects.create(
-                event=event[:80], payload=payload,
-                groups=[g for g in targets if not g.startswith(VISITOR_PREFIX)],
-                conversation_id=conversation_ids[0] if conversation_ids else None,
-            )
+    with transaction.atomic(savepoint=False):
+        row = LiveEvent.objects.create(
+            event=event[:80], payload=payload,
+            groups=[g for g in targets if not g.startswith(VISITOR_PREFIX)],
+            conversation_id=conversation_ids[0] if conversation_ids else None,
+        )
+        if agent_ids:
             LiveEventRecipient.objects.bulk_create(
                 [LiveEventRecipient(live_event=row, agent_id=agent_id) for agent_id in agent_ids])
-    except Exception:
-        logger.exception("could not store live event %s; it is pushed without an id", event)
-        return None
     return row.pk
 
 
@@ -97,10 +98,61 @@ async def _send_all(layer, targets: list[str], message: dict[str, Any], event: s
             logger.warning("realtime publish of %s to %s failed", event, group, exc_info=True)
 
 
+class _SendLoop:
+    """One event loop per process, in a daemon thread, for pushes from sync code that runs
+    outside an ASGI server (Celery workers, gunicorn).
+
+    There, `async_to_sync` starts a thread and a new event loop on every call, and channels-redis
+    keeps its connection pool per event loop: every push opened (and dropped) a Redis connection.
+    Profiled in a Celery worker, that was ~10 ms of each processed inbound message. Under daphne
+    `async_to_sync` hops onto the server's own loop, which is cheap, so it is kept there."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():  # a forked child has no such thread
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="realtime-send-loop", daemon=True).start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+    def run(self, coroutine: Any, timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._running_loop()).result(timeout)
+
+
+_send_loop = _SendLoop()
+SEND_TIMEOUT_SECONDS = 10
+
+
+def _in_asgi_server() -> bool:
+    """True in a thread that sync_to_async started from a server's event loop (daphne)."""
+    return getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) == os.getpid()
+
+
+def _layer_send(layer: Any, targets: list[str], message: dict[str, Any], event: str) -> None:
+    # One trip into an event loop for all groups: a loop hop costs far more than a group_send,
+    # and a message typically goes to 3-6 groups.
+    from channels_redis.core import RedisChannelLayer
+
+    if isinstance(layer, RedisChannelLayer) and not _in_asgi_server():
+        try:
+            _send_loop.run(_send_all(layer, targets, message, event), SEND_TIMEOUT_SECONDS)
+        except Exception:  # a timeout: the channel layer is best effort, the DB has the truth
+            logger.warning("realtime publish of %s timed out", event, exc_info=True)
+        return
+    # The in-memory layer (tests, the embedded default) keeps its queues on the caller's loops.
+    async_to_sync(_send_all)(layer, targets, message, event)
+
+
 def publish(event: str, payload: dict[str, Any], *, groups: Iterable[str]) -> int | None:
     """Store the event and send `{"event": event, "id": <LiveEvent id>, **payload}` to `groups`
     once the current transaction commits (immediately when there is none). An event concerns at
-    most one conversation. Returns the id; never raises into the caller."""
+    most one conversation. Returns the id. A failure to store fails the caller's transaction
+    (the event is part of its work); a failure to push is only logged."""
     targets = sorted(set(groups))
     if not targets:
         return None
@@ -111,10 +163,7 @@ def publish(event: str, payload: dict[str, Any], *, groups: Iterable[str]) -> in
         layer = get_channel_layer()
         if layer is None:
             return
-        # One trip into the event loop for all groups: async_to_sync costs far more than a
-        # group_send, and a message typically goes to 3-6 groups (profiled: a third of a
-        # private note's request time went to one async_to_sync per group).
-        async_to_sync(_send_all)(layer, targets, message, event)
+        _layer_send(layer, targets, message, event)
 
     transaction.on_commit(send)
     return event_id

@@ -17,10 +17,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from channels_app import selectors
 from channels_app.adapters.base import ParseError, SignatureError
 from channels_app.models import META_KINDS
-from channels_app.services import inbox_adapter, webhook_event_store
+from channels_app.services import webhook_event_store
+from channels_app.services.inboxes import webhook_receiver
 
 logger = logging.getLogger(__name__)
 
@@ -45,17 +45,15 @@ def public_url(request: HttpRequest) -> str:
 @require_http_methods(["GET", "POST"])
 def webhook_receive(request: HttpRequest, kind: str, inbox_uuid: str) -> HttpResponse:
     try:
-        inbox = selectors.inbox_for_webhook(kind=kind, inbox_uuid=inbox_uuid)
+        inbox, adapter = webhook_receiver(kind=kind, inbox_uuid=inbox_uuid)
     except DatabaseError:
         logger.exception("webhook %s/%s: database unavailable", kind, inbox_uuid)
         return _unavailable()
+    except Exception:
+        logger.exception("webhook %s/%s: provider settings are broken", kind, inbox_uuid)
+        return _error(503, "inbox_misconfigured", "This inbox cannot receive webhooks right now.")
     if inbox is None:
         return _error(404, "not_found", "No such inbox.")
-    try:
-        adapter = inbox_adapter(inbox=inbox)
-    except Exception:
-        logger.exception("inbox %s: provider settings are broken", inbox.pk)
-        return _error(503, "inbox_misconfigured", "This inbox cannot receive webhooks right now.")
     if adapter is None:
         return _error(404, "not_found", "This channel does not receive provider webhooks.")
 

@@ -92,7 +92,7 @@ def _conversation_payload(conversation: Conversation) -> dict:
     }
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # callers let its errors propagate: no savepoint needed
 def conversation_continue(*, customer: Customer, inbox: Inbox, at: dt.datetime | None = None) -> ContinueResult:
     """The conversation a new inbound message from `customer` on `inbox` belongs to.
 
@@ -107,12 +107,14 @@ def conversation_continue(*, customer: Customer, inbox: Inbox, at: dt.datetime |
     )
     result: ContinueResult
     previous_status = ""
+    changed: set[str] = set()  # what to write back: most messages continue an open conversation as is
     if current is not None:
         result = ContinueResult(current, channel_switched=current.last_inbox_id not in (None, inbox.pk))
         previous_status = current.status
         if current.status != ConversationStatus.OPEN:
             current.status = ConversationStatus.OPEN
             current.snoozed_until = None
+            changed |= {"status", "snoozed_until"}
     else:
         recent = (
             Conversation.objects.select_for_update()
@@ -124,6 +126,7 @@ def conversation_continue(*, customer: Customer, inbox: Inbox, at: dt.datetime |
             previous_status = recent.status
             recent.status = ConversationStatus.OPEN
             recent.resolved_at = None
+            changed |= {"status", "resolved_at"}
             result = ContinueResult(recent, reopened=True, channel_switched=recent.last_inbox_id not in (None, inbox.pk))
         else:
             try:
@@ -141,9 +144,14 @@ def conversation_continue(*, customer: Customer, inbox: Inbox, at: dt.datetime |
             else:
                 result = ContinueResult(created, created=True)
     conversation = result.conversation
-    conversation.last_inbox = inbox
-    conversation.save()
-    conversation.inboxes.add(inbox)
+    conversation.customer = customer  # spares message_record and the timeline a SELECT
+    if conversation.last_inbox_id != inbox.pk:
+        conversation.last_inbox = inbox
+        changed.add("last_inbox")
+    if changed and not result.created:
+        conversation.save(update_fields=sorted(changed))
+    if result.created or "last_inbox" in changed:
+        conversation.inboxes.add(inbox)  # the last inbox is always among them already
     if result.created:
         events.send_on_commit(events.conversation_created, event=events.CONVERSATION_CREATED,
                               conversation=conversation, inbox=inbox)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import logging
+import threading
+import time
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -70,11 +73,14 @@ def _derive(material: str) -> Fernet:
 
 
 def _fernet() -> MultiFernet:
-    keys = []
-    explicit = getattr(settings, "FIELD_ENCRYPTION_KEY", "") or ""
-    if explicit:
-        keys.append(_derive(str(explicit)))
-    keys.append(_derive(settings.SECRET_KEY))
+    return _fernet_for(str(getattr(settings, "FIELD_ENCRYPTION_KEY", "") or ""), settings.SECRET_KEY)
+
+
+@functools.lru_cache(maxsize=4)
+def _fernet_for(explicit: str, secret_key: str) -> MultiFernet:
+    """Key derivation is deliberate CPU work: done once per key pair, not per webhook."""
+    keys = [_derive(explicit)] if explicit else []
+    keys.append(_derive(secret_key))
     return MultiFernet(keys)
 
 
@@ -112,6 +118,46 @@ def inbox_adapter(*, inbox: Inbox) -> Any | None:
     if adapter_class is None:
         return None
     return adapter_class(inbox_adapter_config(inbox=inbox))
+
+
+# --- the webhook endpoint's inbox cache ------------------------------------------------------
+
+WEBHOOK_INBOX_CACHE_SECONDS = 5.0
+_receivers: dict[tuple[str, str], tuple[float, Inbox, Any]] = {}
+_receivers_lock = threading.Lock()
+
+
+def webhook_receiver(*, kind: str, inbox_uuid: str) -> tuple[Inbox | None, Any | None]:
+    """(inbox, adapter) for a provider delivery; (None, None) for an unknown or switched-off
+    inbox. Kept per process for WEBHOOK_INBOX_CACHE_SECONDS: the lookup and the decryption of
+    the inbox's secrets were a third of an acknowledgement's cost. Saving or deleting an inbox
+    clears this process's cache at once (`inbox_receivers_forget`); other processes see the
+    change within the TTL — a rotated app secret may be refused (403, the provider retries)
+    for those seconds. Adapter errors (broken settings) are raised, never cached."""
+    from channels_app import selectors
+
+    key = (kind, str(inbox_uuid))
+    now = time.monotonic()
+    cached = _receivers.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1], cached[2]
+    inbox = selectors.inbox_for_webhook(kind=kind, inbox_uuid=inbox_uuid)
+    if inbox is None:
+        return None, None
+    adapter = inbox_adapter(inbox=inbox)
+    ttl = float(getattr(settings, "WEBHOOK_INBOX_CACHE_SECONDS", WEBHOOK_INBOX_CACHE_SECONDS))
+    if ttl > 0:
+        with _receivers_lock:
+            if len(_receivers) > 1000:
+                _receivers.clear()
+            _receivers[key] = (now + ttl, inbox, adapter)
+    return inbox, adapter
+
+
+def inbox_receivers_forget(**_kwargs: Any) -> None:
+    """Signal receiver: an inbox was saved or deleted."""
+    with _receivers_lock:
+        _receivers.clear()
 
 
 def inbox_config_redacted(*, inbox: Inbox) -> dict[str, Any]:

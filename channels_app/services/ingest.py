@@ -68,9 +68,10 @@ def selected_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {key.lower(): str(value) for key, value in headers.items() if key.lower() in wanted}
 
 
-@transaction.atomic
 def webhook_event_store(*, inbox: Inbox, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-    """Persist one verified delivery verbatim and schedule its processing after commit."""
+    """Persist one verified delivery verbatim and schedule its processing after commit.
+    One INSERT: outside a transaction it commits by itself (no BEGIN/COMMIT round trips on the
+    acknowledgement path) and the task is queued right after; inside one, after its commit."""
     event = WebhookEvent.objects.create(inbox=inbox, body=bytes(body), headers=selected_headers(headers))
     _schedule(event.pk)
     return event

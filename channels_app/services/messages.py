@@ -105,7 +105,7 @@ def _status_changed(message: Message, previous_status: str) -> None:
     )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # callers let its errors propagate; the INSERT has its own savepoint
 def message_record(
     *,
     conversation: Conversation,
