@@ -15,7 +15,12 @@ class JourneysConfig(AppConfig):
         merge_hooks.register("journeys.CsatSurvey", "customer")
         merge_hooks.register("journeys.CsatResponse", "customer")
 
-        from journeys import events, rules
+        from django.db.backends.signals import connection_created
+
+        from journeys import aggregates, events, rules
+
+        # SQLite has no percentile functions; the reports' Median/PercentileDisc use these.
+        connection_created.connect(aggregates.register_sqlite_functions, dispatch_uid="journeys.sqlite_aggregates")
 
         # Event message rules run once a new event is committed ("order.shipped" → message).
         events.customer_event_recorded.connect(rules.on_customer_event_recorded, dispatch_uid="journeys.event_rules")

@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_date
 
 from channels_app.models import Conversation, InboxKind, Message, MessageDirection, MessageSender
 from customers.models import Customer, LifecycleStage
+from journeys.aggregates import Median, Seconds
 from journeys.models import STAGE_ORDER, ConversationResolution, CsatResponse, CsatSurvey, StageChange
 
 STAGES = list(LifecycleStage.values)
@@ -596,27 +597,20 @@ def _campaign_nps(*, window: Window_, customers=None) -> dict[str, Any]:
 COHORT_MONTHS = (1, 3, 6)
 
 
-def _conversion_cohorts(rows, window: Window_) -> list[dict[str, Any]]:
-    """Cohort retention: customers by month of their first conversion (in the window), and the
-    share who reached Retention within 1, 3 and 6 months (30-day months) of converting."""
-    cohorts: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        converted = row.get(LifecycleStage.CONVERSION)
-        if converted and window.start <= converted < window.end:
-            cohorts[_period_key(converted, "month")].append(row)
+def _months(window: Window_) -> list[tuple[str, dt.datetime, dt.datetime]]:
+    """(key "YYYY-MM", start, end) of each site-time-zone month the window touches, clipped
+    to the window."""
+    tz = timezone.get_current_timezone()
     out = []
-    for month in sorted(cohorts):
-        members = cohorts[month]
-        entry = {"month": month, "converted": len(members)}
-        for months in COHORT_MONTHS:
-            limit = dt.timedelta(days=30 * months)
-            retained = sum(
-                1 for row in members
-                if row.get(LifecycleStage.RETENTION) and row[LifecycleStage.RETENTION] - row[LifecycleStage.CONVERSION] <= limit
-            )
-            entry[f"retained_{months}m"] = retained / len(members)
-        out.append(entry)
-    return out
+    first = timezone.localtime(window.start).date().replace(day=1)
+    while True:
+        month_start = max(dt.datetime.combine(first, dt.time.min, tzinfo=tz), window.start)
+        if month_start >= window.end:
+            return out
+        following = (first + dt.timedelta(days=32)).replace(day=1)
+        month_end = min(dt.datetime.combine(following, dt.time.min, tzinfo=tz), window.end)
+        out.append((first.strftime("%Y-%m"), month_start, month_end))
+        first = following
 
 
 def _forward_into(stage: str) -> Q:
@@ -624,11 +618,19 @@ def _forward_into(stage: str) -> Q:
     return Q(to_stage=stage, from_stage__in=STAGES[: STAGES.index(stage)])
 
 
+def _in_window(field: str, window: Window_) -> Q:
+    return Q(**{f"{field}__gte": window.start, f"{field}__lt": window.end})
+
+
 def funnel_report(*, window: Window_, group_by: str = "", customers=None) -> dict[str, Any]:
     """Customers entering each stage in the window (Reach: profiles created; other stages:
     their first forward stage change to it), the share of those who went on to a later stage
     (by now), and the median time from entering one stage to entering the next.
-    `group_by="channel"` splits by first-touch channel of the stage entry."""
+    `group_by="channel"` splits by first-touch channel of the stage entry.
+
+    One query builds each touched customer's first entry per stage (grouped by customer) and
+    the database aggregates over it (counts, medians, cohorts): no per-customer row reaches
+    Python."""
     forward = StageChange.objects.filter(customer__merged_into__isnull=True)
     entries = (
         forward.values("customer_id")
@@ -645,41 +647,58 @@ def funnel_report(*, window: Window_, group_by: str = "", customers=None) -> dic
     # Customers created or changing stage in the window; their entries over all time (a
     # filter on the change rows themselves would hide entries outside the window).
     touched = StageChange.objects.filter(changed_at__gte=window.start, changed_at__lt=window.end).values("customer_id")
-    firsts: dict[int, dict[str, dt.datetime | None]] = {row["customer_id"]: row for row in entries.filter(
-        Q(customer_id__in=entered_reach.values("pk")) | Q(customer_id__in=touched)
-    )}
+    entries = entries.filter(Q(customer_id__in=entered_reach.values("pk")) | Q(customer_id__in=touched))
+
+    aggregates: dict[str, Any] = {}
+    for index, stage in enumerate(STAGES):
+        entered_in_window = _in_window(stage, window)
+        if stage != LifecycleStage.REACH:
+            aggregates[f"{stage}__entered"] = Count("customer_id", filter=entered_in_window)
+        later = STAGES[index + 1:]
+        if not later:
+            continue
+        any_later = Q()
+        for s in later:
+            any_later |= Q(**{f"{s}__isnull": False})
+        nxt = later[0]
+        aggregates[f"{stage}__went_on"] = Count("customer_id", filter=entered_in_window & any_later)
+        aggregates[f"{stage}__gap"] = Median(
+            Seconds(F(nxt), F(stage)), filter=entered_in_window & Q(**{f"{nxt}__gte": F(stage)})
+        )
+    conversion, retention = LifecycleStage.CONVERSION, LifecycleStage.RETENTION
+    months = _months(window)
+    for key, month_start, month_end in months:
+        cohort = Q(**{f"{conversion}__gte": month_start, f"{conversion}__lt": month_end})
+        aggregates[f"cohort_{key}"] = Count("customer_id", filter=cohort)
+        for n in COHORT_MONTHS:
+            within = Q(**{f"{retention}__lte": F(conversion) + dt.timedelta(days=30 * n)})
+            aggregates[f"cohort_{key}_{n}"] = Count("customer_id", filter=cohort & within)
+    totals = entries.aggregate(**aggregates)
+
     stages_out = []
     for index, stage in enumerate(STAGES):
-        if stage == LifecycleStage.REACH:
-            entered = entered_reach.count()
-            entered_ids = None
-        else:
-            entered_ids = [pk for pk, row in firsts.items() if row[stage] and window.start <= row[stage] < window.end]
-            entered = len(entered_ids)
+        entered = entered_reach.count() if stage == LifecycleStage.REACH else totals[f"{stage}__entered"]
         later = STAGES[index + 1:]
-        went_on = 0
-        gaps: list[float] = []
-        if later:
-            if stage == LifecycleStage.REACH:
-                cohort = [row for row in firsts.values() if row["reach"] and window.start <= row["reach"] < window.end]
-            else:
-                cohort = [firsts[pk] for pk in entered_ids or []]
-            went_on = sum(1 for row in cohort if any(row[s] for s in later))
-            nxt = later[0]
-            gaps = [(row[nxt] - row[stage]).total_seconds() for row in cohort if row[nxt] and row[stage] and row[nxt] >= row[stage]]
+        gap = totals.get(f"{stage}__gap")
         stages_out.append({
             "stage": stage,
             "label": str(LifecycleStage(stage).label),
             "entered": entered,
-            "went_on": went_on,
-            "conversion_rate": (went_on / entered) if (later and entered) else None,
-            "median_seconds_to_next": median(gaps),
+            "went_on": totals.get(f"{stage}__went_on", 0),
+            "conversion_rate": (totals[f"{stage}__went_on"] / entered) if (later and entered) else None,
+            "median_seconds_to_next": float(gap) if gap is not None else None,
         })
+    cohorts = []
+    for key, _start, _end in months:
+        converted = totals[f"cohort_{key}"]
+        if converted:
+            cohorts.append({"month": key, "converted": converted,
+                            **{f"retained_{n}m": totals[f"cohort_{key}_{n}"] / converted for n in COHORT_MONTHS}})
     body: dict[str, Any] = {
         "period_from": window.start,
         "period_to": window.end,
         "group_by": group_by,
-        "summary": {"stages": stages_out, "cohorts": _conversion_cohorts(firsts.values(), window)},
+        "summary": {"stages": stages_out, "cohorts": cohorts},
         "rows": [],
     }
     if group_by == "channel":
