@@ -12,7 +12,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -24,6 +23,7 @@ from channels_app import selectors, services
 from channels_app.models import Conversation, ConversationPriority, ConversationStatus, Inbox
 from channels_app.services import media as media_services
 from channels_app.services import workspace as workspace_services
+from cxplatform.paginator import CappedPaginator
 
 PAGE_SIZE = 25
 
@@ -54,7 +54,11 @@ class ReplyForm(forms.Form):
 
     def __init__(self, *args, inboxes=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["inbox"].queryset = Inbox.objects.filter(pk__in=[i.pk for i in inboxes])
+        field = self.fields["inbox"]
+        field.queryset = Inbox.objects.filter(pk__in=[i.pk for i in inboxes])
+        # Rendered from the inboxes already loaded (no query); validation still uses the queryset.
+        field.choices = [("", field.empty_label)] + [
+            (inbox.pk, field.label_from_instance(inbox)) for inbox in sorted(inboxes, key=lambda i: (i.name, i.pk))]
         self.fields["content"].required = False
         self.fields["content"].widget.attrs.update({"autocomplete": "off", "aria-describedby": "composer-help"})
 
@@ -82,7 +86,11 @@ class TeamForm(forms.Form):
 
     def __init__(self, *args, viewer=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["team"].queryset = selectors.team_choice_list(viewer=viewer)
+        field = self.fields["team"]
+        field.queryset = selectors.team_choice_list(viewer=viewer)
+        if not self.is_bound:
+            # One plain query for the options (ModelChoiceField iterates with a server-side cursor).
+            field.choices = [("", field.empty_label)] + [(t.pk, field.label_from_instance(t)) for t in field.queryset]
 
 
 class LabelForm(forms.Form):
@@ -133,7 +141,7 @@ def conversation_list(request):
         with_unread=True,
         **scope,
     )
-    page = Paginator(conversations, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = CappedPaginator(conversations, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     for tab in tabs:
@@ -146,11 +154,17 @@ def conversation_list(request):
 @login_required
 def conversation_detail(request, pk: int):
     _require_view(request)
-    conversation = _conversation_or_404(request, pk)
+    try:
+        conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk, for_page=True)
+    except Conversation.DoesNotExist:
+        raise Http404 from None
     inboxes = selectors.reachable_inboxes(conversation=conversation)
     chat = list(selectors.message_list(viewer=request.user, conversation=conversation))
-    workspace_services.conversation_mark_read(conversation=conversation, user=request.user,
-                                              up_to_message_id=chat[-1].pk if chat else 0)
+    newest = chat[-1].pk if chat else 0
+    marker = conversation.viewer_last_read_message_id
+    if marker is None or marker < newest:  # already read up to here: nothing to write
+        workspace_services.conversation_mark_read(conversation=conversation, user=request.user,
+                                                  up_to_message_id=newest)
     return render(request, "channels_app/detail.html", {
         "conversation": conversation,
         "chat": chat,
@@ -177,7 +191,8 @@ def _panel_context(request, conversation: Conversation) -> dict:
 
 
 def _csat_rating(conversation: Conversation) -> int | None:
-    survey = getattr(conversation, "csat_survey", None) if hasattr(conversation, "csat_survey") else None
+    # Loaded with the conversation (selectors.conversation_get(for_page=True)).
+    survey = getattr(conversation, "csat_survey", None)
     response = getattr(survey, "response", None) if survey is not None else None
     return response.rating if response is not None else None
 

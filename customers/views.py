@@ -11,7 +11,6 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -49,6 +48,7 @@ from customers.models import (
     TimelineKind,
 )
 from customers.services import IdentityInput
+from cxplatform.paginator import CappedPaginator
 
 LIST_PAGE_SIZE = 25
 
@@ -90,7 +90,7 @@ def customer_list(request):
         channel=filters.get("channel", ""),
         segment=filters.get("segment"),
     ).order_by("-id")
-    page = Paginator(customers, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = CappedPaginator(customers, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(
