@@ -1,13 +1,14 @@
 """Live-push latency (issue 8 §3): webhook POST → frame on the assigned agent's websocket,
 with 500 agent sockets connected (one per agent) and 100 messages/s flowing.
 
-    eval $(bench/servers.sh start) && .venv/bin/python bench/live.py [--agents 500 --rate 100 --seconds 30]
+    eval $(bench/servers.sh start) && .venv/bin/python bench/live.py [--agents 500 --rates 25,50,100 --seconds 30]
 
 Production topology on one machine: gunicorn (HTTP webhooks), Celery worker (processing),
 daphne (websockets), channels-redis between them. Each message comes from the customer of a
 conversation assigned to one of the connected agents; the latency of a message is the time
 from just before its POST is sent to the arrival of the frame carrying its text. Also
-reports frames lost (never arrived within 30 s of the end) and duplicated.
+reports frames lost (never arrived within 30 s of the end) and duplicated. The target rate
+(100/s) comes last; lower rates first show the latency while processing keeps up.
 """
 from __future__ import annotations
 
@@ -55,73 +56,83 @@ async def connect_agents(cookies: list[dict], session) -> list:
     return list(sockets)
 
 
-async def run(pairs, cookies, rate: int, seconds: int, webhook_url: str, secret: bytes) -> dict:
+async def run(pairs, cookies, rates: list[int], seconds: int, webhook_url: str, secret: bytes) -> list[dict]:
+    import aiohttp
+
+    arrived: dict[str, float] = {}  # token → first arrival; tokens are unique across rates
+    duplicated: list[str] = []
+
+    async def reader(ws):
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            data = json.loads(msg.data)
+            text = (data.get("message") or {}).get("content", "")
+            if text.startswith("live "):
+                token = text[5:]
+                if token in arrived:
+                    duplicated.append(token)
+                else:
+                    arrived[token] = time.perf_counter()
+
+    async with aiohttp.ClientSession() as session:
+        sockets = await connect_agents(cookies, session)
+        readers = [asyncio.create_task(reader(ws)) for ws in sockets]
+        await asyncio.sleep(1)
+        rows = []
+        for rate in rates:
+            rows.append(await run_rate(session, arrived, duplicated, pairs, rate, seconds, webhook_url, secret))
+            rows[-1]["agents_connected"] = len(sockets)
+            print(json.dumps(rows[-1]), flush=True)
+        for ws in sockets:
+            await ws.close()
+        await asyncio.gather(*readers, return_exceptions=True)
+    return rows
+
+
+async def run_rate(session, arrived: dict[str, float], duplicated: list[str], pairs, rate: int, seconds: int,
+                   webhook_url: str, secret: bytes) -> dict:
     import aiohttp
 
     sent_at: dict[str, float] = {}
-    arrived: dict[str, float] = {}
-    duplicates = 0
     post_failures = 0
-    async with aiohttp.ClientSession() as session:
-        sockets = await connect_agents(cookies, session)
 
-        async def reader(ws):
-            nonlocal duplicates
-            async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                data = json.loads(msg.data)
-                text = (data.get("message") or {}).get("content", "")
-                if text.startswith("live "):
-                    token = text[5:]
-                    if token in arrived:
-                        duplicates += 1
-                    else:
-                        arrived[token] = time.perf_counter()
+    async def post(token: str, body: bytes):
+        nonlocal post_failures
+        sent_at[token] = time.perf_counter()
+        try:
+            async with session.post(webhook_url, data=body, headers={
+                    "Content-Type": "application/json", "X-Hub-Signature-256": signed(body, secret)}) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    post_failures += 1
+        except aiohttp.ClientError:
+            post_failures += 1
 
-        readers = [asyncio.create_task(reader(ws)) for ws in sockets]
-        await asyncio.sleep(1)
-
-        async def post(token: str, body: bytes):
-            nonlocal post_failures
-            sent_at[token] = time.perf_counter()
-            try:
-                async with session.post(webhook_url, data=body, headers={
-                        "Content-Type": "application/json", "X-Hub-Signature-256": signed(body, secret)}) as resp:
-                    await resp.read()
-                    if resp.status != 200:
-                        post_failures += 1
-            except aiohttp.ClientError:
-                post_failures += 1
-
-        rng = random.Random(5)
-        posts = []
-        begin = time.perf_counter()
-        for i in range(rate * seconds):
-            delay = begin + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            _user, wa_id = pairs[rng.randrange(len(pairs))]
-            token = f"{i}-{time.time_ns()}"
-            posts.append(asyncio.create_task(post(token, body_for(wa_id, token))))
-        await asyncio.gather(*posts)
-        deadline = time.perf_counter() + 30
-        while len(arrived) < len(sent_at) and time.perf_counter() < deadline:
-            await asyncio.sleep(0.5)
-        for task in readers:
-            task.cancel()
-        for ws in sockets:
-            await ws.close()
-    latencies = [arrived[t] - sent_at[t] for t in arrived if t in sent_at]
-    return {"agents_connected": len(cookies), "rate": rate, "seconds": seconds, "sent": len(sent_at),
-            "post_failures": post_failures, "received": len(arrived), "lost": len(sent_at) - len(arrived),
-            "duplicates": duplicates, **common.summary_ms(latencies)}
+    rng = random.Random(5)
+    posts = []
+    begin = time.perf_counter()
+    for i in range(rate * seconds):
+        delay = begin + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        _user, wa_id = pairs[rng.randrange(len(pairs))]
+        token = f"{rate}.{i}-{time.time_ns()}"
+        posts.append(asyncio.create_task(post(token, body_for(wa_id, token))))
+    await asyncio.gather(*posts)
+    deadline = time.perf_counter() + 30
+    while any(t not in arrived for t in sent_at) and time.perf_counter() < deadline:
+        await asyncio.sleep(0.5)
+    latencies = [arrived[t] - sent_at[t] for t in sent_at if t in arrived]
+    return {"rate": rate, "seconds": seconds, "sent": len(sent_at),
+            "post_failures": post_failures, "received": len(latencies), "lost": len(sent_at) - len(latencies),
+            "duplicates": sum(1 for t in duplicated if t in sent_at), **common.summary_ms(latencies)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, default=500)
-    parser.add_argument("--rate", type=int, default=100)
+    parser.add_argument("--rates", default="25,50,100", help="messages/s, one run each, on the same sockets")
     parser.add_argument("--seconds", type=int, default=30)
     args = parser.parse_args()
     import resource
@@ -135,9 +146,9 @@ def main() -> int:
     url = f"http://127.0.0.1:{HTTP_PORT}/webhooks/whatsapp/{inbox.uuid}/"
     with processes.running(lambda: processes.gunicorn(HTTP_PORT), lambda: processes.daphne(WS_PORT),
                            processes.celery_worker):
-        result = asyncio.run(run(pairs, cookies, args.rate, args.seconds, url, common.WHATSAPP_APP_SECRET.encode()))
-    print(json.dumps(result))
-    common.results_write("live", result)
+        rates = [int(r) for r in args.rates.split(",")]
+        result = asyncio.run(run(pairs, cookies, rates, args.seconds, url, common.WHATSAPP_APP_SECRET.encode()))
+    common.results_write("live", {"runs": result})
     return 0
 
 

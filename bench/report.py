@@ -39,11 +39,12 @@ def main() -> int:
         print(f"| ack latency at {row['rate']}/s (gunicorn, open loop) | achieved {row['achieved_per_s']}/s, p50 {row['p50_ms']} ms, "
               f"p99 {row['p99_ms']} ms, {row['failures']} failed; processed {row['end_to_end'].get('processed_per_s')}/s | "
               f"{'p99 ≤ 50 ms' if target else ''} | {verdict(row['p99_ms'] <= 50) if target else ''} |")
-    if "live" in data:
-        r = data["live"]
+    for r in data.get("live", {}).get("runs", []):
+        target = r["rate"] >= 100 and r["agents_connected"] >= 500
         print(f"| live push, {r['agents_connected']} agent sockets, {r['rate']} msg/s | p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms; "
-              f"{r['received']}/{r['sent']} frames, {r['lost']} lost, {r['duplicates']} duplicated | p99 ≤ 100 ms | "
-              f"{verdict(r['p99_ms'] is not None and r['p99_ms'] <= 100 and r['lost'] == 0)} |")
+              f"{r['received']}/{r['sent']} frames, {r['lost']} lost, {r['duplicates']} duplicated | "
+              f"{'p99 ≤ 100 ms' if target else ''} | "
+              f"{verdict(r['p99_ms'] is not None and r['p99_ms'] <= 100 and r['lost'] == 0) if target else ''} |")
     if "sockets" in data:
         r = data["sockets"]
         top = r["steps"][-1]

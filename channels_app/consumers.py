@@ -5,6 +5,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.models import Availability
+from accounts.selectors import team_ids_for_user
 from accounts.services import user_availability_set
 from channels_app import realtime
 
@@ -29,7 +30,10 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
-        self.groups_joined = [agent_group(user.pk)]
+        # Team groups carry the events of the team's unassigned conversations. Joined at
+        # connect: a membership change reaches an open socket when it reconnects.
+        teams = await database_sync_to_async(team_ids_for_user)(user=user)
+        self.groups_joined = [agent_group(user.pk), *(realtime.team_group(pk) for pk in teams)]
         self.conversations_open: list[int] = []
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)

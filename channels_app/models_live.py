@@ -17,8 +17,8 @@ class LiveEvent(models.Model):
 
     A reconnecting browser asks for the events after the last id it saw (`realtime.
     live_events_since`); who may read a row is decided by `conversation_id` (re-checked through
-    the selectors) and by its `LiveEventRecipient` rows (`agent.<id>` groups), never by a JSON
-    lookup. Rows older than LIVE_EVENT_RETENTION_HOURS are pruned by a periodic task."""
+    the selectors), by `team_id` (the viewer's current teams) and by its `LiveEventRecipient`
+    rows (`agent.<id>` groups), never by a JSON lookup. Rows older than LIVE_EVENT_RETENTION_HOURS are pruned by a periodic task."""
 
     id = models.BigAutoField(primary_key=True)
     event = models.CharField(_("event"), max_length=80)
@@ -28,12 +28,15 @@ class LiveEvent(models.Model):
         help_text=_("Groups it was pushed to, for operators (web chat visitor groups are not stored)."),
     )
     conversation_id = models.BigIntegerField(_("conversation"), null=True, blank=True)
+    team_id = models.BigIntegerField(_("team"), null=True, blank=True,
+                                     help_text=_("Sent to every member of this team (its `team.<id>` group)."))
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
 
     class Meta:
         verbose_name = _("live event")
         verbose_name_plural = _("live events")
-        indexes = [models.Index(fields=["conversation_id", "id"], name="live_event_conversation_idx")]
+        indexes = [models.Index(fields=["conversation_id", "id"], name="live_event_conversation_idx"),
+                   models.Index(fields=["team_id", "id"], name="live_event_team_idx")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.event}"

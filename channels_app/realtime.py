@@ -37,6 +37,7 @@ MESSAGE_TYPE = "agent.event"  # handled by AgentConsumer.agent_event
 
 AGENT_GROUP_RE = re.compile(r"^agent\.(\d+)$")
 CONVERSATION_GROUP_RE = re.compile(r"^conversation\.(\d+)$")
+TEAM_GROUP_RE = re.compile(r"^team\.(\d+)$")
 VISITOR_PREFIX = "visitor."
 
 
@@ -47,6 +48,12 @@ def agent_group(user_id: int) -> str:
 def visitor_group(visitor_token: str) -> str:
     """A web chat visitor's widget sockets (channel-layer group names allow [A-Za-z0-9._-])."""
     return VISITOR_PREFIX + re.sub(r"[^A-Za-z0-9._-]", "_", visitor_token)[:90]
+
+
+def team_group(team_id: int) -> str:
+    """Every socket of the team's members (joined at connect): an unassigned conversation's
+    events are one send to the team, not one per member (cost is events × groups)."""
+    return f"team.{team_id}"
 
 
 def conversation_group(conversation_id: int) -> str:
@@ -75,14 +82,16 @@ def _store(event: str, payload: dict[str, Any], targets: list[str]) -> int:
 
     agent_ids = sorted({int(m.group(1)) for m in map(AGENT_GROUP_RE.match, targets) if m})
     conversation_ids = sorted({int(m.group(1)) for m in map(CONVERSATION_GROUP_RE.match, targets) if m})
-    if len(conversation_ids) > 1:
-        logger.warning("live event %s names %s conversations; only #%s is recorded", event,
-                       len(conversation_ids), conversation_ids[0])
+    team_ids = sorted({int(m.group(1)) for m in map(TEAM_GROUP_RE.match, targets) if m})
+    for kind, ids in (("conversations", conversation_ids), ("teams", team_ids)):
+        if len(ids) > 1:
+            logger.warning("live event %s names %s %s; only #%s is recorded", event, len(ids), kind, ids[0])
     with transaction.atomic(savepoint=False):
         row = LiveEvent.objects.create(
             event=event[:80], payload=payload,
             groups=[g for g in targets if not g.startswith(VISITOR_PREFIX)],
             conversation_id=conversation_ids[0] if conversation_ids else None,
+            team_id=team_ids[0] if team_ids else None,
         )
         if agent_ids:
             LiveEventRecipient.objects.bulk_create(
@@ -91,11 +100,15 @@ def _store(event: str, payload: dict[str, Any], targets: list[str]) -> int:
 
 
 async def _send_all(layer, targets: list[str], message: dict[str, Any], event: str) -> None:
-    for group in targets:
+    """All groups at once: an unassigned conversation's message goes to every online member of
+    its team, and one Redis round trip after another made that cost grow with the team."""
+    async def one(group: str) -> None:
         try:
             await layer.group_send(group, message)
         except Exception:  # the channel layer is best effort; the DB has the truth
             logger.warning("realtime publish of %s to %s failed", event, group, exc_info=True)
+
+    await asyncio.gather(*(one(group) for group in targets))
 
 
 class _SendLoop:
@@ -195,28 +208,33 @@ def _as_message(row: Any) -> dict[str, Any]:
 def live_events_since(*, viewer: Any, since: int, conversation_ids: Iterable[int] = (),
                       limit: int | None = None) -> Resume:
     """The stored events after `since` that `viewer`'s socket would have received: those
-    addressed to `agent.<viewer>` and those of the conversations in `conversation_ids` (the
-    ones the socket has open) that the selectors still let the viewer see. Nothing else, ever.
+    addressed to `agent.<viewer>`, those sent to a team the viewer belongs to now, and those of
+    the conversations in `conversation_ids` (the ones the socket has open) that the selectors
+    still let the viewer see. Nothing else, ever.
 
     Also returns the events of the LIVE_EVENT_RESUME_OVERLAP_SECONDS before `since` (a lower id
     may have become visible after a higher one was pushed): the client drops duplicates by id.
     More than `limit` new events → `refresh="too_many"`; `since` pruned or unknown →
     `refresh="expired"`."""
+    from accounts.selectors import team_ids_for_user
     from channels_app import selectors
     from channels_app.models import Conversation, LiveEvent, LiveEventRecipient
 
     limit = resume_limit() if limit is None else limit
     since = max(0, int(since))
     wanted = sorted({int(pk) for pk in conversation_ids})
-    allowed: list[int] = []
-    if wanted:
-        visible = Conversation.objects.filter(pk__in=wanted)
-        scope = selectors.conversation_visibility(viewer=viewer)
-        if scope is not None:
-            visible = visible.filter(scope)
-        allowed = list(visible.values_list("pk", flat=True))
+    scope = selectors.conversation_visibility(viewer=viewer)
+    visible = Conversation.objects.all() if scope is None else Conversation.objects.filter(scope)
+    allowed = list(visible.filter(pk__in=wanted).values_list("pk", flat=True)) if wanted else []
     addressed = Exists(LiveEventRecipient.objects.filter(live_event=OuterRef("pk"), agent_id=viewer.pk))
-    access = Q(addressed) | Q(conversation_id__in=allowed) if allowed else Q(addressed)
+    access = Q(addressed)
+    teams = team_ids_for_user(user=viewer)
+    if teams:
+        # A team's events, for conversations the viewer may still see (one moved to another
+        # team meanwhile is not replayed).
+        access |= Q(team_id__in=teams, conversation_id__in=visible.values("pk"))
+    if allowed:
+        access |= Q(conversation_id__in=allowed)
     rows = LiveEvent.objects.filter(access).order_by("pk")
 
     floor = since

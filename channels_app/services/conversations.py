@@ -33,15 +33,14 @@ class ContinueResult:
 
 def conversation_audience(*, conversation: Conversation) -> list[str]:
     """Who is told about a conversation: sockets that have it open (`conversation.<id>`), its
-    assignee, or if unassigned the online members of its team. Narrow groups only."""
+    assignee, or if unassigned its team's sockets (`team.<id>`: one send, however large the
+    team — one group per online member had made each message cost a Redis call per agent).
+    Narrow groups only."""
     groups = [realtime.conversation_group(conversation.pk)]
     if conversation.assignee_id:
         return [*groups, realtime.agent_group(conversation.assignee_id)]
     if conversation.team_id:
-        member_ids = TeamMembership.objects.filter(
-            team_id=conversation.team_id, user__is_active=True, user__availability=Availability.ONLINE
-        ).values_list("user_id", flat=True)
-        return [*groups, *(realtime.agent_group(pk) for pk in member_ids)]
+        return [*groups, realtime.team_group(conversation.team_id)]
     return groups
 
 

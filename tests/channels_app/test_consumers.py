@@ -67,6 +67,27 @@ def test_signed_in_agent_receives_own_events_and_sets_presence(agent):
     assert agent.availability == Availability.AWAY
 
 
+def test_an_agent_socket_receives_its_teams_events_and_no_other_teams(agent):
+    from tests.accounts.factories import TeamFactory, add_to_team
+
+    mine, other = TeamFactory(), TeamFactory()
+    add_to_team(agent, mine)
+    headers = session_headers(agent)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/agent/", headers=headers)
+        await communicator.connect()
+        await communicator.receive_json_from(timeout=5)
+        await get_channel_layer().group_send(f"team.{other.pk}", {"type": "agent.event", "payload": {"team": "other"}})
+        await get_channel_layer().group_send(f"team.{mine.pk}", {"type": "agent.event", "payload": {"team": "mine"}})
+        pushed = await communicator.receive_json_from(timeout=5)
+        nothing = await communicator.receive_nothing(timeout=0.3)
+        await communicator.disconnect()
+        return pushed, nothing
+
+    assert async_to_sync(scenario)() == ({"team": "mine"}, True)
+
+
 def test_an_agent_never_receives_another_agents_events(agent, supervisor):
     headers = session_headers(agent)
 

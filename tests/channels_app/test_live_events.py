@@ -133,6 +133,20 @@ def test_an_agent_of_another_team_receives_none_of_it(teams, supervisor):
     assert answer == {"type": "resume", "events": [], "last_id": since}
 
 
+def test_a_teams_unassigned_conversation_events_are_replayed_to_its_members_only(teams, supervisor):
+    support, sales, ayu, budi, citra = teams
+    conversation = _conversation(support)  # unassigned: its events go to team.<support>
+    since = realtime.publish("test.before", {}, groups=["agent.999999"])
+    note = message_create_outbound(conversation=conversation, author=citra, content="siapa yang ambil?", private=True)
+
+    _opened, answer = reconnect_and_resume(ayu, since=since)
+    _opened, other = reconnect_and_resume(budi, since=since)
+
+    assert [(e["event"], e["message"]["id"]) for e in answer["events"]] == [("channels.message.created", note.pk)]
+    assert LiveEvent.objects.get(pk=answer["events"][0]["id"]).team_id == support.pk
+    assert other == {"type": "resume", "events": [], "last_id": since}
+
+
 def test_a_conversation_that_moved_to_another_team_while_offline_is_not_replayed(teams, supervisor):
     support, sales, ayu, budi, citra = teams
     conversation = _conversation(support)
@@ -262,3 +276,26 @@ def test_a_web_chat_visitor_is_told_when_their_conversation_is_resolved_or_reope
     assert pushed["conversation"] == {"id": conversation.pk, "status": status}
     assert isinstance(pushed["id"], int)
     assert quiet is True
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("REDIS_URL"), reason="needs Redis (REDIS_URL): the send loop serves channels-redis only")
+def test_pushes_from_sync_code_reuse_one_event_loop_and_arrive(agent):
+    """Outside an ASGI server (Celery, gunicorn) pushes go through one event loop per process,
+    so channels-redis keeps its connections instead of opening one per push."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(realtime.agent_group(agent.pk), channel)
+    first = realtime.publish("test.one", {"n": 1}, groups=[realtime.agent_group(agent.pk)])
+    loop = realtime._send_loop._loop
+    second = realtime.publish("test.two", {"n": 2}, groups=[realtime.agent_group(agent.pk)])
+
+    async def receive_two():
+        import asyncio
+
+        return [await asyncio.wait_for(layer.receive(channel), timeout=5) for _ in range(2)]
+
+    received = async_to_sync(receive_two)()
+    assert [m["payload"]["id"] for m in received] == [first, second]
+    assert loop is not None and realtime._send_loop._loop is loop and loop.is_running()

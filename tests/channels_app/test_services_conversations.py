@@ -13,7 +13,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from accounts.models import Availability
-from channels_app.models import Conversation, Message, WebhookEvent
+from channels_app.models import LiveEvent, Conversation, Message, WebhookEvent
 from channels_app.services import (
     conversation_assign,
     conversation_continue,
@@ -373,20 +373,23 @@ def test_new_message_is_pushed_to_the_online_agent_it_was_auto_assigned_to_only(
     assert _received(other) == []
 
 
-def test_unassigned_conversation_is_pushed_to_online_team_members(client, make_user, django_capture_on_commit_callbacks):
-    team = TeamFactory()
+def test_unassigned_conversation_is_pushed_once_to_its_team_group(client, make_user, django_capture_on_commit_callbacks):
+    team, other_team = TeamFactory(), TeamFactory()
     full = make_user(availability=Availability.ONLINE, max_concurrent_conversations=1)
     add_to_team(full, team)
     inbox = whatsapp_inbox(team=team)
     Conversation.objects.create(customer=Customer.objects.create(), assignee=full, team=team)  # at capacity
-    channel = _listen(f"agent.{full.pk}")
+    team_channel, personal, others = _listen(f"team.{team.pk}"), _listen(f"agent.{full.pk}"), _listen(f"team.{other_team.pk}")
 
     with django_capture_on_commit_callbacks(execute=True):
         post_whatsapp(client, inbox, wa_text())
 
     conversation = Conversation.objects.exclude(assignee=full).get()
     assert conversation.assignee_id is None
-    assert [e["payload"]["event"] for e in _received(channel)] == ["channels.message.created"]
+    assert [e["payload"]["event"] for e in _received(team_channel)] == ["channels.message.created"]
+    assert _received(personal) == [] and _received(others) == []
+    stored = LiveEvent.objects.get(event="channels.message.created")
+    assert (stored.team_id, stored.conversation_id) == (team.pk, conversation.pk)
 
 
 def test_round_robin_gives_the_least_loaded_online_agent_and_respects_capacity(make_user):
