@@ -1,8 +1,10 @@
 """Service KPIs, CSAT and the lifecycle funnel, defined in docs/metrics.md.
 
-Every query aggregates in the database: counts and averages are SQL aggregates; medians and
-p90 need the per-item durations, so one row per conversation / resolution cycle / customer is
-read (never one per message) and the percentile is taken in Python (SQLite has none).
+Counts and averages are SQL aggregates. The funnel is aggregated entirely in the database
+(medians with journeys.aggregates.Median: percentile_cont on PostgreSQL, a registered Python
+aggregate on SQLite). The service KPIs still read one row per conversation and per resolution
+cycle (never one per message) and take medians, p90, FCR, abandonment and SLA in Python; see
+docs/metrics.md → Performance for what that costs on the benchmark and the planned fix.
 """
 from __future__ import annotations
 
