@@ -26,6 +26,7 @@ from channels_app.services import workspace as workspace_services
 from cxplatform.paginator import CappedPaginator
 
 PAGE_SIZE = 25
+LIST_COUNT_CAP = 500  # conversations counted past the page's start; beyond: "more than"
 
 
 INBOX_VIEWS = {
@@ -141,7 +142,7 @@ def conversation_list(request):
         with_unread=True,
         **scope,
     )
-    page = CappedPaginator(conversations, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = CappedPaginator(conversations, PAGE_SIZE, cap=LIST_COUNT_CAP).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     for tab in tabs:

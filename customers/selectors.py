@@ -215,6 +215,7 @@ def timeline_channels(*, customer: Customer) -> list[str]:
         c
         for c in TimelineEntry.objects.filter(customer=customer)
         .exclude(channel="")
+        .order_by()  # the model's ordering would make every entry distinct (one option per entry)
         .values_list("channel", flat=True)
         .distinct()
     )

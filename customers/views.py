@@ -51,6 +51,7 @@ from customers.services import IdentityInput
 from cxplatform.paginator import CappedPaginator
 
 LIST_PAGE_SIZE = 25
+LIST_COUNT_CAP = 500  # customers counted past the page's start; beyond: "more than"
 
 
 def _require_view(request) -> None:
@@ -90,7 +91,7 @@ def customer_list(request):
         channel=filters.get("channel", ""),
         segment=filters.get("segment"),
     ).order_by("-id")
-    page = CappedPaginator(customers, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = CappedPaginator(customers, LIST_PAGE_SIZE, cap=LIST_COUNT_CAP).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(

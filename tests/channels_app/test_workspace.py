@@ -311,6 +311,51 @@ def test_list_query_count_is_flat_with_unread_counts_and_tabs(client, agent, tea
     assert all(c.unread_count == 1 for c in response.context["page"])
 
 
+def _list_queries(client, path: str = "/inbox/") -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(path).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_list_query_count_does_not_grow_with_the_number_of_conversations(client, agent, team):
+    from tests.channels_app.test_api import _conversation
+
+    client.force_login(agent)
+    client.get("/inbox/")  # the first request of a session does a little more (last seen)
+    for _ in range(30):
+        _inbound(_conversation(team=team), "halo")
+    with_two_pages = _list_queries(client)
+    for _ in range(30):
+        _inbound(_conversation(team=team), "halo")
+
+    assert _list_queries(client) == with_two_pages
+    assert _list_queries(client, "/inbox/?page=3") == with_two_pages - 1  # the last page: no count
+
+
+def test_list_total_is_counted_up_to_a_cap_and_says_more_than(client, agent, team, monkeypatch):
+    from channels_app import views
+    from tests.channels_app.test_api import _conversation
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 2)
+    monkeypatch.setattr(views, "LIST_COUNT_CAP", 4)
+    for _ in range(7):
+        _conversation(team=team)
+    client.force_login(agent)
+
+    first = client.get("/inbox/")
+    last = client.get("/inbox/", {"page": 4})
+
+    assert (first.context["page"].paginator.count, first.context["page"].paginator.is_capped) == (4, True)
+    assert "Page 1 of more than 2" in first.content.decode()
+    assert first.context["page"].has_next()
+    assert (last.context["page"].paginator.count, last.context["page"].paginator.is_capped) == (7, False)
+    assert "Page 4 of 4" in last.content.decode()
+    assert len(last.context["page"]) == 1
+
+
 def test_views_tabs_filter_the_list(client, agent, team):
     from tests.channels_app.test_api import _conversation
 
@@ -343,6 +388,51 @@ def test_side_panel_shows_identities_stage_previous_conversations_and_timeline(c
     assert f'href="/inbox/{older.pk}/"' in html
     assert conversation.customer.get_lifecycle_stage_display() in html
     assert any("kopi susu" in entry.body for entry in panel["timeline"])
+
+
+def test_conversation_page_query_count_is_flat_and_a_read_conversation_is_not_written_again(
+        client, agent, team, conversation):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.channels_app.test_api import _conversation
+
+    client.force_login(agent)
+    client.get(f"/inbox/{conversation.pk}/")  # the first view marks it read
+    few = _list_queries(client, f"/inbox/{conversation.pk}/")
+    for i in range(10):
+        _inbound(conversation, f"pesan {i}")
+        older = _conversation(team=team, status="resolved")
+        Conversation.objects.filter(pk=older.pk).update(customer=conversation.customer)
+    client.get(f"/inbox/{conversation.pk}/")
+
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(f"/inbox/{conversation.pk}/")
+
+    assert len(ctx.captured_queries) == few
+    assert len(response.context["chat"]) == 11
+    assert len(response.context["panel"]["previous_conversations"]) == 5
+    assert not [q["sql"] for q in ctx.captured_queries if q["sql"].startswith(("UPDATE", "INSERT"))]
+    assert ConversationRead.objects.get(user=agent).last_read_message_id == response.context["chat"][-1].pk
+
+
+@pytest.mark.parametrize(("status", "rating", "shown"), [("answered", 4, "<strong>4/5</strong>"), ("sent", None, "CSAT: —"),
+                                                         (None, None, "CSAT: —")])
+def test_conversation_page_shows_the_csat_rating(client, agent, conversation, status, rating, shown):
+    from journeys.models import CsatResponse, CsatSurvey
+
+    if status:
+        survey = CsatSurvey.objects.create(conversation=conversation, customer=conversation.customer, status=status,
+                                           send_after=timezone.now())
+        if rating:
+            CsatResponse.objects.create(survey=survey, customer=conversation.customer, rating=rating, via="link",
+                                        responded_at=timezone.now())
+    client.force_login(agent)
+
+    response = client.get(f"/inbox/{conversation.pk}/")
+
+    assert response.context["csat_rating"] == rating
+    assert shown in " ".join(response.content.decode().split())
 
 
 def test_side_panel_escapes_customer_text(client, agent, conversation):

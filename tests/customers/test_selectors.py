@@ -57,6 +57,15 @@ def test_timeline_filters_by_channel_and_kind():
     assert by_both.entries == [wa_message]
 
 
+def test_timeline_channels_are_each_listed_once():
+    customer = CustomerFactory()
+    for channel in ("whatsapp", "email", "whatsapp", "", "whatsapp"):
+        TimelineEntryFactory(customer=customer, channel=channel)
+    TimelineEntryFactory(channel="instagram")  # another customer's
+
+    assert selectors.timeline_channels(customer=customer) == ["email", "whatsapp"]
+
+
 @pytest.mark.parametrize("page_size", [5, 50])
 def test_timeline_page_is_one_query_whatever_its_size(page_size, django_assert_num_queries):
     customer = CustomerFactory()

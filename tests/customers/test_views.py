@@ -58,6 +58,23 @@ def budi(db):
     return customer
 
 
+def test_list_total_is_counted_up_to_a_cap_and_says_more_than(client, agent, monkeypatch):
+    from customers import views
+
+    monkeypatch.setattr(views, "LIST_PAGE_SIZE", 2)
+    monkeypatch.setattr(views, "LIST_COUNT_CAP", 4)
+    CustomerFactory.create_batch(5, display_name="Budi")
+    client.force_login(agent)
+
+    first = " ".join(client.get(reverse("customers:list"), {"q": "budi"}).content.decode().split())
+    last = " ".join(client.get(reverse("customers:list"), {"q": "budi", "page": 3}).content.decode().split())
+
+    assert "More than 4 customers" in first
+    assert "Page 1 of more than 2" in first
+    assert "5 customers" in last
+    assert "Page 3 of 3" in last
+
+
 def test_list_searches_by_partial_phone(client, agent, budi):
     CustomerFactory(display_name="Siti")
     client.force_login(agent)
