@@ -270,7 +270,13 @@ class Message(models.Model):
                 name="message_inbox_provider_id_unique",
             )
         ]
-        indexes = [models.Index(fields=["conversation", "created_at", "id"], name="message_conversation_time_idx")]
+        indexes = [
+            models.Index(fields=["conversation", "created_at", "id"], name="message_conversation_time_idx"),
+            # Unread checks (inbox tabs, list badges): the customer messages of a conversation
+            # after an agent's read marker, answered from the index alone.
+            models.Index(fields=["conversation", "id"], condition=models.Q(direction="inbound"),
+                         name="message_inbound_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.direction} #{self.pk} in conversation #{self.conversation_id}"
