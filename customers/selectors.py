@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import BooleanField, Count, Exists, F, Func, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import User
@@ -53,6 +53,27 @@ def _visible(viewer: User) -> QuerySet[Customer]:
     return Customer.objects.all()
 
 
+class _IdIn(Func):
+    """`<id> IN (<subquery>)`; on PostgreSQL `<id> = ANY(ARRAY(<subquery>))`: the matches are
+    collected first and the customers fetched by primary key. With IN, the planner estimated
+    ~1,000 matches for a name and joined them against a sequential scan of every customer
+    (60 ms for "Budi Santoso" on 100k customers; 14 ms this way), or walked the whole primary
+    key backwards for a one-match phone search under a small LIMIT."""
+
+    arity = 2
+    output_field = BooleanField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        column, column_params = compiler.compile(self.source_expressions[0])
+        subquery, subquery_params = compiler.compile(self.source_expressions[1])
+        return f"{column} IN {subquery}", (*column_params, *subquery_params)
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        column, column_params = compiler.compile(self.source_expressions[0])
+        subquery, subquery_params = compiler.compile(self.source_expressions[1])
+        return f"{column} = ANY(ARRAY{subquery})", (*column_params, *subquery_params)
+
+
 def _search_q(q: str) -> Q:
     """Name or any identity value: partial phone digits, email prefix, platform ids.
 
@@ -72,7 +93,7 @@ def _search_q(q: str) -> Q:
     # PostgreSQL filtered every customer row (70 ms on 100k customers, whatever the query).
     names = Customer.objects.filter(display_name__icontains=q).order_by().values("pk")
     identities = Identity.objects.filter(identity_match).order_by().values("customer_id")
-    return Q(pk__in=names.union(identities))
+    return Q(_IdIn(F("pk"), Subquery(names.union(identities))))
 
 
 def _filters_q(filters: dict) -> Q:
