@@ -26,6 +26,12 @@ def webhook_event_process_task(self, event_id: int) -> str | None:
     return event.status if event is not None else None
 
 
+@shared_task(acks_late=True)
+def webhook_events_drain_task() -> int:
+    """Process every stored delivery waiting (queued once per burst by `ingest.drain_wake`)."""
+    return ingest.webhook_events_drain()
+
+
 @shared_task(bind=True, acks_late=True, max_retries=None)
 def message_deliver_task(self, message_id: int) -> str | None:
     """Send one queued outbound message; retryable provider errors back off exponentially."""

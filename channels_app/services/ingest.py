@@ -1,4 +1,5 @@
-"""Webhook ingest: store the raw delivery durably, then process it in the background.
+"""Webhook ingest: store the raw delivery durably, then process it in the background
+(`webhook_events_drain`: one task drains every waiting delivery; failures retry one by one).
 
 Never lose an acknowledged message: the view answers 200 only after `webhook_event_store`
 committed the raw bytes. Never store one twice: `message_record` relies on the unique
@@ -78,22 +79,69 @@ def webhook_event_store(*, inbox: Inbox, body: bytes, headers: Mapping[str, str]
 
 
 def _schedule(event_id: int) -> None:
+    # robust: the raw event is already committed, so a broker or cache outage must not turn the
+    # provider's delivery into an error; webhook_events_requeue picks up whatever was not queued.
+    transaction.on_commit(drain_wake, robust=True)
+
+
+# --- draining: one task processes every waiting delivery ------------------------------------
+
+DRAIN_WAKE_KEY = "channels:webhook-drain:wake"
+DRAIN_WAKE_TTL_SECONDS = 60  # self-heals a wake whose task publish failed
+DRAIN_BATCH = 200
+
+
+def drain_wake() -> None:
+    """Make sure a drain task will see the deliveries committed so far.
+
+    Publishing a Celery task per delivery was a third of an acknowledgement's cost. Instead the
+    first delivery sets a flag and queues `webhook_events_drain_task`; later ones see the flag and
+    publish nothing. The drain clears the flag *before* it looks for work, so a delivery committed
+    after that either sets the flag again (and queues another drain) or is found by the drain."""
+    from django.core.cache import cache
+
+    from channels_app.tasks import webhook_events_drain_task
+
+    if cache.add(DRAIN_WAKE_KEY, 1, timeout=DRAIN_WAKE_TTL_SECONDS):
+        try:
+            webhook_events_drain_task.delay()
+        except Exception:
+            cache.delete(DRAIN_WAKE_KEY)  # the next delivery tries again
+            raise
+
+
+def webhook_events_drain(*, limit: int = DRAIN_BATCH) -> int:
+    """Process waiting deliveries oldest first until none is left (or `limit`, then queue a
+    successor so other tasks get the worker too). Concurrent drains share the work: each claims
+    its next delivery with FOR UPDATE SKIP LOCKED. Returns how many were processed."""
+    from django.core.cache import cache
+
     from channels_app.tasks import webhook_event_process_task
 
-    # robust: the raw event is already committed, so a broker outage must not turn the provider's
-    # delivery into an error; webhook_events_requeue picks up whatever was not queued.
-    transaction.on_commit(lambda: webhook_event_process_task.delay(event_id), robust=True)
+    cache.delete(DRAIN_WAKE_KEY)
+    done = 0
+    while done < limit:
+        event = webhook_event_process(event_id=None)
+        if event is None:
+            return done
+        done += 1
+        if event.status == WebhookEvent.Status.FAILED:
+            webhook_event_process_task.apply_async((event.pk,), countdown=process_backoff_seconds(event.attempts))
+    drain_wake()
+    return done
 
 
 @transaction.atomic
 def webhook_event_replay(*, event: WebhookEvent) -> WebhookEvent:
     """An admin retries a parked or failed event (processing is idempotent)."""
+    from channels_app.tasks import webhook_event_process_task
+
     event = WebhookEvent.objects.select_for_update().get(pk=event.pk)
     if event.status == WebhookEvent.Status.PROCESSED:
         return event
     event.status = WebhookEvent.Status.RECEIVED
     event.save(update_fields=["status"])
-    _schedule(event.pk)
+    transaction.on_commit(lambda: webhook_event_process_task.delay(event.pk), robust=True)
     return event
 
 
@@ -118,15 +166,21 @@ def webhook_events_requeue(*, now: dt.datetime | None = None, limit: int = 1000)
     return count
 
 
-def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
-    """Parse the stored delivery and apply every event in it, in one transaction.
+def webhook_event_process(*, event_id: int | None) -> WebhookEvent | None:
+    """Parse the stored delivery and apply every event in it, in one transaction. With
+    `event_id=None`, the oldest delivery still `received` that no one else is processing.
 
     On failure the work is rolled back, the attempt and error are recorded and the event is
     `failed` (the task retries with backoff) or, after the last attempt or on a permanent error
     (malformed body, broken config), `parked`.
     """
     with transaction.atomic():
-        event = WebhookEvent.objects.select_for_update(of=("self",)).select_related("inbox").filter(pk=event_id).first()
+        locked = WebhookEvent.objects.select_related("inbox")
+        if event_id is None:
+            event = (locked.select_for_update(of=("self",), skip_locked=True)
+                     .filter(status=WebhookEvent.Status.RECEIVED).order_by("pk").first())
+        else:
+            event = locked.select_for_update(of=("self",)).filter(pk=event_id).first()
         if event is None or event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.PARKED):
             return event
         event.attempts += 1

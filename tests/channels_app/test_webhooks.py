@@ -544,7 +544,7 @@ def test_broker_outage_at_commit_still_acknowledges_and_the_sweeper_processes_la
     from channels_app.services.ingest import webhook_events_requeue
 
     inbox = whatsapp_inbox()
-    with mock.patch("channels_app.tasks.webhook_event_process_task.delay", side_effect=ConnectionError("broker down")):
+    with mock.patch("channels_app.tasks.webhook_events_drain_task.delay", side_effect=ConnectionError("broker down")):
         with django_capture_on_commit_callbacks(execute=True):
             response = post_whatsapp(client, inbox, wa_text())
 
@@ -558,3 +558,37 @@ def test_broker_outage_at_commit_still_acknowledges_and_the_sweeper_processes_la
     event.refresh_from_db()
     assert event.status == "processed"
     assert Message.objects.count() == 1
+
+
+def test_a_burst_of_deliveries_queues_one_drain_that_processes_them_all(client, django_capture_on_commit_callbacks):
+    """Acks publish no task per delivery: the first wakes a drain, the others see it is awake."""
+    from channels_app.services.ingest import webhook_events_drain
+
+    inbox = whatsapp_inbox()
+    with mock.patch("channels_app.tasks.webhook_events_drain_task.delay") as wake:
+        with django_capture_on_commit_callbacks(execute=True):
+            for n in range(3):
+                assert post_whatsapp(client, inbox, wa_text(msg_id=f"wamid.burst{n}")).status_code == 200
+        assert wake.call_count == 1
+        assert WebhookEvent.objects.filter(status="received").count() == 3
+
+        assert webhook_events_drain() == 3
+        assert Message.objects.count() == 3 and not WebhookEvent.objects.exclude(status="processed").exists()
+
+        # The drain cleared the flag before looking for work: the next delivery wakes a new one.
+        with django_capture_on_commit_callbacks(execute=True):
+            post_whatsapp(client, inbox, wa_text(msg_id="wamid.after"))
+        assert wake.call_count == 2
+
+
+def test_a_drain_stops_at_its_limit_and_queues_a_successor(client, django_capture_on_commit_callbacks):
+    from channels_app.services.ingest import webhook_events_drain
+
+    inbox = whatsapp_inbox()
+    with mock.patch("channels_app.tasks.webhook_events_drain_task.delay") as wake:
+        with django_capture_on_commit_callbacks(execute=True):
+            for n in range(3):
+                post_whatsapp(client, inbox, wa_text(msg_id=f"wamid.limit{n}"))
+        assert webhook_events_drain(limit=2) == 2
+        assert wake.call_count == 2  # the successor
+        assert webhook_events_drain() == 1
