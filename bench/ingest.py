@@ -136,6 +136,11 @@ def purge_queue() -> None:
     process them), so the next measurement does not compete with an old backlog."""
     subprocess.run([str(processes.BIN / "celery"), "-A", "cxplatform", "purge", "-f"], cwd=common.ROOT,
                    env=common.bench_env(), capture_output=True, check=False)
+    from django.core.cache import cache
+
+    from channels_app.services.ingest import DRAIN_WAKE_KEY
+
+    cache.delete(DRAIN_WAKE_KEY)  # a purged drain task must not leave acks believing one is queued
 
 
 def drain(first_id: int, timeout: float = 180) -> dict:
