@@ -209,13 +209,19 @@ def unread_count_expression(*, viewer: User):
     return Coalesce(Subquery(unread, output_field=IntegerField()), Value(0))
 
 
-def unread_exists_expression(*, viewer: User) -> Exists:
-    """Whether the outer conversation has a customer message after the viewer's read marker:
-    stops at the first one (counting them all per conversation cost twice as much)."""
+def unread_exists_expression(*, viewer: User) -> Q:
+    """Whether the outer conversation has a customer message after the viewer's read marker.
+
+    Without a marker that is "has any customer message", which `last_inbound_at` answers from
+    the conversation row (message_record sets it with every inbound message); only conversations
+    the viewer has a marker on are probed in the messages index, stopping at the first newer one.
+    (Counting every conversation's unread messages cost twice as much as this.)"""
+    markers = ConversationRead.objects.filter(user=viewer, conversation=OuterRef("pk"))
     marker = ConversationRead.objects.filter(user=viewer, conversation=OuterRef(OuterRef("pk"))).values(
         "last_read_message_id")[:1]
-    return Exists(Message.objects.filter(conversation=OuterRef("pk"), direction=MessageDirection.INBOUND,
-                                         pk__gt=Coalesce(Subquery(marker), Value(0))))
+    newer = Exists(Message.objects.filter(conversation=OuterRef("pk"), direction=MessageDirection.INBOUND,
+                                          pk__gt=Subquery(marker)))
+    return Q(last_inbound_at__isnull=False) & (~Exists(markers) | newer)
 
 
 def conversation_unread_count(*, viewer: User, conversation: Conversation) -> int:

@@ -311,6 +311,31 @@ def test_list_query_count_is_flat_with_unread_counts_and_tabs(client, agent, tea
     assert all(c.unread_count == 1 for c in response.context["page"])
 
 
+def test_tab_unread_counts_follow_each_viewers_read_marker(supervisor, team):
+    from channels_app import selectors
+    from channels_app.services import workspace
+    from tests.channels_app.test_api import _conversation
+
+    never_opened = _conversation(team=team)
+    _inbound(never_opened, "halo")
+    read = _conversation(team=team)
+    _inbound(read, "halo")
+    read_then_new = _conversation(team=team)
+    _inbound(read_then_new, "halo")
+    only_replies = _conversation(team=team)
+    message_record(conversation=only_replies, inbox=only_replies.last_inbox, direction="outbound", sender="agent",
+                   content="Selamat pagi")
+    for conversation in (read, read_then_new):
+        workspace.conversation_mark_read(conversation=conversation, user=supervisor)
+    _inbound(read_then_new, "masih ada?")
+
+    tabs = {t["key"]: t["unread"] for t in selectors.inbox_view_list(viewer=supervisor)}
+    unread = selectors.conversation_list(viewer=supervisor).filter(selectors.unread_exists_expression(viewer=supervisor))
+
+    assert tabs["all"] == 2
+    assert {c.pk for c in unread} == {never_opened.pk, read_then_new.pk}
+
+
 def _list_queries(client, path: str = "/inbox/") -> int:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
