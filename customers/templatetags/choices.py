@@ -1,7 +1,8 @@
 """`{{ obj|choice_label:"field" }}`: what `obj.get_<field>_display` shows, without its cost.
 
 Django's get_FOO_display hashes every (lazily translated) choice on each call — a translation
-lookup per choice, per row: a tenth of the inbox list's rendering. The value → label mapping is
+lookup per choice, per row: a tenth of the inbox list's rendering. (Here, in the app every other
+app may depend on, so channels_app's templates can load it too.) The value → label mapping is
 built once per field here and only the shown label is translated.
 """
 from __future__ import annotations
