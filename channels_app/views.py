@@ -186,16 +186,9 @@ def _panel_context(request, conversation: Conversation) -> dict:
         "labels": list(conversation.labels.order_by("name")),
         "all_labels": list(selectors.label_list(viewer=request.user)),
         "can_change": request.user.has_perm("channels_app.change_conversation"),
-        "csat_rating": _csat_rating(conversation),
+        "csat_rating": conversation.csat_rating,  # selectors.conversation_get(for_page=True)
         "panel": selectors.customer_panel(viewer=request.user, conversation=conversation),
     }
-
-
-def _csat_rating(conversation: Conversation) -> int | None:
-    # Loaded with the conversation (selectors.conversation_get(for_page=True)).
-    survey = getattr(conversation, "csat_survey", None)
-    response = getattr(survey, "response", None) if survey is not None else None
-    return response.rating if response is not None else None
 
 
 @login_required

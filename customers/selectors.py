@@ -146,16 +146,22 @@ def customer_list(
 
 
 def customer_get(
-    *, viewer: User, customer_id: int, include_inactive: bool = False, with_related: bool = True
+    *,
+    viewer: User,
+    customer_id: int,
+    include_inactive: bool = False,
+    with_related: bool = True,
+    with_consents: bool = True,
 ) -> Customer:
-    """One customer (with identities, tags and consents unless `with_related=False`);
-    raises Customer.DoesNotExist if not visible."""
+    """One customer (with identities, tags and — unless `with_consents=False` — consents, unless
+    `with_related=False`); raises Customer.DoesNotExist if not visible."""
     customers = _visible(viewer)
     if not include_inactive:
         customers = customers.filter(merged_into__isnull=True, is_erased=False)
     if with_related:
         customers = customers.select_related("owner_agent", "owner_team", "merged_into").prefetch_related(
-            Prefetch("identities", queryset=Identity.objects.order_by("kind", "value")), "tags", "consents"
+            Prefetch("identities", queryset=Identity.objects.order_by("kind", "value")), "tags",
+            *(["consents"] if with_consents else []),
         )
     return customers.get(pk=customer_id)
 
