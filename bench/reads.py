@@ -36,6 +36,7 @@ from django.utils import timezone  # noqa: E402
 from accounts.models import User  # noqa: E402
 from accounts.services import api_token_create  # noqa: E402
 from channels_app.models import Conversation  # noqa: E402
+from channels_app.selectors import conversation_visibility  # noqa: E402
 from customers.models import Customer, TimelineEntry  # noqa: E402
 from cxplatform.api.permissions import ALL_SCOPES  # noqa: E402
 
@@ -46,7 +47,12 @@ def targets() -> dict[str, list[tuple[str, str]]]:
     """(name, path) per viewer kind."""
     busiest = (TimelineEntry.objects.values("customer_id").annotate(n=Count("id")).order_by("-n").first())
     customer_id = busiest["customer_id"] if busiest else Customer.objects.first().pk
-    conversation = Conversation.objects.filter(customer_id=customer_id).order_by("-last_message_at").first()
+    # A conversation of that customer the bench agent may see (a 404 would measure nothing).
+    agent = User.objects.filter(email__startswith="bench-agent").order_by("id").first()
+    scope = conversation_visibility(viewer=agent)
+    visible = Conversation.objects.filter(scope) if scope is not None else Conversation.objects.all()
+    conversation = (visible.filter(customer_id=customer_id).order_by("-last_message_at").first()
+                    or visible.order_by("-last_message_at").first())
     today = timezone.localdate()
     d90 = (today - dt.timedelta(days=89)).isoformat()
     d365 = (today - dt.timedelta(days=364)).isoformat()

@@ -22,7 +22,7 @@ start)
     as_postgres "$PGBIN/initdb -D $DIR/pg -A trust -U postgres -E UTF8 >/dev/null"
   fi
   if ! as_postgres "$PGBIN/pg_ctl -D $DIR/pg status" >/dev/null 2>&1; then
-    as_postgres "$PGBIN/pg_ctl -D $DIR/pg -l $DIR/pg/server.log -w -o \"-c listen_addresses=127.0.0.1 -p $PG_PORT -k $DIR/pg -c fsync=off -c synchronous_commit=off -c max_connections=300 -c shared_buffers=1GB -c work_mem=32MB\" start" >/dev/null
+    as_postgres "$PGBIN/pg_ctl -D $DIR/pg -l $DIR/pg/server.log -w -o \"-c listen_addresses=127.0.0.1 -p $PG_PORT -k $DIR/pg -c fsync=off -c synchronous_commit=off -c max_connections=300 -c shared_buffers=1GB -c work_mem=32MB -c random_page_cost=1.1 -c effective_cache_size=8GB\" start" >/dev/null
   fi
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='cxbench'" | grep -q 1 \
     || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE cxbench"
