@@ -107,3 +107,20 @@ def results_write(name: str, data: dict[str, Any]) -> Path:
     current["machine"] = machine()
     path.write_text(json.dumps(current, indent=2, default=str) + "\n")
     return path
+
+
+def leftovers_park() -> int:
+    """Park the deliveries an earlier measurement left unprocessed (with the reason, where an
+    admin would replay them) and clear the drain's wake flag: a drain processes the oldest
+    deliveries first, so an old backlog would be processed before the ones being measured."""
+    from django.core.cache import cache
+
+    from channels_app.models import WebhookEvent
+    from channels_app.services.ingest import DRAIN_WAKE_KEY
+
+    cache.delete(DRAIN_WAKE_KEY)
+    left = WebhookEvent.objects.filter(status__in=[WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED]).update(
+        status=WebhookEvent.Status.PARKED, last_error="left unprocessed by a benchmark run")
+    if left:
+        print(f"parked {left} deliveries an earlier measurement left unprocessed", flush=True)
+    return left

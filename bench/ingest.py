@@ -132,15 +132,11 @@ async def fixed_rate(url: str, rate: int, seconds: int, secret: bytes, customers
 
 
 def purge_queue() -> None:
-    """Drop what the worker did not get to (the events stay stored; a later requeue would
-    process them), so the next measurement does not compete with an old backlog."""
+    """Drop what the worker did not get to (queued tasks and waiting deliveries, see
+    `common.leftovers_park`), so the next measurement does not compete with an old backlog."""
     subprocess.run([str(processes.BIN / "celery"), "-A", "cxplatform", "purge", "-f"], cwd=common.ROOT,
                    env=common.bench_env(), capture_output=True, check=False)
-    from django.core.cache import cache
-
-    from channels_app.services.ingest import DRAIN_WAKE_KEY
-
-    cache.delete(DRAIN_WAKE_KEY)  # a purged drain task must not leave acks believing one is queued
+    common.leftovers_park()
 
 
 def drain(first_id: int, timeout: float = 180) -> dict:

@@ -27,7 +27,7 @@ import processes  # noqa: E402
 common.django_setup()
 
 import agents as bench_agents  # noqa: E402
-from ingest import signed, whatsapp_payload  # noqa: E402
+from ingest import purge_queue, signed, whatsapp_payload  # noqa: E402
 
 from channels_app.models import Inbox  # noqa: E402
 
@@ -139,6 +139,7 @@ def main() -> int:
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children (daphne) inherit it
+    purge_queue()  # nothing left by an earlier run may compete with these messages
     users = bench_agents.agents(args.agents)
     pairs = bench_agents.open_conversations(users)
     cookies = [bench_agents.session_cookie(u) for u in users]

@@ -457,6 +457,7 @@ def main() -> int:
             from channels_app.models import WebhookEvent
 
             inbox = ours["email_inbox"]
+            common.leftovers_park()
             first = WebhookEvent.objects.aggregate(m=Max("pk"))["m"] or 0
             files = sorted(EML_DIR.glob("*.eml"))
             cpu0 = cpu()
