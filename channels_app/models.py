@@ -192,6 +192,8 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["status", "-id"], name="conversation_status_idx"),
             models.Index(fields=["assignee", "status"], name="conversation_assignee_idx"),
+            # Round-robin: each candidate's last assignment is one probe.
+            models.Index(fields=["assignee", "-assigned_at"], name="conversation_last_assigned_idx"),
             models.Index(fields=["team", "status"], name="conversation_team_idx"),
         ]
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, OuterRef, Q, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -303,21 +304,24 @@ def conversation_status_set(
 # --- automatic assignment -----------------------------------------------------------------
 
 
-def _open_load() -> Count:
-    return Count("assigned_conversations", filter=~Q(assigned_conversations__status=ConversationStatus.RESOLVED))
+UNRESOLVED = [ConversationStatus.OPEN, ConversationStatus.PENDING, ConversationStatus.SNOOZED]
 
 
 def agent_candidates(*, team_id: int) -> list[User]:
     """Online, active members of the team below their max concurrent conversations, least
-    loaded first, then the one who waited longest since their last assignment (round-robin)."""
-    last_assigned = (
-        Conversation.objects.filter(assignee=OuterRef("pk")).order_by().values("assignee").annotate(m=Max("assigned_at")).values("m")
-    )
+    loaded first, then the one who waited longest since their last assignment (round-robin).
+
+    Both per-agent numbers are index probes on (assignee, status) and (assignee, assigned_at):
+    a COUNT over a join of every conversation ever assigned took 360 ms per new conversation on
+    the 200k-conversation bench."""
+    assigned = Conversation.objects.filter(assignee=OuterRef("pk")).order_by()
+    open_count = assigned.filter(status__in=UNRESOLVED).values("assignee").annotate(n=Count("id")).values("n")
+    last_assigned = assigned.filter(assigned_at__isnull=False).order_by("-assigned_at").values("assigned_at")[:1]
     users = (
         User.objects.filter(
             team_memberships__team_id=team_id, is_active=True, availability=Availability.ONLINE
         )
-        .annotate(open_count=_open_load(), last_assigned_at=Subquery(last_assigned))
+        .annotate(open_count=Coalesce(Subquery(open_count), 0), last_assigned_at=Subquery(last_assigned))
     )
     candidates = [u for u in users if u.open_count < u.max_concurrent_conversations]
     epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
