@@ -142,8 +142,11 @@ SEND_TIMEOUT_SECONDS = 10
 
 
 def _in_asgi_server() -> bool:
-    """True in a thread that sync_to_async started from a server's event loop (daphne)."""
-    return getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) == os.getpid()
+    """True in a thread that sync_to_async started from a server's event loop that is still
+    running (daphne). asgiref leaves the marker on a thread after its loop has ended."""
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    return (getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) == os.getpid()
+            and loop is not None and loop.is_running())
 
 
 def _layer_send(layer: Any, targets: list[str], message: dict[str, Any], event: str) -> None:

@@ -107,7 +107,10 @@ if REDIS_URL:
             "CONFIG": {
                 # redis-py's async pool defaults to 100 connections; beyond that sockets
                 # failed to join groups (reference/performance-baselines.md).
-                "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+                # redis-py 8 reads with a 5 s socket timeout by default, exactly channels-redis'
+                # 5 s BZPOPMIN wait: under load the empty reply lost the race and the consumer died
+                # with "Timeout reading" (every 5 s; found at 500 agent sockets in bench/live.py).
+                "hosts": [{"address": REDIS_URL, "max_connections": 1000, "socket_timeout": 30}],
                 "capacity": 1000,
                 "expiry": 60,
                 "prefix": "cx-ws",
