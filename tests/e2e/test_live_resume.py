@@ -40,5 +40,5 @@ def test_a_rating_given_while_the_agent_socket_is_down_reaches_the_panel_after_r
     agent.evaluate("() => { window.WebSocket = window.__RealWebSocket; }")
     expect(agent.locator("#live-status")).to_have_text("Live")
     # Only the resume replay refreshes the side panel: the message catch-up alone would not.
-    expect(agent.locator("#csat-rating")).to_contain_text("4/5")
+    expect(agent.locator("#csat-rating")).to_contain_text("4/5", timeout=15_000)
     assert visitor.dialogs == [] and agent.dialogs == []
