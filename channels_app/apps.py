@@ -32,3 +32,9 @@ class ChannelsAppConfig(AppConfig):
 
         post_save.connect(inbox_receivers_forget, sender=Inbox, dispatch_uid="channels_app.inbox_receivers.save")
         post_delete.connect(inbox_receivers_forget, sender=Inbox, dispatch_uid="channels_app.inbox_receivers.delete")
+        # Open agent sockets follow team membership changes (team groups carry customer data).
+        from accounts.models import TeamMembership
+        from channels_app.realtime import on_team_membership_changed
+
+        post_save.connect(on_team_membership_changed, sender=TeamMembership, dispatch_uid="channels_app.teams.save")
+        post_delete.connect(on_team_membership_changed, sender=TeamMembership, dispatch_uid="channels_app.teams.delete")

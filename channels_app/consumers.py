@@ -30,13 +30,10 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
-        # Team groups carry the events of the team's unassigned conversations. Joined at
-        # connect: a membership change reaches an open socket when it reconnects.
-        teams = await database_sync_to_async(team_ids_for_user)(user=user)
-        self.groups_joined = [agent_group(user.pk), *(realtime.team_group(pk) for pk in teams)]
+        self.groups_joined = [agent_group(user.pk)]
         self.conversations_open: list[int] = []
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+        await self.channel_layer.group_add(self.groups_joined[0], self.channel_name)
+        await self.teams_sync()
         await self.accept()
         last_id = await database_sync_to_async(realtime.latest_id)()
         await self.send_json({"type": "hello", "user": user.pk, "availability": user.availability, "last_id": last_id})
@@ -96,6 +93,25 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.send_json({"type": "resume", "events": result.events, "last_id": result.last_id})
 
+    async def teams_sync(self) -> list[int]:
+        """Be in exactly the `team.<id>` groups of the agent's current teams (they carry the
+        events of the team's unassigned conversations)."""
+        teams = await database_sync_to_async(team_ids_for_user)(user=self.user)
+        wanted = [realtime.team_group(pk) for pk in teams]
+        for group in [g for g in self.groups_joined if realtime.TEAM_GROUP_RE.match(g) and g not in wanted]:
+            await self.channel_layer.group_discard(group, self.channel_name)
+            self.groups_joined.remove(group)
+        for group in wanted:
+            if group not in self.groups_joined:
+                await self.channel_layer.group_add(group, self.channel_name)
+                self.groups_joined.append(group)
+        return sorted(teams)
+
+    async def agent_teams(self, event):
+        """The agent's team memberships changed (`realtime.agent_teams_changed`): an agent taken
+        out of a team stops receiving its events at once, not at the next reconnect."""
+        await self.send_json({"type": "teams", "teams": await self.teams_sync()})
+
     async def agent_event(self, event):
         """Forward a server-side event published to one of this socket's groups."""
         payload = dict(event["payload"])
@@ -139,6 +155,25 @@ class VisitorConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content, **kwargs):
         if content.get("type") == "ping":
             await self.send_json({"type": "pong"})
+
+    async def teams_sync(self) -> list[int]:
+        """Be in exactly the `team.<id>` groups of the agent's current teams (they carry the
+        events of the team's unassigned conversations)."""
+        teams = await database_sync_to_async(team_ids_for_user)(user=self.user)
+        wanted = [realtime.team_group(pk) for pk in teams]
+        for group in [g for g in self.groups_joined if realtime.TEAM_GROUP_RE.match(g) and g not in wanted]:
+            await self.channel_layer.group_discard(group, self.channel_name)
+            self.groups_joined.remove(group)
+        for group in wanted:
+            if group not in self.groups_joined:
+                await self.channel_layer.group_add(group, self.channel_name)
+                self.groups_joined.append(group)
+        return sorted(teams)
+
+    async def agent_teams(self, event):
+        """The agent's team memberships changed (`realtime.agent_teams_changed`): an agent taken
+        out of a team stops receiving its events at once, not at the next reconnect."""
+        await self.send_json({"type": "teams", "teams": await self.teams_sync()})
 
     async def agent_event(self, event):
         await self.send_json(event["payload"])

@@ -181,8 +181,24 @@ def publish(event: str, payload: dict[str, Any], *, groups: Iterable[str]) -> in
             return
         _layer_send(layer, targets, message, event)
 
-    transaction.on_commit(send)
+    transaction.on_commit(send, robust=True)  # a push is best effort: never an error after the commit
     return event_id
+
+
+def agent_teams_changed(user_id: int) -> None:
+    """After commit, tell the agent's sockets to re-join the team groups of their current teams
+    (a control message, not a stored event: nothing to replay, the socket asks the database)."""
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is not None:
+            _layer_send(layer, [agent_group(user_id)], {"type": "agent.teams"}, "agent.teams")
+
+    transaction.on_commit(send, robust=True)  # a push is best effort: never an error after the commit
+
+
+def on_team_membership_changed(sender: Any, instance: Any, **_kwargs: Any) -> None:
+    """Signal receiver (TeamMembership saved or deleted: admin, API or service alike)."""
+    agent_teams_changed(instance.user_id)
 
 
 # --- catching up ----------------------------------------------------------------------------
@@ -234,8 +250,8 @@ def live_events_since(*, viewer: Any, since: int, conversation_ids: Iterable[int
     teams = team_ids_for_user(user=viewer)
     if teams:
         # A team's events, for conversations the viewer may still see (one moved to another
-        # team meanwhile is not replayed).
-        access |= Q(team_id__in=teams, conversation_id__in=visible.values("pk"))
+        # team meanwhile is not replayed); a supervisor sees every conversation: no subquery.
+        access |= Q(team_id__in=teams) if scope is None else Q(team_id__in=teams, conversation_id__in=visible.values("pk"))
     if allowed:
         access |= Q(conversation_id__in=allowed)
     rows = LiveEvent.objects.filter(access).order_by("pk")

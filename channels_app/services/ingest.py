@@ -74,14 +74,10 @@ def webhook_event_store(*, inbox: Inbox, body: bytes, headers: Mapping[str, str]
     One INSERT: outside a transaction it commits by itself (no BEGIN/COMMIT round trips on the
     acknowledgement path) and the task is queued right after; inside one, after its commit."""
     event = WebhookEvent.objects.create(inbox=inbox, body=bytes(body), headers=selected_headers(headers))
-    _schedule(event.pk)
-    return event
-
-
-def _schedule(event_id: int) -> None:
     # robust: the raw event is already committed, so a broker or cache outage must not turn the
     # provider's delivery into an error; webhook_events_requeue picks up whatever was not queued.
     transaction.on_commit(drain_wake, robust=True)
+    return event
 
 
 # --- draining: one task processes every waiting delivery ------------------------------------

@@ -88,6 +88,38 @@ def test_an_agent_socket_receives_its_teams_events_and_no_other_teams(agent):
     assert async_to_sync(scenario)() == ({"team": "mine"}, True)
 
 
+def test_an_agent_taken_out_of_a_team_stops_receiving_its_events_without_reconnecting(agent):
+    from channels.db import database_sync_to_async
+
+    from accounts.models import TeamMembership
+    from tests.accounts.factories import TeamFactory, add_to_team
+
+    old, new = TeamFactory(), TeamFactory()
+    add_to_team(agent, old)
+    headers = session_headers(agent)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/agent/", headers=headers)
+        await communicator.connect()
+        await communicator.receive_json_from(timeout=5)
+        await database_sync_to_async(TeamMembership.objects.filter(user=agent, team=old).delete)()
+        left = await communicator.receive_json_from(timeout=5)
+        await database_sync_to_async(add_to_team)(agent, new)
+        joined = await communicator.receive_json_from(timeout=5)
+        await get_channel_layer().group_send(f"team.{old.pk}", {"type": "agent.event", "payload": {"team": "old"}})
+        await get_channel_layer().group_send(f"team.{new.pk}", {"type": "agent.event", "payload": {"team": "new"}})
+        pushed = await communicator.receive_json_from(timeout=5)
+        nothing = await communicator.receive_nothing(timeout=0.3)
+        await communicator.disconnect()
+        return left, joined, pushed, nothing
+
+    left, joined, pushed, nothing = async_to_sync(scenario)()
+
+    assert left == {"type": "teams", "teams": []}
+    assert joined == {"type": "teams", "teams": [new.pk]}
+    assert (pushed, nothing) == ({"team": "new"}, True)
+
+
 def test_an_agent_never_receives_another_agents_events(agent, supervisor):
     headers = session_headers(agent)
 

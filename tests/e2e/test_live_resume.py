@@ -8,7 +8,14 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.daphne_server import daphne_server  # noqa: F401  (fixture)
-from tests.e2e.test_widget import agent_open_latest, contexts, open_widget, visitor_send  # noqa: F401
+from tests.e2e.test_widget import (  # noqa: F401
+    agent_open_latest,
+    agent_socket_down,
+    agent_socket_up,
+    contexts,
+    open_widget,
+    visitor_send,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -30,19 +37,13 @@ def test_a_rating_given_while_the_agent_socket_is_down_reaches_the_panel_after_r
     # Pushed to the visitor's socket (the widget no longer polls).
     expect(frame.get_by_role("button", name="Rate 4 out of 5")).to_be_visible(timeout=10_000)
 
-    agent.evaluate("""() => {
-        window.__RealWebSocket = window.WebSocket;
-        window.WebSocket = function () { throw new Error("offline"); };
-        window.cxWorkspace.socket.close();
-    }""")
-    expect(agent.locator("#live-status")).to_have_text("Reconnecting…")
+    agent_socket_down(agent)
     frame.get_by_role("button", name="Rate 4 out of 5").click()
     expect(frame.get_by_text("Thank you for your rating!")).to_be_visible()
     agent.wait_for_timeout(1000)
     expect(agent.locator("#csat-rating", has_text="4/5")).to_have_count(0)  # the socket really was down
 
-    agent.evaluate("() => { window.WebSocket = window.__RealWebSocket; }")
-    expect(agent.locator("#live-status")).to_have_text("Live")
+    agent_socket_up(agent)
     # Only the resume replay refreshes the side panel: the message catch-up alone would not.
     expect(agent.locator("#csat-rating")).to_contain_text("4/5", timeout=15_000)
     assert visitor.dialogs == [] and agent.dialogs == []

@@ -52,6 +52,22 @@ def agent_open_latest(page, server, email="agent3@demo.cxplatform.test", text=""
     expect(page.locator("#live-status")).to_have_text("Live")
 
 
+def agent_socket_down(page):
+    """Close the agent page's socket and keep it down: no new WebSocket can be made."""
+    page.evaluate("""() => {
+        window.__RealWebSocket = window.WebSocket;
+        window.WebSocket = function () { throw new Error("offline"); };
+        window.cxWorkspace.socket.close();
+    }""")
+    expect(page.locator("#live-status")).to_have_text("Reconnecting…")
+
+
+def agent_socket_up(page):
+    """Let the page's reconnect loop open a socket again."""
+    page.evaluate("() => { window.WebSocket = window.__RealWebSocket; }")
+    expect(page.locator("#live-status")).to_have_text("Live")
+
+
 def test_visitor_and_agent_chat_live_then_the_visitor_rates_five(daphne_server, contexts):
     server = daphne_server
     tag = uuid.uuid4().hex[:8]

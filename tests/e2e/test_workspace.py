@@ -9,7 +9,14 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.daphne_server import daphne_server, sign_in  # noqa: F401  (fixture)
-from tests.e2e.test_widget import agent_open_latest, contexts, open_widget, visitor_send  # noqa: F401
+from tests.e2e.test_widget import (  # noqa: F401
+    agent_open_latest,
+    agent_socket_down,
+    agent_socket_up,
+    contexts,
+    open_widget,
+    visitor_send,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -26,19 +33,13 @@ def test_messages_sent_while_the_agent_socket_is_down_show_once_after_reconnect(
     expect(thread).to_have_count(1)
 
     # Kill the socket and keep it down (no new WebSocket can be made) while the visitor writes.
-    agent.evaluate("""() => {
-        window.__RealWebSocket = window.WebSocket;
-        window.WebSocket = function () { throw new Error("offline"); };
-        window.cxWorkspace.socket.close();
-    }""")
-    expect(agent.locator("#live-status")).to_have_text("Reconnecting…")
+    agent_socket_down(agent)
     for n in (1, 2, 3):
         visitor_send(frame, f"while offline {n} {tag}")
     agent.wait_for_timeout(1500)
     expect(thread).to_have_count(1)  # nothing arrived: the socket really was down
 
-    agent.evaluate("() => { window.WebSocket = window.__RealWebSocket; }")
-    expect(agent.locator("#live-status")).to_have_text("Live")
+    agent_socket_up(agent)
     for n in (1, 2, 3):
         expect(agent.locator("#thread [data-message-id]", has_text=f"while offline {n} {tag}")).to_have_count(1)
     expect(thread).to_have_count(4)
