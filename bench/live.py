@@ -40,7 +40,9 @@ def body_for(wa_id: str, token: str) -> bytes:
 
 
 async def connect_agents(cookies: list[dict], session) -> list:
-    sockets = []
+    """One socket per agent, at most 50 handshakes in flight. `session` must have no connection
+    limit: an open websocket holds its connector slot for its whole life, so aiohttp's default
+    (100) made socket 101 wait forever (the "stall after ~100 sockets")."""
     semaphore = asyncio.Semaphore(50)
 
     async def one(cookie):
@@ -75,8 +77,14 @@ async def run(pairs, cookies, rates: list[int], seconds: int, webhook_url: str, 
                 else:
                     arrived[token] = time.perf_counter()
 
-    async with aiohttp.ClientSession() as session:
-        sockets = await connect_agents(cookies, session)
+    # Two sessions: websockets never release their connector slot (limit=0: unlimited), the
+    # webhook POSTs get their own bounded keep-alive pool so they never queue behind sockets.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as ws_session, \
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+        began = time.perf_counter()
+        sockets = await connect_agents(cookies, ws_session)
+        print(json.dumps({"agents_connected": len(sockets), "connect_seconds": round(time.perf_counter() - began, 2)}),
+              flush=True)
         readers = [asyncio.create_task(reader(ws)) for ws in sockets]
         await asyncio.sleep(1)
         rows = []
