@@ -109,22 +109,38 @@ def drain_wake() -> None:
 def webhook_events_drain(*, limit: int = DRAIN_BATCH) -> int:
     """Process waiting deliveries oldest first until none is left (or `limit`, then queue a
     successor so other tasks get the worker too). Concurrent drains share the work: each claims
-    its next delivery with FOR UPDATE SKIP LOCKED. Returns how many were processed."""
+    deliveries with FOR UPDATE SKIP LOCKED. A claimed batch goes through the set-based path
+    (services/ingest_batch.py) and what that leaves, one by one. Returns how many were processed."""
     from django.core.cache import cache
 
-    from channels_app.tasks import webhook_event_process_task
+    from channels_app.services.ingest_batch import BATCH_SIZE, batch_processing_enabled, webhook_events_batch_process
 
     cache.delete(DRAIN_WAKE_KEY)
     done = 0
     while done < limit:
-        event = webhook_event_process(event_id=None)
-        if event is None:
-            return done
-        done += 1
-        if event.status == WebhookEvent.Status.FAILED:
-            webhook_event_process_task.apply_async((event.pk,), countdown=process_backoff_seconds(event.attempts))
+        if batch_processing_enabled():
+            claimed, one_by_one = webhook_events_batch_process(size=min(BATCH_SIZE, limit - done))
+            if not claimed:
+                return done
+            for event_id in one_by_one:
+                _process_one(event_id)
+            done += claimed
+        else:
+            event = _process_one(None)
+            if event is None:
+                return done
+            done += 1
     drain_wake()
     return done
+
+
+def _process_one(event_id: int | None) -> WebhookEvent | None:
+    from channels_app.tasks import webhook_event_process_task
+
+    event = webhook_event_process(event_id=event_id)
+    if event is not None and event.status == WebhookEvent.Status.FAILED:
+        webhook_event_process_task.apply_async((event.pk,), countdown=process_backoff_seconds(event.attempts))
+    return event
 
 
 @transaction.atomic
@@ -300,6 +316,14 @@ def _conversation_for_auto_reply(customer: Customer, inbox: Inbox, at: dt.dateti
     return conversation_continue(customer=customer, inbox=inbox, at=at).conversation
 
 
+def message_time(item: InboundEvent) -> dt.datetime:
+    """When the customer wrote: the provider's timestamp, but never far in the future (a provider
+    clock far ahead must not reorder the conversation)."""
+    now = timezone.now()
+    at = item.timestamp or now
+    return now if at > now + dt.timedelta(minutes=5) else at
+
+
 def _provider_id(item: InboundEvent) -> str:
     """The id that makes a redelivery recognisable: the provider's message id, else its event id
     (a LINE postback has only a webhookEventId)."""
@@ -326,10 +350,7 @@ def _inbound_message(inbox: Inbox, item: InboundEvent, webhook_event: WebhookEve
         identities = [IdentityInput("line", str(group), verified=True, scope=str(inbox.uuid),
                                     source_ref=f"inbox:{inbox.pk}")]
         display_name = display_name or "LINE group"
-    at = item.timestamp or timezone.now()
-    now = timezone.now()
-    if at > now + dt.timedelta(minutes=5):
-        at = now  # a provider clock far ahead must not reorder the conversation
+    at = message_time(item)
     resolved = customer_resolve(identities=identities, source=f"channel:{inbox.kind}",
                                 display_name=display_name, seen_at=at, asserted_by=_asserted_by(inbox))
     if resolved.rejected and not (resolved.attached or resolved.matched):

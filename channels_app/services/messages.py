@@ -105,6 +105,68 @@ def _status_changed(message: Message, previous_status: str) -> None:
     )
 
 
+def message_build(
+    *, conversation: Conversation, inbox: Inbox, direction: str, sender: str, content: str = "",
+    provider_message_id: str = "", reply_to_provider_id: str = "", author: User | None = None, private: bool = False,
+    attachments: list[dict[str, Any]] | None = None, data: dict[str, Any] | None = None,
+    status: str = MessageStatus.RECEIVED, created_at: dt.datetime, webhook_event: WebhookEvent | None = None,
+) -> Message:
+    """The unsaved row `message_record` stores (and the batch ingest path bulk-inserts)."""
+    return Message(
+        conversation=conversation,
+        inbox=inbox,
+        direction=direction,
+        sender=sender,
+        author=author,
+        content=(content or "")[:MAX_CONTENT_LENGTH],
+        private=private,
+        provider_message_id=provider_message_id[:255],
+        reply_to_provider_id=reply_to_provider_id[:255],
+        attachments=attachments or [],
+        data=data or {},
+        status=status,
+        created_at=created_at,
+        webhook_event=webhook_event,
+    )
+
+
+def message_timeline_values(message: Message, conversation: Conversation) -> dict[str, Any]:
+    """The customer's timeline entry for a (non-private) message, as `timeline_record` arguments."""
+    inbox = message.inbox
+    return {
+        "kind": TimelineKind.MESSAGE,
+        "occurred_at": message.created_at,
+        "channel": inbox.kind,
+        "title": (_("Message from the customer on %(channel)s") if message.direction == MessageDirection.INBOUND
+                  else _("Reply on %(channel)s")) % {"channel": inbox.get_kind_display()},
+        "body": message.content[:500],
+        "ref_type": "channels.message",
+        "ref_id": str(message.pk),
+        "data": {"conversation": conversation.pk, "inbox": inbox.pk, "direction": message.direction},
+    }
+
+
+def message_conversation_times(conversation: Conversation, message: Message) -> dict[str, Any]:
+    """Move the conversation's last message / last inbound times forward for `message` (in memory);
+    returns the fields that changed."""
+    updates: dict[str, Any] = {}
+    if conversation.last_message_at is None or message.created_at > conversation.last_message_at:
+        updates["last_message_at"] = conversation.last_message_at = message.created_at
+    if message.direction == MessageDirection.INBOUND and (
+        conversation.last_inbound_at is None or message.created_at > conversation.last_inbound_at
+    ):
+        updates["last_inbound_at"] = conversation.last_inbound_at = message.created_at
+    return updates
+
+
+def message_created_after(message: Message, conversation: Conversation) -> None:
+    """What follows a stored message, whoever stored it: the live push (stored with it) and the
+    domain event after commit."""
+    _publish("channels.message.created", message, conversation)
+    events.send_on_commit(events.message_created, event=events.MESSAGE_CREATED, message=message,
+                          conversation=conversation, direction=message.direction, kind=events.message_kind(message))
+
+
 @transaction.atomic(savepoint=False)  # callers let its errors propagate; the INSERT has its own savepoint
 def message_record(
     *,
@@ -127,21 +189,10 @@ def message_record(
     this inbox returns the existing row: the unique constraint decides, inside a savepoint, so
     two concurrent deliveries of the same webhook cannot both insert."""
     created_at = created_at or timezone.now()
-    message = Message(
-        conversation=conversation,
-        inbox=inbox,
-        direction=direction,
-        sender=sender,
-        author=author,
-        content=(content or "")[:MAX_CONTENT_LENGTH],
-        private=private,
-        provider_message_id=provider_message_id[:255],
-        reply_to_provider_id=reply_to_provider_id[:255],
-        attachments=attachments or [],
-        data=data or {},
-        status=status,
-        created_at=created_at,
-        webhook_event=webhook_event,
+    message = message_build(
+        conversation=conversation, inbox=inbox, direction=direction, sender=sender, author=author, content=content,
+        private=private, provider_message_id=provider_message_id, reply_to_provider_id=reply_to_provider_id,
+        attachments=attachments, data=data, status=status, created_at=created_at, webhook_event=webhook_event,
     )
     try:
         with transaction.atomic():
@@ -150,31 +201,12 @@ def message_record(
         if not provider_message_id:
             raise
         return Message.objects.get(inbox=inbox, provider_message_id=provider_message_id[:255]), False
-    updates: dict[str, Any] = {}
-    if conversation.last_message_at is None or created_at > conversation.last_message_at:
-        updates["last_message_at"] = conversation.last_message_at = created_at
-    if direction == MessageDirection.INBOUND and (
-        conversation.last_inbound_at is None or created_at > conversation.last_inbound_at
-    ):
-        updates["last_inbound_at"] = conversation.last_inbound_at = created_at
+    updates = message_conversation_times(conversation, message)
     if updates:
         Conversation.objects.filter(pk=conversation.pk).update(**updates)
     if not private:
-        timeline_record(
-            customer=conversation.customer,
-            kind=TimelineKind.MESSAGE,
-            occurred_at=created_at,
-            channel=inbox.kind,
-            title=(_("Message from the customer on %(channel)s") if direction == MessageDirection.INBOUND
-                   else _("Reply on %(channel)s")) % {"channel": inbox.get_kind_display()},
-            body=message.content[:500],
-            ref_type="channels.message",
-            ref_id=str(message.pk),
-            data={"conversation": conversation.pk, "inbox": inbox.pk, "direction": direction},
-        )
-    _publish("channels.message.created", message, conversation)
-    events.send_on_commit(events.message_created, event=events.MESSAGE_CREATED, message=message,
-                          conversation=conversation, direction=direction, kind=events.message_kind(message))
+        timeline_record(customer=conversation.customer, **message_timeline_values(message, conversation))
+    message_created_after(message, conversation)
     return message, True
 
 

@@ -33,7 +33,7 @@ from customers.services.resolution import (
 )
 from customers.services.segments import SEGMENT_FILTER_KEYS, segment_create, segment_filters_clean
 from customers.services.suggestions import merge_suggestion_accept, merge_suggestion_dismiss, merge_suggestion_record
-from customers.services.timeline import identity_timeline_record, timeline_record
+from customers.services.timeline import identity_timeline_record, timeline_entry_build, timeline_record
 
 __all__ = [
     "RESOLVE_ATTEMPTS",
@@ -62,5 +62,6 @@ __all__ = [
     "segment_create",
     "segment_filters_clean",
     "tags_for_names",
+    "timeline_entry_build",
     "timeline_record",
 ]

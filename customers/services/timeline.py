@@ -30,6 +30,27 @@ def _live_customer(customer: Customer) -> Customer:
     return current
 
 
+def timeline_entry_build(
+    *, customer: Customer, kind: str, occurred_at: dt.datetime, channel: str = "", title: str = "", body: str = "",
+    ref_type: str = "", ref_id: str = "", data: dict | None = None,
+) -> TimelineEntry:
+    """The unsaved entry for a live `customer` (an erased profile keeps the fact, not the text);
+    `timeline_record` saves it, batch writers bulk-insert it."""
+    if customer.is_erased:
+        title, body, data = "", "", {}
+    return TimelineEntry(
+        customer=customer,
+        kind=kind,
+        occurred_at=occurred_at,
+        channel=channel[:30],
+        title=title[:200],
+        body=(body or "")[:500],
+        ref_type=ref_type[:64],
+        ref_id=str(ref_id)[:64],
+        data=data or {},
+    )
+
+
 def timeline_record(
     *,
     customer: Customer,
@@ -45,23 +66,12 @@ def timeline_record(
     """Add one item to a customer's timeline (other apps call this). Idempotent per
     (kind, ref_type, ref_id); writes for a merged-away profile land on its survivor."""
     customer = _live_customer(customer)
-    if customer.is_erased:
-        title, body, data = "", "", {}
     if ref_type:
         existing = TimelineEntry.objects.filter(kind=kind, ref_type=ref_type, ref_id=str(ref_id)).first()
         if existing is not None:
             return existing
-    entry = TimelineEntry(
-        customer=customer,
-        kind=kind,
-        occurred_at=occurred_at,
-        channel=channel[:30],
-        title=title[:200],
-        body=(body or "")[:500],
-        ref_type=ref_type[:64],
-        ref_id=str(ref_id)[:64],
-        data=data or {},
-    )
+    entry = timeline_entry_build(customer=customer, kind=kind, occurred_at=occurred_at, channel=channel, title=title,
+                                 body=body, ref_type=ref_type, ref_id=ref_id, data=data)
     try:
         with transaction.atomic():
             entry.save()
