@@ -156,24 +156,5 @@ class VisitorConsumer(AsyncJsonWebsocketConsumer):
         if content.get("type") == "ping":
             await self.send_json({"type": "pong"})
 
-    async def teams_sync(self) -> list[int]:
-        """Be in exactly the `team.<id>` groups of the agent's current teams (they carry the
-        events of the team's unassigned conversations)."""
-        teams = await database_sync_to_async(team_ids_for_user)(user=self.user)
-        wanted = [realtime.team_group(pk) for pk in teams]
-        for group in [g for g in self.groups_joined if realtime.TEAM_GROUP_RE.match(g) and g not in wanted]:
-            await self.channel_layer.group_discard(group, self.channel_name)
-            self.groups_joined.remove(group)
-        for group in wanted:
-            if group not in self.groups_joined:
-                await self.channel_layer.group_add(group, self.channel_name)
-                self.groups_joined.append(group)
-        return sorted(teams)
-
-    async def agent_teams(self, event):
-        """The agent's team memberships changed (`realtime.agent_teams_changed`): an agent taken
-        out of a team stops receiving its events at once, not at the next reconnect."""
-        await self.send_json({"type": "teams", "teams": await self.teams_sync()})
-
     async def agent_event(self, event):
         await self.send_json(event["payload"])
