@@ -16,15 +16,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Avg, Count, Exists, F, Min, OuterRef, Q, Subquery, Window
-from django.db.models.functions import Coalesce, Lag, TruncDay, TruncMonth, TruncWeek
+from django.db.models import Avg, Count, Exists, F, Min, OuterRef, Q, Sum
+from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from channels_app.models import Conversation, InboxKind, Message, MessageDirection, MessageSender
 from customers.models import Customer, LifecycleStage
-from journeys.aggregates import Median, Seconds
-from journeys.models import STAGE_ORDER, ConversationResolution, CsatResponse, CsatSurvey, StageChange
+from journeys.aggregates import Median, PercentileDisc, Seconds
+from journeys.models import (
+    STAGE_ORDER,
+    ChannelSwitch,
+    ConversationChannelFact,
+    ConversationFact,
+    ConversationResolution,
+    CsatResponse,
+    CsatSurvey,
+    HoursBasis,
+    StageChange,
+)
 
 STAGES = list(LifecycleStage.values)
 TRUNC = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
@@ -165,37 +175,40 @@ def _segment_ids(customers) -> Any:
     return customers.values("pk") if customers is not None else None
 
 
-def _first_response_queryset(*, window: Window_, customers=None):
-    customer_messages = Message.objects.filter(
-        conversation=OuterRef("pk"), direction=MessageDirection.INBOUND, sender=MessageSender.CUSTOMER
-    ).order_by("created_at", "id")
-    replies = Message.objects.filter(
-        conversation=OuterRef("pk"), direction=MessageDirection.OUTBOUND, sender=MessageSender.AGENT,
-        private=False, author__isnull=False, created_at__gte=OuterRef("first_in"),
-    ).order_by("created_at", "id")
-    latest_first = customer_messages.order_by("-created_at", "-id")
-    # Only conversations that can have their first customer message in the window: active
-    # since its start (last_message_at ≥ first_in) and created before its end (a day's slack
-    # for provider timestamps older than the row). Without this every conversation ever made
-    # ran the subqueries below (6 s of a 90-day report on 200k conversations).
-    rows = Conversation.objects.filter(
-        Q(last_message_at__gte=window.start) | Q(last_message_at__isnull=True),
-        created_at__lt=window.end + dt.timedelta(days=1),
-    ).annotate(
-        first_in=Subquery(customer_messages.values("created_at")[:1]),
-        first_in_inbox=Subquery(customer_messages.values("inbox_id")[:1]),
-        first_in_channel=Subquery(customer_messages.values("inbox__kind")[:1]),
-        first_reply=Subquery(replies.values("created_at")[:1]),
-        first_reply_agent=Subquery(replies.values("author_id")[:1]),
-        # For web-chat abandonment: the visitor's last message before the first reply, and
-        # their last message at all (when nobody replied).
-        last_in_before_reply=Subquery(latest_first.filter(created_at__lt=OuterRef("first_reply")).values("created_at")[:1]),
-        last_in=Subquery(latest_first.values("created_at")[:1]),
-        wrote_after_reply=Exists(customer_messages.filter(created_at__gt=OuterRef("first_reply"))),
-    ).filter(first_in__gte=window.start, first_in__lt=window.end)
+def _refresh_facts() -> None:
+    from journeys.facts import kpi_facts_refresh
+
+    kpi_facts_refresh()
+
+
+def _fact_rows(*, window: Window_, customers=None):
+    """Conversations whose first customer message is in the window (journeys.facts)."""
+    rows = ConversationFact.objects.filter(first_in__gte=window.start, first_in__lt=window.end)
     if customers is not None:
-        rows = rows.filter(customer_id__in=_segment_ids(customers))
+        rows = rows.filter(conversation__customer_id__in=_segment_ids(customers))
     return rows
+
+
+def _cycle_rows(*, window: Window_, customers=None):
+    """Resolution cycles that ended in the window, with their facts (journeys.facts)."""
+    rows = ConversationResolution.objects.filter(resolved_at__gte=window.start, resolved_at__lt=window.end)
+    if customers is not None:
+        rows = rows.filter(conversation__customer_id__in=_segment_ids(customers))
+    return rows
+
+
+# Reopened: the conversation's current resolution is not this one.
+NOT_REOPENED = Q(conversation__resolved_at=F("resolved_at"))
+
+
+def _first_responses(*, window: Window_, customers=None) -> list[dict[str, Any]]:
+    rows = _fact_rows(window=window, customers=customers).values_list(
+        "conversation_id", "conversation__team_id", "first_in", "first_in_inbox_id", "first_in_channel", "first_reply",
+        "first_reply_agent_id", "reply_wait_from", "last_in", "wrote_after_reply",
+    )
+    names = ("pk", "team_id", "first_in", "first_in_inbox", "first_in_channel", "first_reply", "first_reply_agent",
+             "last_in_before_reply", "last_in", "wrote_after_reply")
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def first_responses(*, window: Window_, customers=None) -> list[dict[str, Any]]:
@@ -203,38 +216,21 @@ def first_responses(*, window: Window_, customers=None) -> list[dict[str, Any]]:
     customer first wrote, when an agent first replied after it (bots, auto-replies, system
     messages and private notes do not count), and the channel/inbox/agent/team.
     `customers` (a Customer queryset, e.g. a segment) limits the conversations."""
-    return list(
-        _first_response_queryset(window=window, customers=customers).values(
-            "pk", "team_id", "first_in", "first_in_inbox", "first_in_channel", "first_reply", "first_reply_agent",
-            "last_in_before_reply", "last_in", "wrote_after_reply",
+    _refresh_facts()
+    return _first_responses(window=window, customers=customers)
+
+
+def _resolution_cycles(*, window: Window_, customers=None) -> list[dict[str, Any]]:
+    rows = list(
+        _cycle_rows(window=window, customers=customers)
+        .annotate(channel=F("inbox__kind"), reopened=~NOT_REOPENED)
+        .values(
+            "conversation_id", "cycle_started_at", "resolved_at", "inbox_id", "channel", "assignee_id", "team_id",
+            "reopened", "is_reopen", "agent_replies", "next_cycle_start", "next_customer_message", "reply_author_id",
         )
     )
-
-
-def _resolution_queryset(*, window: Window_, customers=None):
-    in_cycle_replies = Message.objects.filter(
-        conversation=OuterRef("conversation_id"), direction=MessageDirection.OUTBOUND, sender=MessageSender.AGENT,
-        private=False, author__isnull=False, created_at__gte=OuterRef("cycle_started_at"), created_at__lte=OuterRef("resolved_at"),
-    )
-    later_resolutions = ConversationResolution.objects.filter(
-        conversation=OuterRef("conversation_id"), resolved_at__gt=OuterRef("resolved_at")
-    ).order_by("resolved_at", "id")
-    later_customer_messages = Message.objects.filter(
-        conversation=OuterRef("conversation_id"), direction=MessageDirection.INBOUND, sender=MessageSender.CUSTOMER,
-        created_at__gt=OuterRef("resolved_at"),
-    ).order_by("created_at", "id")
-    rows = ConversationResolution.objects.filter(resolved_at__gte=window.start, resolved_at__lt=window.end).annotate(
-        channel=F("inbox__kind"),
-        reopened=~Q(conversation__resolved_at=F("resolved_at")) | Q(conversation__resolved_at__isnull=True),
-        agent_replies=Coalesce(
-            Subquery(in_cycle_replies.order_by().values("conversation_id").annotate(n=Count("id")).values("n")[:1]), 0
-        ),
-        reply_author=Subquery(in_cycle_replies.order_by("created_at", "id").values("author_id")[:1]),
-        next_cycle_start=Subquery(later_resolutions.values("cycle_started_at")[:1]),
-        next_customer_message=Subquery(later_customer_messages.values("created_at")[:1]),
-    )
-    if customers is not None:
-        rows = rows.filter(conversation__customer_id__in=_segment_ids(customers))
+    for row in rows:
+        row["reply_author"] = row.pop("reply_author_id")
     return rows
 
 
@@ -242,12 +238,8 @@ def resolution_cycles(*, window: Window_, customers=None) -> list[dict[str, Any]
     """One row per resolution (cycle) in the window, with whether the conversation was
     reopened afterwards (its current resolution is not this one), the agent replies inside
     the cycle and when the conversation was reopened (for first contact resolution)."""
-    return list(
-        _resolution_queryset(window=window, customers=customers).values(
-            "conversation_id", "cycle_started_at", "resolved_at", "inbox_id", "channel", "assignee_id", "team_id",
-            "reopened", "is_reopen", "agent_replies", "reply_author", "next_cycle_start", "next_customer_message",
-        )
-    )
+    _refresh_facts()
+    return _resolution_cycles(window=window, customers=customers)
 
 
 def reopened_at(row: dict[str, Any]) -> dt.datetime | None:
@@ -263,7 +255,8 @@ def fcr_outcome(row: dict[str, Any], *, reopen_days: int) -> bool | None:
     """First contact resolution of a conversation's FIRST resolution cycle (docs/metrics.md):
     None when not counted (a later cycle, or resolved without any agent reply); True when
     resolved with exactly one agent reply, by the agent it was assigned to at resolution, and
-    not reopened within `reopen_days`; else False."""
+    not reopened within `reopen_days`; else False. (The report computes the same in SQL:
+    `_cycle_aggregates`.)"""
     if row["is_reopen"] or not row["agent_replies"]:
         return None
     if row["agent_replies"] > 1:
@@ -279,7 +272,7 @@ def abandonment_outcome(row: dict[str, Any], *, threshold: dt.timedelta, now: dt
     last message before the first agent reply went unanswered for longer than `threshold`
     and the visitor never wrote again after that reply (they had left), or when nobody has
     replied for longer than `threshold`; None while still inside the threshold with no
-    reply; None for other channels."""
+    reply; None for other channels. (The report computes the same in SQL: `_frt_aggregates`.)"""
     if row.get("first_in_channel") != InboxKind.WEBCHAT:
         return None
     if row["first_reply"] is not None:
@@ -325,8 +318,204 @@ def conversation_label_ids(*, conversation_ids) -> dict[int, list[int]]:
 FRT_KEYS = {"channel": "first_in_channel", "inbox": "first_in_inbox", "agent": "first_reply_agent", "time": "first_in"}
 CYCLE_KEYS = {"channel": "channel", "inbox": "inbox_id", "agent": "assignee_id", "time": "resolved_at", "conversation": "conversation_id"}
 
+# The group key of a fact row in SQL (the same keys as `_key` / `_keys` above).
+FRT_GROUP = {"channel": "first_in_channel", "inbox": "first_in_inbox_id", "agent": "first_reply_agent_id",
+             "team": "conversation__team_id", "label": "conversation__labels", "period": "first_in"}
+CYCLE_GROUP = {"channel": "inbox__kind", "inbox": "inbox_id", "agent": "assignee_id", "team": "team_id",
+               "label": "conversation__labels", "period": "resolved_at"}
 
-@_without_jit
+
+def _group_expression(group_by: str, fields: dict[str, str], period: str):
+    if group_by == "period":
+        return TRUNC[period](fields["period"])
+    return F(fields[group_by])
+
+
+def _normal_key(value: Any, group_by: str, period: str) -> Any:
+    if group_by == "channel":
+        return value or ""
+    if group_by == "period":
+        return _period_key(value, period)
+    return value
+
+
+def _grouped(queryset, *, group_by: str, fields: dict[str, str], period: str, aggregates: dict[str, Any]
+             ) -> tuple[dict[str, Any], dict[Any, dict[str, Any]]]:
+    """(summary, {group key: values}): the aggregates over all rows and per group; two queries
+    (one without grouping)."""
+    summary = queryset.aggregate(**aggregates) if aggregates else {}
+    groups: dict[Any, dict[str, Any]] = {}
+    if group_by and aggregates:
+        rows = (
+            queryset.annotate(group_key=_group_expression(group_by, fields, period))
+            .values("group_key").annotate(**aggregates).order_by()
+        )
+        for row in rows:
+            key = _normal_key(row.pop("group_key"), group_by, period)
+            if key in groups:  # periods truncated to the same key (cannot happen; safe anyway)
+                for name, value in row.items():
+                    groups[key][name] = (groups[key][name] or 0) + (value or 0)
+            else:
+                groups[key] = row
+    return summary, groups
+
+
+def _python_rows(queryset, *, group_by: str, fields: dict[str, str], period: str, values: list[str]):
+    """(row id, group key, row) of the rows that need Python (business hours); a row with two
+    labels comes twice, like in the SQL grouping (the row id tells the summary to count it once)."""
+    if group_by:
+        queryset = queryset.annotate(group_key=_group_expression(group_by, fields, period))
+        for row in queryset.values("pk", "group_key", *values):
+            yield row["pk"], _normal_key(row["group_key"], group_by, period), row
+    else:
+        for row in queryset.values("pk", *values):
+            yield row["pk"], None, row
+
+
+def _targets(seen: set, pk: Any, key: Any, group_by: str) -> list[Any]:
+    """Where a Python row counts: the summary (once per row) and its group."""
+    out = [] if pk in seen else ["all"]
+    seen.add(pk)
+    if group_by:
+        out.append(key)
+    return out
+
+
+def _sla_partitions(policies, *, kind: str, inbox: str, team: str) -> list[tuple[Q, Any]]:
+    """Disjoint (rows, target) pairs: the rows each active policy applies to (the inbox's,
+    else the team's, else the default; docs/metrics.md → SLA breaches) and that policy's
+    target of `kind`, for targets that are set."""
+    parts: list[tuple[Q, Any]] = []
+    inbox_ids = sorted(policies.by_inbox)
+    team_ids = sorted(policies.by_team)
+    not_inbox = (Q(**{f"{inbox}__isnull": True}) | ~Q(**{f"{inbox}__in": inbox_ids})) if inbox_ids else Q()
+    not_team = (Q(**{f"{team}__isnull": True}) | ~Q(**{f"{team}__in": team_ids})) if team_ids else Q()
+    for inbox_id in inbox_ids:
+        parts.append((Q(**{inbox: inbox_id}), policies.target(inbox_id=inbox_id, team_id=None, kind=kind)))
+    for team_id in team_ids:
+        parts.append((not_inbox & Q(**{team: team_id}), policies.target(inbox_id=None, team_id=team_id, kind=kind)))
+    if policies.default is not None:
+        parts.append((not_inbox & not_team, policies.target(inbox_id=None, team_id=None, kind=kind)))
+    return [(rows, target) for rows, target in parts if target is not None]
+
+
+def _any(conditions: list[Q]) -> Q | None:
+    combined = None
+    for condition in conditions:
+        combined = condition if combined is None else combined | condition
+    return combined
+
+
+def _count(condition: Q | None):
+    return Count("pk", filter=condition) if condition is not None else None
+
+
+FRT_SECONDS = Seconds(F("first_reply"), F("first_in"))
+CYCLE_SECONDS = Seconds(F("resolved_at"), F("cycle_started_at"))
+
+
+def _frt_aggregates(*, hours: str, now: dt.datetime, threshold: dt.timedelta, sla_calendar: list[tuple[Q, Any]]):
+    replied = Q(first_reply__isnull=False)
+    webchat = Q(first_in_channel=InboxKind.WEBCHAT)
+    unanswered_gone = webchat & Q(first_reply__isnull=True, last_in__lt=now - threshold)
+    breached, measured = [], []
+    for rows, target in sla_calendar:
+        late = now - dt.timedelta(seconds=target.seconds)
+        breached.append(rows & ((replied & Q(frt__gt=target.seconds)) | Q(first_reply__isnull=True, first_in__lt=late)))
+        measured.append(rows & (replied | Q(first_in__lt=late)))
+    aggregates = {
+        "conversations": Count("pk"),
+        "unanswered": Count("pk", filter=~replied),
+        "frt_count": Count("pk", filter=replied),
+        "webchat": Count("pk", filter=webchat),
+        "webchat_decided": Count("pk", filter=webchat & (replied | Q(last_in__lt=now - threshold))),
+        "webchat_abandoned": Count("pk", filter=(webchat & replied & Q(wrote_after_reply=False, waited__gt=threshold.total_seconds()))
+                                   | unanswered_gone),
+        "sla_measured": _count(_any(measured)),
+        "sla_breached": _count(_any(breached)),
+    }
+    aggregates = {name: value for name, value in aggregates.items() if value is not None}
+    if hours != "business":
+        aggregates["frt_median"] = Median(FRT_SECONDS)
+        aggregates["frt_p90"] = PercentileDisc(FRT_SECONDS, 0.9)
+    return aggregates
+
+
+def _cycle_aggregates(*, hours: str, now: dt.datetime, reopen_days: int, sla_calendar: list[tuple[Q, Any]]):
+    window_seconds = reopen_days * 86400.0
+    counted = Q(is_reopen=False, agent_replies__gt=0)
+    # Not reopened within N days: not reopened at all, or reopened (next cycle / customer
+    # message; a reopen by hand without either counts at the resolution itself) later than N days.
+    reopened_later = (
+        (Q(next_cycle_start__isnull=False) | Q(next_customer_message__isnull=False))
+        & (Q(next_cycle_start__isnull=True) | Q(next_cycle_gap__gt=window_seconds))
+        & (Q(next_customer_message__isnull=True) | Q(next_message_gap__gt=window_seconds))
+    )
+    first_contact = (
+        counted & Q(agent_replies=1) & (Q(assignee__isnull=True) | Q(reply_author=F("assignee")))
+        & (NOT_REOPENED | reopened_later)
+    )
+    aggregates = {
+        "resolutions": Count("pk"),
+        "not_reopened": Count("pk", filter=NOT_REOPENED),
+        "fcr_eligible": Count("pk", filter=counted),
+        "fcr_yes": Count("pk", filter=first_contact),
+        "fcr_provisional": Count("pk", filter=first_contact & Q(resolved_at__gt=now - dt.timedelta(days=reopen_days))),
+        "sla_measured": _count(_any([rows for rows, _target in sla_calendar])),
+        "sla_breached": _count(_any([rows & Q(cycle__gt=target.seconds) for rows, target in sla_calendar])),
+    }
+    aggregates = {name: value for name, value in aggregates.items() if value is not None}
+    if hours != "business":
+        aggregates["cycle_median"] = Median(CYCLE_SECONDS)
+        aggregates["cycle_p90"] = PercentileDisc(CYCLE_SECONDS, 0.9)
+    return aggregates
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return (part / whole) if whole else None
+
+
+def _summary(frt: dict[str, Any], cyc: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """The report's numbers of one group from the SQL aggregates (`frt`, `cyc`) and what
+    Python added (`extra`: business-hours durations and SLA items)."""
+    frt_n, cyc_n = frt.get("conversations") or 0, cyc.get("resolutions") or 0
+    reopened = cyc_n - (cyc.get("not_reopened") or 0)
+    fcr_n, fcr_yes = cyc.get("fcr_eligible") or 0, cyc.get("fcr_yes") or 0
+    decided, abandoned = frt.get("webchat_decided") or 0, frt.get("webchat_abandoned") or 0
+
+    def sla(values: dict[str, Any], key: str) -> dict[str, Any]:
+        measured = (values.get("sla_measured") or 0) + extra.get(f"{key}_measured", 0)
+        breached_n = (values.get("sla_breached") or 0) + extra.get(f"{key}_breached", 0)
+        return {"measured": measured, "breached": breached_n, "breach_rate": _rate(breached_n, measured)}
+
+    if "frt_seconds" in extra:
+        first_response = _stats(extra["frt_seconds"])
+        resolution = _stats(extra["cycle_seconds"])
+    else:
+        first_response = {"count": frt.get("frt_count") or 0, "median_seconds": _float(frt.get("frt_median")),
+                          "p90_seconds": _float(frt.get("frt_p90"))}
+        resolution = {"count": cyc_n, "median_seconds": _float(cyc.get("cycle_median")),
+                      "p90_seconds": _float(cyc.get("cycle_p90"))}
+    return {
+        "conversations": frt_n,
+        "unanswered": frt.get("unanswered") or 0,
+        "first_response": first_response,
+        "resolution": resolution,
+        "resolutions": cyc_n,
+        "reopened": reopened,
+        "reopen_rate": _rate(reopened, cyc_n),
+        "fcr": {"eligible": fcr_n, "resolved_first_contact": fcr_yes, "rate": _rate(fcr_yes, fcr_n),
+                "provisional": cyc.get("fcr_provisional") or 0},
+        "webchat_abandonment": {"conversations": frt.get("webchat") or 0, "decided": decided, "abandoned": abandoned,
+                                "rate": _rate(abandoned, decided)},
+        "sla": {"first_response": sla(frt, "frt_sla"), "resolution": sla(cyc, "cycle_sla")},
+    }
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
 def service_report(
     *, window: Window_, group_by: str = "", period: str = "month", hours: str = "calendar", customers=None,
     now: dt.datetime | None = None,
@@ -335,115 +524,132 @@ def service_report(
     resolution, web-chat abandonment, SLA breaches, per-channel volume and channel switches;
     grouped by channel, inbox, agent, team, label or period. `hours="business"` counts only
     the time inside business hours (JourneySettings) for the durations; SLA targets use the
-    hours their policy names. `customers` (e.g. a segment's customers) limits everything."""
+    hours their policy names. `customers` (e.g. a segment's customers) limits everything.
+
+    Brings the KPI facts up to date first (one query when nothing changed), then aggregates
+    them in the database; only business-hours durations are measured in Python, per row."""
+    _refresh_facts()
+    return _service_report(window=window, group_by=group_by, period=period, hours=hours, customers=customers, now=now)
+
+
+@_without_jit
+def _service_report(*, window: Window_, group_by: str, period: str, hours: str, customers, now) -> dict[str, Any]:
     from journeys.services import journey_settings
-    from journeys.sla import SlaPolicies, breach_summary, breached
+    from journeys.sla import SlaPolicies, breached
 
     now = now or timezone.now()
     config = journey_settings()
-    frt_rows = first_responses(window=window, customers=customers)
-    cycles = resolution_cycles(window=window, customers=customers)
-    measure = _measure(hours)
     calendar = BusinessHours(config.business_day_start, config.business_day_end, config.weekday_set)
     measures = {"calendar": lambda a, b: (b - a).total_seconds(), "business": calendar.seconds_between}
     policies = SlaPolicies.load()
     threshold = dt.timedelta(minutes=config.webchat_abandon_minutes)
-    for row in frt_rows:
-        row["abandoned"] = abandonment_outcome(row, threshold=threshold, now=now)
-        target = policies.target(inbox_id=row["first_in_inbox"], team_id=row["team_id"], kind="first_response")
-        row["frt_breached"] = breached(target=target, start=row["first_in"], end=row["first_reply"], now=now, measures=measures)
-    for row in cycles:
-        row["fcr"] = fcr_outcome(row, reopen_days=config.fcr_reopen_days)
-        target = policies.target(inbox_id=row["inbox_id"], team_id=row["team_id"], kind="resolution")
-        row["resolution_breached"] = breached(target=target, start=row["cycle_started_at"], end=row["resolved_at"], now=now, measures=measures)
-    fcr_settled_before = now - dt.timedelta(days=config.fcr_reopen_days)
 
-    def frt_seconds(rows):
-        return [measure(r["first_in"], r["first_reply"]) for r in rows if r["first_reply"]]
+    frt_sla = _sla_partitions(policies, kind="first_response", inbox="first_in_inbox_id", team="conversation__team_id")
+    cycle_sla = _sla_partitions(policies, kind="resolution", inbox="inbox_id", team="team_id")
+    in_calendar = [(rows, target) for rows, target in frt_sla if target.hours != HoursBasis.BUSINESS]
+    cycle_in_calendar = [(rows, target) for rows, target in cycle_sla if target.hours != HoursBasis.BUSINESS]
 
-    def cycle_seconds(rows):
-        return [measure(r["cycle_started_at"], r["resolved_at"]) for r in rows]
+    facts = _fact_rows(window=window, customers=customers).alias(
+        frt=FRT_SECONDS, waited=Seconds(F("first_reply"), F("reply_wait_from"))
+    )
+    cycles = _cycle_rows(window=window, customers=customers).alias(
+        cycle=CYCLE_SECONDS,
+        next_cycle_gap=Seconds(F("next_cycle_start"), F("resolved_at")),
+        next_message_gap=Seconds(F("next_customer_message"), F("resolved_at")),
+    )
+    frt_summary, frt_groups = _grouped(
+        facts, group_by=group_by, fields=FRT_GROUP, period=period,
+        aggregates=_frt_aggregates(hours=hours, now=now, threshold=threshold, sla_calendar=in_calendar),
+    )
+    cycle_summary, cycle_groups = _grouped(
+        cycles, group_by=group_by, fields=CYCLE_GROUP, period=period,
+        aggregates=_cycle_aggregates(hours=hours, now=now, reopen_days=config.fcr_reopen_days, sla_calendar=cycle_in_calendar),
+    )
 
-    def summary_for(frt, cyc) -> dict[str, Any]:
-        fcr = [r for r in cyc if r["fcr"] is not None]
-        fcr_yes = sum(1 for r in fcr if r["fcr"])
-        webchat = [r for r in frt if r["first_in_channel"] == InboxKind.WEBCHAT]
-        decided = [r for r in webchat if r["abandoned"] is not None]
-        abandoned = sum(1 for r in decided if r["abandoned"])
-        return {
-            "conversations": len(frt),
-            "unanswered": sum(1 for r in frt if not r["first_reply"]),
-            "first_response": _stats(frt_seconds(frt)),
-            "resolution": _stats(cycle_seconds(cyc)),
-            "resolutions": len(cyc),
-            "reopened": sum(1 for r in cyc if r["reopened"]),
-            "reopen_rate": (sum(1 for r in cyc if r["reopened"]) / len(cyc)) if cyc else None,
-            "fcr": {
-                "eligible": len(fcr), "resolved_first_contact": fcr_yes, "rate": (fcr_yes / len(fcr)) if fcr else None,
-                "provisional": sum(1 for r in fcr if r["fcr"] and r["resolved_at"] > fcr_settled_before),
-            },
-            "webchat_abandonment": {
-                "conversations": len(webchat), "decided": len(decided), "abandoned": abandoned,
-                "rate": (abandoned / len(decided)) if decided else None,
-            },
-            "sla": {
-                "first_response": breach_summary([r["frt_breached"] for r in frt]),
-                "resolution": breach_summary([r["resolution_breached"] for r in cyc]),
-            },
-        }
+    # What stays in Python, per row: business-hours durations (hours=business) and SLA
+    # targets counted in business hours. One query per kind of row, whatever the volume.
+    extras: dict[Any, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
+    business_frt = [(rows, target) for rows, target in frt_sla if target.hours == HoursBasis.BUSINESS]
+    business_cycle = [(rows, target) for rows, target in cycle_sla if target.hours == HoursBasis.BUSINESS]
+    if hours == "business" or business_frt:
+        rows = facts if hours == "business" else facts.filter(_any([q for q, _t in business_frt]))
+        seen: set = set()
+        for pk, key, row in _python_rows(rows, group_by=group_by, fields=FRT_GROUP, period=period,
+                                           values=["first_in", "first_reply", "first_in_inbox_id", "conversation__team_id"]):
+            for target_key in _targets(seen, pk, key, group_by):
+                extra = extras[target_key]
+                extra.setdefault("frt_seconds", [])
+                extra.setdefault("cycle_seconds", [])
+                if hours == "business" and row["first_reply"] is not None:
+                    extra["frt_seconds"].append(measures["business"](row["first_in"], row["first_reply"]))
+                target = policies.target(inbox_id=row["first_in_inbox_id"], team_id=row["conversation__team_id"],
+                                         kind="first_response")
+                if target is not None and target.hours == HoursBasis.BUSINESS:
+                    flag = breached(target=target, start=row["first_in"], end=row["first_reply"], now=now, measures=measures)
+                    if flag is not None:
+                        extra["frt_sla_measured"] += 1
+                        extra["frt_sla_breached"] += int(flag)
+    if hours == "business" or business_cycle:
+        rows = cycles if hours == "business" else cycles.filter(_any([q for q, _t in business_cycle]))
+        seen = set()
+        for pk, key, row in _python_rows(rows, group_by=group_by, fields=CYCLE_GROUP, period=period,
+                                           values=["cycle_started_at", "resolved_at", "inbox_id", "team_id"]):
+            for target_key in _targets(seen, pk, key, group_by):
+                extra = extras[target_key]
+                extra.setdefault("frt_seconds", [])
+                extra.setdefault("cycle_seconds", [])
+                if hours == "business":
+                    extra["cycle_seconds"].append(measures["business"](row["cycle_started_at"], row["resolved_at"]))
+                target = policies.target(inbox_id=row["inbox_id"], team_id=row["team_id"], kind="resolution")
+                if target is not None and target.hours == HoursBasis.BUSINESS:
+                    flag = breached(target=target, start=row["cycle_started_at"], end=row["resolved_at"], now=now,
+                                    measures=measures)
+                    if flag is not None:
+                        extra["cycle_sla_measured"] += 1
+                        extra["cycle_sla_breached"] += int(flag)
+
+    def extra_for(key: Any) -> dict[str, Any]:
+        extra = dict(extras.get(key, {}))
+        if hours == "business":
+            extra.setdefault("frt_seconds", [])
+            extra.setdefault("cycle_seconds", [])
+        elif "frt_seconds" in extra:
+            del extra["frt_seconds"], extra["cycle_seconds"]
+        return extra
 
     body: dict[str, Any] = {
         "period_from": window.start,
         "period_to": window.end,
         "group_by": group_by,
         "hours": hours,
-        "summary": summary_for(frt_rows, cycles),
+        "summary": _summary(frt_summary, cycle_summary, extra_for("all")),
         "rows": [],
     }
-    body["summary"]["channels"] = channel_volume(window=window, customers=customers)
-    body["summary"]["channel_switches"] = channel_switches(window=window, customers=customers)
+    body["summary"]["channels"] = _channel_volume(window=window, customers=customers)
+    body["summary"]["channel_switches"] = _channel_switches(window=window, customers=customers)
     if group_by:
-        labels = None
-        if group_by == "label":
-            labels = conversation_label_ids(conversation_ids=_ids_subquery(window, customers))
-        frt_groups: dict[Any, list] = defaultdict(list)
-        cycle_groups: dict[Any, list] = defaultdict(list)
-        for row in frt_rows:
-            for key in _keys(row, group_by, period=period, labels=labels, **FRT_KEYS):
-                frt_groups[key].append(row)
-        for row in cycles:
-            for key in _keys(row, group_by, period=period, labels=labels, **CYCLE_KEYS):
-                cycle_groups[key].append(row)
         keys = sorted(set(frt_groups) | set(cycle_groups), key=lambda k: (k is None, str(k)))
         names = group_labels(group_by=group_by, keys=keys)
         body["rows"] = [
-            {"key": key, "label": names.get(key, str(key) if key is not None else "—"), **summary_for(frt_groups[key], cycle_groups[key])}
+            {"key": key, "label": names.get(key, str(key) if key is not None else "—"),
+             **_summary(frt_groups.get(key, {}), cycle_groups.get(key, {}), extra_for(key))}
             for key in keys
         ]
     return body
 
 
-def _ids_subquery(window: Window_, customers=None) -> Q:
+def _ids_subquery(window: Window_, customers=None):
     """Conversations with a first customer message or a resolution in the window."""
-    first_in = Message.objects.filter(
-        conversation=OuterRef("pk"), direction=MessageDirection.INBOUND, sender=MessageSender.CUSTOMER
-    ).order_by("created_at", "id").values("created_at")[:1]
-    resolved = ConversationResolution.objects.filter(
-        conversation=OuterRef("pk"), resolved_at__gte=window.start, resolved_at__lt=window.end
-    )
-    rows = Conversation.objects.annotate(first_in=Subquery(first_in)).filter(
-        Q(first_in__gte=window.start, first_in__lt=window.end) | Q(Exists(resolved))
-    )
-    if customers is not None:
-        rows = rows.filter(customer_id__in=_segment_ids(customers))
-    return rows.values("pk")
+    first_in = _fact_rows(window=window, customers=customers).values("conversation_id")
+    resolved = _cycle_rows(window=window, customers=customers).values("conversation_id")
+    return Conversation.objects.filter(Q(pk__in=first_in) | Q(pk__in=resolved)).values("pk")
 
 
-@_without_jit
 def conversations_behind(*, window: Window_, group_by: str, key: str, period: str = "month", limit: int = 500,
                          customers=None) -> list[dict[str, Any]]:
     """The conversations counted in one row of `service_report` (first responses and
     resolution cycles of that group), for drill-down. `key` is the row key as text."""
+    _refresh_facts()
     labels = conversation_label_ids(conversation_ids=_ids_subquery(window, customers)) if group_by == "label" else None
 
     def matches(row, **names) -> bool:
@@ -451,14 +657,14 @@ def conversations_behind(*, window: Window_, group_by: str, key: str, period: st
         return any(("" if value is None else str(value)) == key for value in values)
 
     out: dict[int, dict[str, Any]] = {}
-    for row in first_responses(window=window, customers=customers):
+    for row in _first_responses(window=window, customers=customers):
         if matches(row, **FRT_KEYS):
             out[row["pk"]] = {
                 "conversation": row["pk"], "first_in": row["first_in"], "first_reply": row["first_reply"],
                 "first_response_seconds": (row["first_reply"] - row["first_in"]).total_seconds() if row["first_reply"] else None,
                 "resolutions": 0, "resolution_seconds": None, "reopened": False,
             }
-    for row in resolution_cycles(window=window, customers=customers):
+    for row in _resolution_cycles(window=window, customers=customers):
         if matches(row, **CYCLE_KEYS):
             item = out.setdefault(row["conversation_id"], {
                 "conversation": row["conversation_id"], "first_in": None, "first_reply": None,
@@ -491,48 +697,78 @@ def group_labels(*, group_by: str, keys: list[Any]) -> dict[Any, str]:
 
 def channel_volume(*, window: Window_, customers=None) -> list[dict[str, Any]]:
     """Per channel: messages (inbound/outbound, private notes excluded) and conversations
-    with at least one such message in the window. One grouped query."""
-    messages = Message.objects.filter(created_at__gte=window.start, created_at__lt=window.end, private=False)
+    with at least one such message in the window."""
+    _refresh_facts()
+    return _channel_volume(window=window, customers=customers)
+
+
+def _channel_volume(*, window: Window_, customers=None) -> list[dict[str, Any]]:
+    """From the per-(conversation, channel) facts: a pair whose first and last message are
+    both in the window counts whole; the few pairs that cross a window edge are counted
+    exactly from their messages (three queries, none scanning the message table)."""
+    pairs = ConversationChannelFact.objects.filter(first_at__lt=window.end, last_at__gte=window.start)
     if customers is not None:
-        messages = messages.filter(conversation__customer_id__in=_segment_ids(customers))
-    rows = (
-        messages
-        .values(channel=F("inbox__kind"))
-        .annotate(
-            messages=Count("id"),
-            inbound=Count("id", filter=Q(direction=MessageDirection.INBOUND)),
-            outbound=Count("id", filter=Q(direction=MessageDirection.OUTBOUND)),
-            conversations=Count("conversation_id", distinct=True),
+        pairs = pairs.filter(conversation__customer_id__in=_segment_ids(customers))
+    totals: dict[str, dict[str, Any]] = {}
+
+    def add(channel: str, inbound: int, outbound: int, conversations: int) -> None:
+        row = totals.setdefault(channel, {"channel": channel, "messages": 0, "inbound": 0, "outbound": 0, "conversations": 0})
+        row["inbound"] += inbound
+        row["outbound"] += outbound
+        row["messages"] += inbound + outbound
+        row["conversations"] += conversations
+
+    inside = pairs.filter(first_at__gte=window.start, last_at__lt=window.end)
+    for row in inside.values("channel").annotate(n=Count("pk"), inbound_n=Sum("inbound"), outbound_n=Sum("outbound")).order_by():
+        add(row["channel"], row["inbound_n"], row["outbound_n"], row["n"])
+    crossing = pairs.filter(Q(first_at__lt=window.start) | Q(last_at__gte=window.end))
+    crossing_pairs = set(crossing.values_list("conversation_id", "channel"))
+    if crossing_pairs:
+        exact = (
+            Message.objects.filter(
+                # The ids themselves, not a subquery: the planner cannot estimate how few pairs
+                # cross an edge (first and last message are correlated) and scans every message.
+                conversation_id__in=sorted({pk for pk, _channel in crossing_pairs}), private=False,
+                created_at__gte=window.start, created_at__lt=window.end,
+            )
+            .values("conversation_id", channel=F("inbox__kind"))
+            .annotate(inbound_n=Count("id", filter=Q(direction=MessageDirection.INBOUND)),
+                      outbound_n=Count("id", filter=Q(direction=MessageDirection.OUTBOUND)))
+            .order_by()
         )
-        .order_by("-messages", "channel")
-    )
-    return list(rows)
+        for row in exact:
+            if (row["conversation_id"], row["channel"]) in crossing_pairs:
+                add(row["channel"], row["inbound_n"], row["outbound_n"], 1)
+    return sorted(totals.values(), key=lambda row: (-row["messages"], row["channel"]))
 
 
 def channel_switches(*, window: Window_, customers=None) -> dict[str, Any]:
     """Channel switches: a customer message on a different inbox than the customer's previous
     message in the same conversation (messages in the window). Returns the total, the number
     of conversations and the average per conversation."""
-    customer_messages = Message.objects.filter(
-        created_at__gte=window.start, created_at__lt=window.end,
-        direction=MessageDirection.INBOUND, sender=MessageSender.CUSTOMER,
-    )
+    _refresh_facts()
+    return _channel_switches(window=window, customers=customers)
+
+
+def _channel_switches(*, window: Window_, customers=None) -> dict[str, Any]:
+    # Both messages in the window: the switch in it, and the previous one not before its start.
+    switches = ChannelSwitch.objects.filter(at__gte=window.start, at__lt=window.end, previous_at__gte=window.start)
+    # Conversations with a customer message in the window: first and last customer message
+    # inside it, or (crossing an edge) one found in the messages.
+    facts = ConversationFact.objects.filter(first_in__lt=window.end, last_in__gte=window.start)
     if customers is not None:
-        customer_messages = customer_messages.filter(conversation__customer_id__in=_segment_ids(customers))
-    conversations = customer_messages.values("conversation_id").distinct().count()
-    switches = (
-        customer_messages.annotate(
-            previous_inbox=Window(Lag("inbox_id"), partition_by=[F("conversation_id")], order_by=[F("created_at").asc(), F("id").asc()])
-        )
-        .filter(previous_inbox__isnull=False)
-        .exclude(previous_inbox=F("inbox_id"))
-        .count()
+        facts = facts.filter(conversation__customer_id__in=_segment_ids(customers))
+        switches = switches.filter(conversation__customer_id__in=_segment_ids(customers))
+    in_window = Message.objects.filter(
+        conversation=OuterRef("conversation_id"), direction=MessageDirection.INBOUND, sender=MessageSender.CUSTOMER,
+        created_at__gte=window.start, created_at__lt=window.end,
     )
-    return {
-        "switches": switches,
-        "conversations": conversations,
-        "per_conversation": (switches / conversations) if conversations else None,
-    }
+    inside = facts.filter(first_in__gte=window.start, last_in__lt=window.end).count()
+    crossing = facts.filter(Q(first_in__lt=window.start) | Q(last_in__gte=window.end)).filter(Exists(in_window)).count()
+    conversations = inside + crossing
+    switched = switches.count()
+    return {"switches": switched, "conversations": conversations,
+            "per_conversation": (switched / conversations) if conversations else None}
 
 
 # --- CSAT ---------------------------------------------------------------------------------

@@ -208,6 +208,15 @@ class ConversationResolution(models.Model):
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     team = models.ForeignKey("accounts.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     is_reopen = models.BooleanField(_("after a reopen"), default=False)
+    # Facts derived from the conversation's messages and later resolutions, kept current by
+    # journeys.facts.kpi_facts_refresh (for first contact resolution, docs/metrics.md).
+    agent_replies = models.PositiveIntegerField(_("agent replies in the cycle"), default=0)
+    reply_author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("first reply by"),
+    )
+    next_cycle_start = models.DateTimeField(_("next cycle started"), null=True, blank=True)
+    next_customer_message = models.DateTimeField(_("next customer message"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("conversation resolution")
@@ -524,3 +533,116 @@ class NpsSurvey(models.Model):
 
     def __str__(self) -> str:
         return f"NPS #{self.pk} ({self.status})"
+
+
+# --- KPI facts (journeys.facts) ------------------------------------------------------------
+
+
+class ConversationFact(models.Model):
+    """First-response facts of one conversation with at least one customer message, derived
+    from its messages by `journeys.facts.kpi_facts_refresh` (never written elsewhere), so the
+    KPI report aggregates one small row per conversation instead of probing the messages."""
+
+    conversation = models.OneToOneField(
+        "channels_app.Conversation", on_delete=models.CASCADE, primary_key=True, related_name="+",
+        verbose_name=_("conversation"),
+    )
+    first_in = models.DateTimeField(_("first customer message"))
+    first_in_inbox = models.ForeignKey("channels_app.Inbox", on_delete=models.CASCADE, related_name="+")
+    first_in_channel = models.CharField(_("channel of the first customer message"), max_length=20)
+    first_reply = models.DateTimeField(_("first agent reply"), null=True, blank=True)
+    first_reply_agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Web-chat abandonment: the visitor's last message before the first reply (else the first
+    # customer message), their last message at all, and whether they wrote after the reply.
+    reply_wait_from = models.DateTimeField(_("waiting since"), null=True, blank=True)
+    last_in = models.DateTimeField(_("last customer message"))
+    wrote_after_reply = models.BooleanField(_("customer wrote after the reply"), default=False)
+
+    class Meta:
+        verbose_name = _("conversation KPI fact")
+        verbose_name_plural = _("conversation KPI facts")
+        indexes = [models.Index(fields=["first_in"], name="journeys_fact_first_in_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.conversation_id} facts"
+
+
+class ConversationChannelFact(models.Model):
+    """The non-private messages of one conversation on one channel (inbox kind): the first and
+    the last, and how many in each direction, for the per-channel volume."""
+
+    conversation = models.ForeignKey("channels_app.Conversation", on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(_("channel"), max_length=20)
+    first_at = models.DateTimeField(_("first message"))
+    last_at = models.DateTimeField(_("last message"))
+    inbound = models.PositiveIntegerField(default=0)
+    outbound = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("conversation channel KPI fact")
+        verbose_name_plural = _("conversation channel KPI facts")
+        constraints = [models.UniqueConstraint(fields=["conversation", "channel"], name="journeys_channelfact_unique")]
+        indexes = [
+            models.Index(fields=["last_at", "first_at"], name="journeys_channelfact_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.conversation_id} {self.channel}"
+
+
+class ChannelSwitch(models.Model):
+    """A customer message on another inbox than the customer's previous message in the same
+    conversation (docs/metrics.md → channel switches)."""
+
+    message_id = models.BigIntegerField(_("message"), primary_key=True)
+    conversation = models.ForeignKey("channels_app.Conversation", on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField(_("at"))
+    previous_at = models.DateTimeField(_("previous customer message"))
+
+    class Meta:
+        verbose_name = _("channel switch")
+        verbose_name_plural = _("channel switches")
+        indexes = [models.Index(fields=["at"], name="journeys_switch_at_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.conversation_id} message {self.message_id}"
+
+
+class KpiFactsState(models.Model):
+    """The single watermark row of the KPI facts: the highest message and resolution ids whose
+    conversations are reflected in the facts. Locked while a refresh runs."""
+
+    message_id = models.BigIntegerField(default=0)
+    resolution_id = models.BigIntegerField(default=0)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("KPI facts state")
+        verbose_name_plural = _("KPI facts state")
+
+    def __str__(self) -> str:
+        return f"messages ≤ {self.message_id}, resolutions ≤ {self.resolution_id}"
+
+
+class KpiFactsPending(models.Model):
+    """Work the id watermark cannot see: a conversation whose messages were deleted, or an id
+    below the watermark that was not visible yet when the watermark passed it (a transaction
+    still in flight, or rolled back: then it never appears and is dropped after a while)."""
+
+    class Kind(models.TextChoices):
+        CONVERSATION = "conversation"
+        MESSAGE_GAP = "message_gap"
+        RESOLUTION_GAP = "resolution_gap"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    ref_id = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = _("pending KPI fact refresh")
+        verbose_name_plural = _("pending KPI fact refreshes")
+        constraints = [models.UniqueConstraint(fields=["kind", "ref_id"], name="journeys_facts_pending_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.ref_id}"

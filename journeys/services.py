@@ -698,6 +698,10 @@ def journeys_sync(*, now: dt.datetime | None = None) -> dict[str, int]:
     result["surveys_sent"] = sent
     result["replies"] = csat_replies_sync()
     result["expired"] = csat_surveys_expire(now=now)
+    # Last, so the facts include the resolutions logged above (reports refresh them too).
+    from journeys.facts import kpi_facts_refresh
+
+    result["kpi_facts"] = kpi_facts_refresh()
     return result
 
 
