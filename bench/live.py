@@ -62,6 +62,7 @@ async def run(pairs, cookies, rates: list[int], seconds: int, webhook_url: str, 
     import aiohttp
 
     arrived: dict[str, float] = {}  # token → first arrival; tokens are unique across rates
+    walls: dict[str, list[float]] = {}  # token → [wall clock sent, wall clock arrived]: the breakdown
     duplicated: list[str] = []
 
     async def reader(ws):
@@ -76,6 +77,7 @@ async def run(pairs, cookies, rates: list[int], seconds: int, webhook_url: str, 
                     duplicated.append(token)
                 else:
                     arrived[token] = time.perf_counter()
+                    walls.setdefault(token, [0.0, 0.0])[1] = time.time()
 
     # Two sessions: websockets never release their connector slot (limit=0: unlimited), the
     # webhook POSTs get their own bounded keep-alive pool so they never queue behind sockets.
@@ -89,8 +91,9 @@ async def run(pairs, cookies, rates: list[int], seconds: int, webhook_url: str, 
         await asyncio.sleep(1)
         rows = []
         for rate in rates:
-            rows.append(await run_rate(session, arrived, duplicated, pairs, rate, seconds, webhook_url, secret))
+            rows.append(await run_rate(session, arrived, walls, duplicated, pairs, rate, seconds, webhook_url, secret))
             rows[-1]["agents_connected"] = len(sockets)
+            rows[-1].update(await asyncio.to_thread(breakdown, walls, rows[-1].pop("tokens")))
             print(json.dumps(rows[-1]), flush=True)
         for ws in sockets:
             await ws.close()
@@ -98,7 +101,8 @@ async def run(pairs, cookies, rates: list[int], seconds: int, webhook_url: str, 
     return rows
 
 
-async def run_rate(session, arrived: dict[str, float], duplicated: list[str], pairs, rate: int, seconds: int,
+async def run_rate(session, arrived: dict[str, float], walls: dict[str, list[float]], duplicated: list[str], pairs,
+                   rate: int, seconds: int,
                    webhook_url: str, secret: bytes) -> dict:
     import aiohttp
 
@@ -108,6 +112,7 @@ async def run_rate(session, arrived: dict[str, float], duplicated: list[str], pa
     async def post(token: str, body: bytes):
         nonlocal post_failures
         sent_at[token] = time.perf_counter()
+        walls.setdefault(token, [0.0, 0.0])[0] = time.time()
         try:
             async with session.post(webhook_url, data=body, headers={
                     "Content-Type": "application/json", "X-Hub-Signature-256": signed(body, secret)}) as resp:
@@ -134,7 +139,37 @@ async def run_rate(session, arrived: dict[str, float], duplicated: list[str], pa
     latencies = [arrived[t] - sent_at[t] for t in sent_at if t in arrived]
     return {"rate": rate, "seconds": seconds, "sent": len(sent_at),
             "post_failures": post_failures, "received": len(latencies), "lost": len(sent_at) - len(latencies),
-            "duplicates": sum(1 for t in duplicated if t in sent_at), **common.summary_ms(latencies)}
+            "duplicates": sum(1 for t in duplicated if t in sent_at), **common.summary_ms(latencies),
+            "tokens": list(sent_at)}
+
+
+def breakdown(walls: dict[str, list[float]], tokens: list[str]) -> dict:
+    """Where the latency goes: POST sent → live event stored (ack + queue + Celery processing;
+    `LiveEvent.created_at` is set in the processing transaction) and stored → frame received
+    (commit, channel layer, daphne, socket). Same machine, same wall clock."""
+    from channels_app.models import LiveEvent
+
+    wanted = set(tokens)
+    first = min(walls[t][0] for t in tokens)
+    stored: dict[str, float] = {}
+    rows = LiveEvent.objects.filter(event="channels.message.created", created_at__gte=_aware(first - 1))
+    for payload, created_at in rows.values_list("payload", "created_at").iterator():
+        text = ((payload or {}).get("message") or {}).get("content", "")
+        if text.startswith("live ") and text[5:] in wanted:
+            stored.setdefault(text[5:], created_at.timestamp())
+    processed = [stored[t] - walls[t][0] for t in tokens if t in stored]
+    pushed = [walls[t][1] - stored[t] for t in tokens if t in stored and walls[t][1]]
+    # The bench servers are shared: live events this run did not cause (another benchmark's
+    # messages, fanned out to these agents' team groups) compete for the same daphne and worker.
+    others = LiveEvent.objects.filter(created_at__gte=_aware(first - 1)).count() - len(stored)
+    return {"to_stored": common.summary_ms(processed), "stored_to_frame": common.summary_ms(pushed),
+            "foreign_live_events": others}
+
+
+def _aware(timestamp: float):
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
 
 
 def main() -> int:
