@@ -73,12 +73,11 @@ def retention() -> dt.timedelta:
     return dt.timedelta(hours=float(getattr(settings, "LIVE_EVENT_RETENTION_HOURS", 24)))
 
 
-def _store(event: str, payload: dict[str, Any], targets: list[str]) -> int:
-    """The LiveEvent row, in the caller's transaction: the event exists exactly when what it
-    describes was committed (a failure fails the caller, whose work is retried or reported).
-    Visitor groups are not recorded: their name carries the visitor's secret token, and the
-    widget re-reads its history from the database on reconnect anyway."""
-    from channels_app.models import LiveEvent, LiveEventRecipient
+def _row(event: str, payload: dict[str, Any], targets: list[str]) -> tuple[Any, list[int]]:
+    """The unsaved LiveEvent for `targets` and the agents it names (its recipients). Visitor
+    groups are not recorded: their name carries the visitor's secret token, and the widget
+    re-reads its history from the database on reconnect anyway."""
+    from channels_app.models import LiveEvent
 
     agent_ids = sorted({int(m.group(1)) for m in map(AGENT_GROUP_RE.match, targets) if m})
     conversation_ids = sorted({int(m.group(1)) for m in map(CONVERSATION_GROUP_RE.match, targets) if m})
@@ -86,29 +85,49 @@ def _store(event: str, payload: dict[str, Any], targets: list[str]) -> int:
     for kind, ids in (("conversations", conversation_ids), ("teams", team_ids)):
         if len(ids) > 1:
             logger.warning("live event %s names %s %s; only #%s is recorded", event, len(ids), kind, ids[0])
+    row = LiveEvent(
+        event=event[:80], payload=payload,
+        groups=[g for g in targets if not g.startswith(VISITOR_PREFIX)],
+        conversation_id=conversation_ids[0] if conversation_ids else None,
+        team_id=team_ids[0] if team_ids else None,
+    )
+    return row, agent_ids
+
+
+def _store(items: list[tuple[str, dict[str, Any], list[str]]]) -> list[int]:
+    """The LiveEvent rows, in the caller's transaction: an event exists exactly when what it
+    describes was committed (a failure fails the caller, whose work is retried or reported).
+    One INSERT for the events and one for their recipients, however many."""
+    from channels_app.models import LiveEvent, LiveEventRecipient
+
+    built = [_row(event, payload, targets) for event, payload, targets in items]
     with transaction.atomic(savepoint=False):
-        row = LiveEvent.objects.create(
-            event=event[:80], payload=payload,
-            groups=[g for g in targets if not g.startswith(VISITOR_PREFIX)],
-            conversation_id=conversation_ids[0] if conversation_ids else None,
-            team_id=team_ids[0] if team_ids else None,
-        )
-        if agent_ids:
-            LiveEventRecipient.objects.bulk_create(
-                [LiveEventRecipient(live_event=row, agent_id=agent_id) for agent_id in agent_ids])
-    return row.pk
+        if len(built) == 1:
+            built[0][0].save(force_insert=True)
+        else:
+            LiveEvent.objects.bulk_create([row for row, _agents in built])
+        recipients = [LiveEventRecipient(live_event=row, agent_id=agent_id) for row, agents in built for agent_id in agents]
+        if recipients:
+            LiveEventRecipient.objects.bulk_create(recipients)
+    return [row.pk for row, _agents in built]
 
 
-async def _send_all(layer, targets: list[str], message: dict[str, Any], event: str) -> None:
-    """All groups at once: an unassigned conversation's message goes to every online member of
-    its team, and one Redis round trip after another made that cost grow with the team."""
-    async def one(group: str) -> None:
-        try:
-            await layer.group_send(group, message)
-        except Exception:  # the channel layer is best effort; the DB has the truth
-            logger.warning("realtime publish of %s to %s failed", event, group, exc_info=True)
+async def _send_all(layer, sends: list[tuple[str, dict[str, Any], str]]) -> None:
+    """All groups at once (an unassigned conversation's message goes to every online member of
+    its team, and one Redis round trip after another made that cost grow with the team); the
+    messages of one group one after another, in order."""
+    by_group: dict[str, list[tuple[dict[str, Any], str]]] = {}
+    for group, message, event in sends:
+        by_group.setdefault(group, []).append((message, event))
 
-    await asyncio.gather(*(one(group) for group in targets))
+    async def one(group: str, queue: list[tuple[dict[str, Any], str]]) -> None:
+        for message, event in queue:
+            try:
+                await layer.group_send(group, message)
+            except Exception:  # the channel layer is best effort; the DB has the truth
+                logger.warning("realtime publish of %s to %s failed", event, group, exc_info=True)
+
+    await asyncio.gather(*(one(group, queue) for group, queue in by_group.items()))
 
 
 class _SendLoop:
@@ -149,19 +168,19 @@ def _in_asgi_server() -> bool:
             and loop is not None and loop.is_running())
 
 
-def _layer_send(layer: Any, targets: list[str], message: dict[str, Any], event: str) -> None:
-    # One trip into an event loop for all groups: a loop hop costs far more than a group_send,
-    # and a message typically goes to 3-6 groups.
+def _layer_send(layer: Any, sends: list[tuple[str, dict[str, Any], str]]) -> None:
+    """`sends`: (group, message, event name) in order. One trip into an event loop for all: a
+    loop hop costs far more than a group_send, and a message typically goes to 3-6 groups."""
     from channels_redis.core import RedisChannelLayer
 
     if isinstance(layer, RedisChannelLayer) and not _in_asgi_server():
         try:
-            _send_loop.run(_send_all(layer, targets, message, event), SEND_TIMEOUT_SECONDS)
+            _send_loop.run(_send_all(layer, sends), SEND_TIMEOUT_SECONDS)
         except Exception:  # a timeout: the channel layer is best effort, the DB has the truth
-            logger.warning("realtime publish of %s timed out", event, exc_info=True)
+            logger.warning("realtime publish of %s events timed out", len(sends), exc_info=True)
         return
     # The in-memory layer (tests, the embedded default) keeps its queues on the caller's loops.
-    async_to_sync(_send_all)(layer, targets, message, event)
+    async_to_sync(_send_all)(layer, sends)
 
 
 def publish(event: str, payload: dict[str, Any], *, groups: Iterable[str]) -> int | None:
@@ -169,20 +188,36 @@ def publish(event: str, payload: dict[str, Any], *, groups: Iterable[str]) -> in
     once the current transaction commits (immediately when there is none). An event concerns at
     most one conversation. Returns the id. A failure to store fails the caller's transaction
     (the event is part of its work); a failure to push is only logged."""
-    targets = sorted(set(groups))
-    if not targets:
-        return None
-    event_id = _store(event, payload, targets)
-    message = {"type": MESSAGE_TYPE, "payload": {"event": event, "id": event_id, **payload}}
+    return publish_many([(event, payload, groups)])[0]
+
+
+def publish_many(items: Iterable[tuple[str, dict[str, Any], Iterable[str]]]) -> list[int | None]:
+    """`publish` for many events (the ingest drain's batch): one INSERT for them all and one
+    push after commit, each group receiving its events in the given order."""
+    prepared = [(event, payload, sorted(set(groups))) for event, payload, groups in items]
+    stored = [item for item in prepared if item[2]]
+    ids = iter(_store(stored) if stored else [])
+    out: list[int | None] = []
+    sends: list[tuple[str, dict[str, Any], str]] = []
+    for event, payload, targets in prepared:
+        if not targets:
+            out.append(None)
+            continue
+        event_id = next(ids)
+        out.append(event_id)
+        message = {"type": MESSAGE_TYPE, "payload": {"event": event, "id": event_id, **payload}}
+        sends += [(group, message, event) for group in targets]
+    if not sends:
+        return out
 
     def send() -> None:
         layer = get_channel_layer()
         if layer is None:
             return
-        _layer_send(layer, targets, message, event)
+        _layer_send(layer, sends)
 
     transaction.on_commit(send, robust=True)  # a push is best effort: never an error after the commit
-    return event_id
+    return out
 
 
 def agent_teams_changed(user_id: int) -> None:
@@ -191,7 +226,7 @@ def agent_teams_changed(user_id: int) -> None:
     def send() -> None:
         layer = get_channel_layer()
         if layer is not None:
-            _layer_send(layer, [agent_group(user_id)], {"type": "agent.teams"}, "agent.teams")
+            _layer_send(layer, [(agent_group(user_id), {"type": "agent.teams"}, "agent.teams")])
 
     transaction.on_commit(send, robust=True)  # a push is best effort: never an error after the commit
 

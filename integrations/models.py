@@ -7,7 +7,6 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-
 SUBSCRIBED_TYPES_CACHE_KEY = "integrations:subscribed-event-types"
 
 
@@ -15,8 +14,14 @@ def _forget_subscribed_types() -> None:
     from django.core.cache import cache
     from django.db import transaction
 
-    cache.delete(SUBSCRIBED_TYPES_CACHE_KEY)
-    transaction.on_commit(lambda: cache.delete(SUBSCRIBED_TYPES_CACHE_KEY))
+    from integrations import services
+
+    def forget() -> None:
+        cache.delete(SUBSCRIBED_TYPES_CACHE_KEY)
+        services.subscribed_types_local_forget()
+
+    forget()
+    transaction.on_commit(forget)
 
 
 class WebhookSubscription(models.Model):

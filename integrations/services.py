@@ -143,11 +143,28 @@ def _enqueue(delivery_ids: list[int]) -> None:
     transaction.on_commit(send)
 
 
+SUBSCRIBED_TYPES_LOCAL_SECONDS = 1.0
+_subscribed_local: tuple[float, frozenset[str]] | None = None
+
+
+def subscribed_types_local_forget() -> None:
+    global _subscribed_local
+    _subscribed_local = None
+
+
 def subscribed_event_types() -> frozenset[str]:
     """The event types at least one active subscription wants, cached (shared cache, Redis
     in production) until a subscription is saved or deleted. Domain events fire on every
     message and customer change; most deployments subscribe to few types, so the common
-    answer "nobody listens" costs one cache read instead of a transaction and a query."""
+    answer "nobody listens" costs one cache read instead of a transaction and a query.
+
+    Each process also keeps the answer for SUBSCRIBED_TYPES_LOCAL_SECONDS (1 s): a drain that
+    stores a hundred messages asked Redis a hundred times (0.8 ms each). A subscription saved in
+    another process is seen at most that much later; in this process at once."""
+    global _subscribed_local
+    now = time.monotonic()
+    if _subscribed_local is not None and _subscribed_local[0] > now:
+        return _subscribed_local[1]
     types = cache.get(SUBSCRIBED_TYPES_CACHE_KEY)
     if types is None:
         found: set[str] = set()
@@ -155,7 +172,8 @@ def subscribed_event_types() -> frozenset[str]:
             found.update(events or [])
         types = sorted(found)
         cache.set(SUBSCRIBED_TYPES_CACHE_KEY, types, SUBSCRIBED_TYPES_CACHE_SECONDS)
-    return frozenset(types)
+    _subscribed_local = (now + SUBSCRIBED_TYPES_LOCAL_SECONDS, frozenset(types))
+    return _subscribed_local[1]
 
 
 def webhook_event_emit(*, type: str, data: dict[str, Any], occurred_at: datetime | None = None) -> list[WebhookDelivery]:

@@ -52,14 +52,15 @@ from channels_app.services.media import schedule_fetch
 from channels_app.services.messages import (
     message_build,
     message_conversation_times,
-    message_created_after,
     message_timeline_values,
+    messages_created_after,
 )
 from channels_app.services.office_hours import _office_hours
 from customers.identity import IdentityValueError, identity_normalise
 from customers.models import Customer, Identity, TimelineEntry
 from customers.services import timeline_entry_build
 from customers.services.resolution import SEEN_RESOLUTION
+from cxplatform.db import bulk_set
 
 logger = logging.getLogger(__name__)
 
@@ -297,12 +298,12 @@ def _apply(candidates: list[_Candidate]) -> None:
         ))
     Message.objects.bulk_create(messages)
     if touched_identities:
-        Identity.objects.bulk_update(list(touched_identities.values()), ["last_seen_at"])
+        bulk_set(Identity, list(touched_identities.values()), ["last_seen_at"])
     if resaved_customers:
-        Customer.objects.bulk_update(list(resaved_customers.values()), ["last_seen_at", "updated_at"])
+        bulk_set(Customer, list(resaved_customers.values()), ["last_seen_at", "updated_at"])
     only_seen = [c for pk, c in seen_customers.items() if pk not in resaved_customers]
     if only_seen:
-        Customer.objects.bulk_update(only_seen, ["last_seen_at"])
+        bulk_set(Customer, only_seen, ["last_seen_at"])
     moved: dict[int, tuple[Conversation, set[str]]] = {}
     for message in messages:
         conversation = message.conversation
@@ -313,11 +314,11 @@ def _apply(candidates: list[_Candidate]) -> None:
     for conversation, fields in moved.values():
         by_fields[tuple(sorted(fields))].append(conversation)
     for fields, conversations in by_fields.items():
-        Conversation.objects.bulk_update(conversations, list(fields))
+        bulk_set(Conversation, conversations, list(fields))
     TimelineEntry.objects.bulk_create([
         timeline_entry_build(customer=message.conversation.customer, **message_timeline_values(message, message.conversation))
         for message in messages
     ])
+    messages_created_after(messages)
     for message in messages:
-        message_created_after(message, message.conversation)
         schedule_fetch(message)

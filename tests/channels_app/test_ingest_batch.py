@@ -206,9 +206,10 @@ def test_a_batch_uses_a_fixed_number_of_statements_whatever_its_size(django_asse
 
         with CaptureQueriesContext(connection) as ctx, django_capture_on_commit_callbacks(execute=True):
             webhook_events_drain()
-        return len(ctx.captured_queries)
+        # (the subscribed webhook types are cached for a second: whether they are read is timing)
+        return len([q for q in ctx.captured_queries if "integrations_webhooksubscription" not in q["sql"]])
 
     small, large = deliver(3, "small"), deliver(30, "large")
     assert Message.objects.filter(provider_message_id__startswith="wamid.large").count() == 30
-    # Per message only the live event row remains (one INSERT each); everything else is per batch.
-    assert large - small <= 27 * 1 + 2, (small, large)
+    # One statement per step of the batch, whether it carries 3 messages or 30.
+    assert large == small, (small, large)
