@@ -14,6 +14,7 @@ customer (merges), labels and current resolution (reopen by hand). The report jo
 """
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 from django.db import connection, transaction
@@ -35,10 +36,10 @@ STATE_ID = 1
 CHUNK = 500
 # Ids are handed out before the inserting transaction commits, so an id just below the newest
 # one may still become visible later. The newest GAP_SCAN ids are checked for holes; a hole is
-# remembered (KpiFactsPending) until GAP_KEEP newer ids have passed it (a rolled-back insert
-# never shows up).
+# remembered (KpiFactsPending) for GAP_AGE, longer than any inserting transaction lasts (a
+# rolled-back insert, e.g. a duplicate webhook delivery, never shows up).
 GAP_SCAN = 2000
-GAP_KEEP = 20000
+GAP_AGE = dt.timedelta(minutes=15)
 
 Kind = KpiFactsPending.Kind
 
@@ -155,7 +156,7 @@ def _remember_gaps(model, kind: str, mark: int, newest: int) -> None:
             KpiFactsPending.objects.bulk_create(
                 [KpiFactsPending(kind=kind, ref_id=pk) for pk in missing], ignore_conflicts=True
             )
-    KpiFactsPending.objects.filter(kind=kind, ref_id__lte=newest - GAP_KEEP).delete()
+    KpiFactsPending.objects.filter(kind=kind, noted_at__lt=timezone.now() - GAP_AGE).delete()
 
 
 def kpi_facts_conversation_touched(*, conversation_ids: Iterable[int]) -> None:

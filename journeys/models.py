@@ -638,6 +638,7 @@ class KpiFactsPending(models.Model):
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     ref_id = models.BigIntegerField()
+    noted_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name = _("pending KPI fact refresh")
