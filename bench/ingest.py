@@ -8,7 +8,11 @@ processes, compared with a bare endpoint of the same server (HMAC check + one IN
 2. Processed/s end to end: the Celery worker (2 processes) drains what was acknowledged:
    parsed, customer resolved, conversation continued, message + timeline stored, pushed.
 3. Ack latency at fixed rates (open loop, aiohttp): 100, 300, 600, 1000 webhooks/s.
-Every body is a distinct message (unique wamid) from an existing dataset customer.
+Every body is a distinct message (unique wamid) from an existing dataset customer. `--chats N`
+(default 2,000) draws the senders from N customers spread over the dataset, as a busy number's
+traffic is: chats of several messages, the first of which opens (or reopens) the conversation.
+`--chats 0` sends every message from a different customer: each one opens a conversation, the
+worst case for processing.
 """
 from __future__ import annotations
 
@@ -63,11 +67,22 @@ def signed(body: bytes, secret: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
+CHATS = 2000
+
+
+def sender(i: int, customers: int, stride: int = 7919) -> int:
+    """The dataset customer who sends message i: one of CHATS customers in ongoing chats (spread
+    over the dataset), or with CHATS = 0 a different customer each time."""
+    if not CHATS or CHATS >= customers:
+        return i * stride % customers
+    return (i * stride % CHATS) * (customers // CHATS)
+
+
 def bodies_file(count: int, secret: bytes, customers: int) -> Path:
     path = Path(tempfile.mkstemp(prefix="cxbench-", suffix=".tsv")[1])
     with path.open("w") as handle:
         for i in range(count):
-            body = whatsapp_body(i * 7919 % customers)
+            body = whatsapp_body(sender(i, customers))
             handle.write(f"{signed(body, secret)}\t{body.decode()}\n")
     return path
 
@@ -97,7 +112,7 @@ async def fixed_rate(url: str, rate: int, seconds: int, secret: bytes, customers
     """Open loop: send at exactly `rate`/s whatever the latency; measure each ack."""
     import aiohttp
 
-    bodies = [whatsapp_body(i * 104729 % customers) for i in range(rate * seconds)]
+    bodies = [whatsapp_body(sender(i, customers, 104729)) for i in range(rate * seconds)]
     latencies: list[float] = []
     failures = 0
 
@@ -164,12 +179,16 @@ def last_event_id() -> int:
 
 
 def main() -> int:
+    global CHATS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rates", default="100,300,600")
     parser.add_argument("--drain-seconds", type=int, default=150,
                         help="how long to wait for the worker to process a run's webhooks before moving on")
+    parser.add_argument("--chats", type=int, default=CHATS,
+                        help="senders: this many customers in ongoing chats; 0 = a different customer per message")
     args = parser.parse_args()
+    CHATS = args.chats
     with connection.cursor() as cursor:
         cursor.execute(TABLE_SQL)
     purge_queue()  # a backlog left by an interrupted run would compete with the measurements
@@ -179,7 +198,7 @@ def main() -> int:
 
     customers = Identity.objects.filter(kind="phone", value__startswith="+62812").count()
     webhook_path = f"/webhooks/whatsapp/{inbox.uuid}/"
-    results: dict = {"peak": {}, "fixed_rate": [], "connections": 16}
+    results: dict = {"peak": {}, "fixed_rate": [], "connections": 16, "chats": CHATS}
     n_bodies = 1200 * args.seconds
 
     bare_bodies = bodies_file(n_bodies, BARE_SECRET, customers)
