@@ -1,6 +1,7 @@
 """Websocket consumers: authenticate from the session, authorise, join narrow groups, forward."""
 from __future__ import annotations
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -16,7 +17,26 @@ def agent_group(user_id: int) -> str:
     return f"agent.{user_id}"
 
 
-class AgentConsumer(AsyncJsonWebsocketConsumer):
+class NoThreadHopDispatch:
+    """Dispatch without channels' per-message `aclose_old_connections()`.
+
+    Since channels 4.2, `AsyncConsumer.dispatch` hops into the sync thread before *every*
+    handler to close stale database connections. Under daphne that thread is the single
+    thread-sensitive executor shared by every socket of the process, so each pushed frame
+    (`agent_event`, which touches no database) queued behind every other frame and every
+    database call of every socket: at 500 agent sockets and 100 pushes/s, half of daphne's
+    event-loop samples were that hop (py-spy, bench/live.py). Every database access of these
+    consumers goes through `database_sync_to_async`, which closes old connections itself
+    before and after each call, so the hop was pure cost."""
+
+    async def dispatch(self, message):
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+
+class AgentConsumer(NoThreadHopDispatch, AsyncJsonWebsocketConsumer):
     """One socket per open agent tab: personal events, the conversations it opened, presence.
 
     `hello` carries `last_id`, the newest stored live event: the browser's resume cursor until
@@ -131,7 +151,7 @@ def _can_view(user, conversation_id: int) -> bool:
     return True
 
 
-class VisitorConsumer(AsyncJsonWebsocketConsumer):
+class VisitorConsumer(NoThreadHopDispatch, AsyncJsonWebsocketConsumer):
     """A web chat visitor's widget: joins `visitor.<token>` (the token is the visitor's secret,
     kept in the widget's localStorage), receives agent replies and status changes."""
 

@@ -67,6 +67,34 @@ def test_signed_in_agent_receives_own_events_and_sets_presence(agent):
     assert agent.availability == Availability.AWAY
 
 
+def test_a_pushed_event_is_forwarded_without_a_hop_into_the_sync_thread(agent, monkeypatch):
+    """channels' default dispatch runs `aclose_old_connections()` (a trip through the one
+    thread-sensitive executor of the process) before every handler; a push touches no database
+    and must not queue there behind every other socket's work (bench/live.py, 500 sockets)."""
+    import channels.consumer
+
+    hops = []
+
+    async def counting_close():
+        hops.append(1)
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counting_close)
+    headers = session_headers(agent)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/agent/", headers=headers)
+        await communicator.connect()
+        await communicator.receive_json_from(timeout=5)
+        for n in range(3):
+            await get_channel_layer().group_send(agent_group(agent.pk), {"type": "agent.event", "payload": {"n": n}})
+        pushed = [await communicator.receive_json_from(timeout=5) for _ in range(3)]
+        await communicator.disconnect()
+        return pushed
+
+    assert async_to_sync(scenario)() == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert hops == []
+
+
 def test_an_agent_socket_receives_its_teams_events_and_no_other_teams(agent):
     from tests.accounts.factories import TeamFactory, add_to_team
 
