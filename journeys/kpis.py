@@ -2,9 +2,10 @@
 
 Counts and averages are SQL aggregates. The funnel is aggregated entirely in the database
 (medians with journeys.aggregates.Median: percentile_cont on PostgreSQL, a registered Python
-aggregate on SQLite). The service KPIs still read one row per conversation and per resolution
-cycle (never one per message) and take medians, p90, FCR, abandonment and SLA in Python; see
-docs/metrics.md → Performance for what that costs on the benchmark and the planned fix.
+aggregate on SQLite). The service KPIs aggregate the KPI facts (journeys.facts: one row per
+conversation, per resolution cycle, per conversation × channel, per channel switch), brought
+up to date at the start of each report; only business-hours durations are measured in Python,
+per row. See docs/metrics.md → Performance.
 """
 from __future__ import annotations
 
