@@ -58,7 +58,19 @@ async def connect_agents(cookies: list[dict], session) -> list:
     return list(sockets)
 
 
-async def run(pairs, cookies, rates: list[int], seconds: int, webhook_url: str, secret: bytes) -> list[dict]:
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) of each server process and its children so far."""
+    import psutil
+
+    out = {}
+    for name, pid in pids.items():
+        proc = psutil.Process(pid)
+        out[name] = sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)])
+    return out
+
+
+async def run(pairs, cookies, rates: list[int], seconds: int, webhook_url: str, secret: bytes,
+              pids: dict[str, int]) -> list[dict]:
     import aiohttp
 
     arrived: dict[str, float] = {}  # token → first arrival; tokens are unique across rates
@@ -91,8 +103,11 @@ async def run(pairs, cookies, rates: list[int], seconds: int, webhook_url: str, 
         await asyncio.sleep(1)
         rows = []
         for rate in rates:
+            before = cpu_seconds(pids)
             rows.append(await run_rate(session, arrived, walls, duplicated, pairs, rate, seconds, webhook_url, secret))
             rows[-1]["agents_connected"] = len(sockets)
+            # CPU seconds per server over the rate's run and its wait for the last frames.
+            rows[-1]["cpu_seconds"] = {k: round(v - before[k], 1) for k, v in cpu_seconds(pids).items()}
             rows[-1].update(await asyncio.to_thread(breakdown, walls, rows[-1].pop("tokens")))
             print(json.dumps(rows[-1]), flush=True)
         for ws in sockets:
@@ -189,9 +204,10 @@ def main() -> int:
     inbox = Inbox.objects.get(name="Bench whatsapp")
     url = f"http://127.0.0.1:{HTTP_PORT}/webhooks/whatsapp/{inbox.uuid}/"
     with processes.running(lambda: processes.gunicorn(HTTP_PORT), lambda: processes.daphne(WS_PORT),
-                           processes.celery_worker):
+                           processes.celery_worker) as procs:
         rates = [int(r) for r in args.rates.split(",")]
-        result = asyncio.run(run(pairs, cookies, rates, args.seconds, url, common.WHATSAPP_APP_SECRET.encode()))
+        cpu = dict(zip(("gunicorn", "daphne", "celery"), (p.pid for p in procs), strict=True))
+        result = asyncio.run(run(pairs, cookies, rates, args.seconds, url, common.WHATSAPP_APP_SECRET.encode(), cpu))
     common.results_write("live", {"runs": result})
     return 0
 
