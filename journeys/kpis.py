@@ -342,22 +342,27 @@ def _normal_key(value: Any, group_by: str, period: str) -> Any:
 
 def _grouped(queryset, *, group_by: str, fields: dict[str, str], period: str, aggregates: dict[str, Any]
              ) -> tuple[dict[str, Any], dict[Any, dict[str, Any]]]:
-    """(summary, {group key: values}): the aggregates over all rows and per group; two queries
-    (one without grouping)."""
-    summary = queryset.aggregate(**aggregates) if aggregates else {}
+    """(summary, {group key: values}): the aggregates over all rows and per group.
+
+    When every row falls in exactly one group (any grouping but labels), the summary's counts
+    are the sums of the groups' and only the percentiles are aggregated again, in a query that
+    needs no joins; with labels a row can be in two groups, so the summary is its own query."""
     groups: dict[Any, dict[str, Any]] = {}
-    if group_by and aggregates:
-        rows = (
-            queryset.annotate(group_key=_group_expression(group_by, fields, period))
-            .values("group_key").annotate(**aggregates).order_by()
-        )
-        for row in rows:
-            key = _normal_key(row.pop("group_key"), group_by, period)
-            if key in groups:  # periods truncated to the same key (cannot happen; safe anyway)
-                for name, value in row.items():
-                    groups[key][name] = (groups[key][name] or 0) + (value or 0)
-            else:
-                groups[key] = row
+    if not (group_by and aggregates):
+        return (queryset.aggregate(**aggregates) if aggregates else {}), groups
+    rows = (
+        queryset.annotate(group_key=_group_expression(group_by, fields, period))
+        .values("group_key").annotate(**aggregates).order_by()
+    )
+    for row in rows:
+        groups[_normal_key(row.pop("group_key"), group_by, period)] = row
+    if group_by == "label":
+        return queryset.aggregate(**aggregates), groups
+    percentiles = {name: value for name, value in aggregates.items() if isinstance(value, Median | PercentileDisc)}
+    summary = queryset.aggregate(**percentiles) if percentiles else {}
+    for name in aggregates:
+        if name not in percentiles:
+            summary[name] = sum(group.get(name) or 0 for group in groups.values())
     return summary, groups
 
 
