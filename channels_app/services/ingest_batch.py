@@ -41,6 +41,7 @@ from channels_app.models import (
 from channels_app.services.inboxes import inbox_adapter
 from channels_app.services.ingest import (
     MESSAGE_KINDS,
+    _asserted_by,
     _attachments,
     _content,
     _data,
@@ -57,7 +58,7 @@ from channels_app.services.messages import (
 )
 from channels_app.services.office_hours import _office_hours
 from customers.identity import IdentityValueError, identity_normalise
-from customers.models import Customer, Identity, TimelineEntry
+from customers.models import Customer, Identity, IdentityOrigin, TimelineEntry
 from customers.services import timeline_entry_build
 from customers.services.resolution import SEEN_RESOLUTION
 from cxplatform.db import bulk_set
@@ -82,6 +83,7 @@ class _Candidate:
     provider_id: str
     at: dt.datetime
     keys: list[Key]
+    verified: list[bool]  # per key: a channel proved it (else the business asserts it: email)
     customer: Customer | None = None
     identities: list[Identity] = field(default_factory=list)
     conversation: Conversation | None = None
@@ -162,13 +164,16 @@ def _candidates(event: WebhookEvent, adapter) -> list[_Candidate] | None:
         if item.kind not in MESSAGE_KINDS or item.extra.get("auto_reply") or not provider_id:
             return None
         inputs = _identity_inputs(event.inbox, item)
-        if not inputs or not all(i.verified for i in inputs):
+        # An identity typed by the end user never links to a stored one (customer_resolve makes a
+        # profile and a merge suggestion): only verified ones, or the business-asserted email From.
+        if not inputs or not (all(i.verified for i in inputs) or _asserted_by(event.inbox) == IdentityOrigin.BUSINESS):
             return None
         try:
             keys = [_stored_key(i.kind, i.value, i.scope) for i in inputs]
         except IdentityValueError:
             return None
-        out.append(_Candidate(event=event, item=item, provider_id=provider_id[:255], at=message_time(item), keys=keys))
+        out.append(_Candidate(event=event, item=item, provider_id=provider_id[:255], at=message_time(item), keys=keys,
+                              verified=[i.verified for i in inputs]))
     return out
 
 
@@ -196,8 +201,9 @@ def _skip_duplicates(plan: _Plan) -> None:
 
 
 def _resolve_customers(plan: _Plan) -> None:
-    """Every identity of the message must already exist, verified, on one live customer who has
-    a name if the provider sent one; anything else is `customer_resolve`'s work."""
+    """Every identity of the message must already exist on one live customer who has a name if
+    the provider sent one, and a verified one must be stored verified (else it is a claim);
+    anything else is `customer_resolve`'s work."""
     wanted = {key for c in plan.candidates for key in c.keys}
     rows = {
         (row.kind, row.scope, row.value): row
@@ -208,7 +214,8 @@ def _resolve_customers(plan: _Plan) -> None:
     for candidate in plan.candidates:
         found = [rows.get(key) for key in candidate.keys]
         owners = {row.customer_id for row in found if row is not None}
-        if len(owners) != 1 or None in found or not all(row.verified for row in found):
+        if len(owners) != 1 or None in found or not all(
+                row.verified for row, verified in zip(found, candidate.verified, strict=False) if verified):
             plan.to_slow(candidate.event.pk)
             continue
         customer = customers[owners.pop()]
@@ -283,7 +290,7 @@ def _apply(candidates: list[_Candidate]) -> None:
             if at - identity.last_seen_at > SEEN_RESOLUTION:
                 identity.last_seen_at = at
                 touched_identities[identity.pk] = identity
-        if customer.last_seen_at is None or at - customer.last_seen_at > SEEN_RESOLUTION:
+        if any(candidate.verified) and (customer.last_seen_at is None or at - customer.last_seen_at > SEEN_RESOLUTION):
             customer.last_seen_at, customer.updated_at = at, now  # customer_resolve's save
             resaved_customers[customer.pk] = customer
         if at > customer.last_seen_at:  # customer_touch

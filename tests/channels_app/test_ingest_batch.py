@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from email.message import EmailMessage
+from email.utils import format_datetime
 from unittest import mock
 
 import pytest
@@ -15,7 +17,7 @@ from django.utils import timezone
 
 from channels_app import events
 from channels_app.models import Conversation, ConversationStatus, LiveEvent, Message, WebhookEvent
-from channels_app.services import ingest_batch
+from channels_app.services import inbox_create, ingest_batch
 from channels_app.services.ingest import webhook_events_drain
 from customers.models import Customer, Identity, TimelineEntry
 from tests.channels_app.test_webhooks import messaging, messenger_inbox, wa_status, wa_text, whatsapp_inbox
@@ -23,7 +25,24 @@ from tests.channels_app.test_webhooks import messaging, messenger_inbox, wa_stat
 pytestmark = pytest.mark.django_db
 
 BASE = int((timezone.now() - dt.timedelta(hours=2)).timestamp())
-WHO = "ABCDEFGHI"  # the world's customers; A-C, E-G and I are known before the batch
+WHO = "ABCDEFGHIJK"  # the world's customers; A-C, E-G, I and J (e-mail) are known before the batch
+
+
+def email(world: int, who: str, name: str, at: int, *, auto: bool = False) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = f"Customer {who} <{who.lower()}{world}@mail.example>"
+    msg["To"] = f"support{world}@toko.example"
+    msg["Subject"] = f"Order {name}"
+    msg["Message-ID"] = f"<{name}.{world}@mail.example>"
+    msg["Date"] = format_datetime(dt.datetime.fromtimestamp(at, dt.UTC))
+    if auto:
+        msg["Auto-Submitted"] = "auto-replied"
+    msg.set_content(f"{name} body")
+    return bytes(msg)
+
+
+def identity_value(world: int, who: str) -> str:
+    return f"{who.lower()}{world}@mail.example" if who in "JK" else "+" + wa(world, who)
 
 
 def wa(world: int, who: str) -> str:
@@ -48,6 +67,9 @@ def build_world(world: int) -> dict:
     """Customers with history, processed the one-by-one way, then the deliveries under test."""
     wa_inbox = whatsapp_inbox(name=f"WhatsApp {world}")
     fb_inbox = messenger_inbox()
+    mail_inbox = inbox_create(name=f"Mail {world}", kind="email",
+                              config={"address": f"support{world}@toko.example", "inbound_secret": "s" * 12})
+    raw = {"content-type": "message/rfc822"}
     with override_settings(WEBHOOK_BATCH_PROCESSING=False):
         for n, who in enumerate("ABCEFGI"):
             name = "" if who == "F" else f"Customer {who}"
@@ -57,6 +79,8 @@ def build_world(world: int) -> dict:
         WebhookEvent.objects.create(inbox=fb_inbox, body=messaging(
             obj="page", sender=f"{world}9001", mid=f"m.{world}.E-fb", text="on messenger",
             ts=(BASE + 100) * 1000), headers={})
+        for who in "JK":
+            WebhookEvent.objects.create(inbox=mail_inbox, body=email(world, who, f"{who}0", BASE + 200), headers=raw)
         webhook_events_drain()
     # E's conversation moves to Messenger: the same customer, known there too.
     e = Identity.objects.get(value="+" + wa(world, "E")).customer
@@ -91,7 +115,10 @@ def build_world(world: int) -> dict:
     ]
     for body in bodies:
         WebhookEvent.objects.create(inbox=wa_inbox, body=body, headers={})
-    return {"wa": wa_inbox, "fb": fb_inbox}
+    WebhookEvent.objects.create(inbox=mail_inbox, body=email(world, "J", "J1", t + 300), headers=raw)
+    WebhookEvent.objects.create(inbox=mail_inbox, body=email(world, "K", "K1", t + 310, auto=True), headers=raw)
+    WebhookEvent.objects.create(inbox=mail_inbox, body=email(world, "J", "J2", t + 320), headers=raw)
+    return {"wa": wa_inbox, "fb": fb_inbox, "mail": mail_inbox}
 
 
 def process(world: int, *, batch: bool, capture) -> tuple[list[tuple], list[str]]:
@@ -117,13 +144,17 @@ def process(world: int, *, batch: bool, capture) -> tuple[list[tuple], list[str]
 
 
 def _strip(value: str, world: int) -> str:
-    return value.replace(f".{world}.", ".").replace(f"628131{world}00", "wa").replace(f"{world}9001", "psid")
+    for before, after in ((f".{world}.", "."), (f"628131{world}00", "wa"), (f"{world}9001", "psid"),
+                          (f".{world}@mail.example", "@mail"), (f"{world}@mail.example", "@mail"),
+                          (f"support{world}@", "support@"), (f"Mail {world}", "Mail")):
+        value = value.replace(before, after)
+    return value
 
 
 def snapshot(world: int, inboxes: dict, since_event: int, since_live: int) -> dict:
     out: dict = {"customers": {}, "deliveries": []}
     for who in WHO:
-        identity = Identity.objects.filter(value="+" + wa(world, who)).select_related("customer").first()
+        identity = Identity.objects.filter(value=identity_value(world, who)).select_related("customer").first()
         if identity is None:
             out["customers"][who] = None
             continue
@@ -138,7 +169,8 @@ def snapshot(world: int, inboxes: dict, since_event: int, since_live: int) -> di
                 "inboxes": sorted(i.kind for i in conversation.inboxes.all()),
                 "messages": [
                     (_strip(m.provider_message_id, world), m.content, m.direction, m.sender, m.status, m.created_at,
-                     m.data, m.attachments, m.reply_to_provider_id, m.webhook_event_id is not None)
+                     _strip(json.dumps(m.data, sort_keys=True), world), m.attachments, m.reply_to_provider_id,
+                     m.webhook_event_id is not None)
                     for m in conversation.messages.order_by("pk")
                 ],
                 "live": [
@@ -180,10 +212,10 @@ def test_the_batch_path_stores_exactly_what_the_one_by_one_path_stores(django_ca
     # resolved customers, I (one of I's messages shares a delivery with a new customer), the
     # receipt and the broken body.
     assert one_by_one[2] == []
-    assert batched[2] == ["wamid.A1", "wamid.A2", "wamid.B1", "wamid.A3", "wamid.B2"]
+    assert batched[2] == ["wamid.A1", "wamid.A2", "wamid.B1", "wamid.A3", "wamid.B2", "J1@mail", "J2@mail"]
     assert [m[0] for m in batched[0]["customers"]["A"]["conversations"][0]["messages"]] == [
         "wamid.A0", "wamid.A1", "wamid.A2", "wamid.A3"]
-    assert batched[0]["deliveries"][-2] == ("parked", 1, "ParseError")
+    assert batched[0]["deliveries"][-5] == ("parked", 1, "ParseError")
     assert Message.objects.filter(provider_message_id=mid(2, "B1")).count() == 1
 
 
