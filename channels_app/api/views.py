@@ -319,7 +319,8 @@ class ConversationMessageListApi(generics.ListAPIView):
             conversation=conversation, author=request.user, content=data["content"],
             private=data["private"], inbox=inbox, template=data["template"],
         )
-        message = Message.objects.select_related("inbox", "author").get(pk=message.pk)
+        if not message.private:  # a reply's delivery may have moved its status since (eager Celery)
+            message = Message.objects.select_related("inbox", "author").get(pk=message.pk)
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 

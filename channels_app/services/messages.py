@@ -212,13 +212,14 @@ def message_record(
         private=private, provider_message_id=provider_message_id, reply_to_provider_id=reply_to_provider_id,
         attachments=attachments, data=data, status=status, created_at=created_at, webhook_event=webhook_event,
     )
-    try:
-        with transaction.atomic():
-            message.save()
-    except IntegrityError:
-        if not provider_message_id:
-            raise
-        return Message.objects.get(inbox=inbox, provider_message_id=provider_message_id[:255]), False
+    if not provider_message_id:
+        message.save()  # nothing to recover from: no savepoint (two round trips per note or reply)
+    else:
+        try:
+            with transaction.atomic():
+                message.save()
+        except IntegrityError:
+            return Message.objects.get(inbox=inbox, provider_message_id=provider_message_id[:255]), False
     updates = message_conversation_times(conversation, message)
     if updates:
         Conversation.objects.filter(pk=conversation.pk).update(**updates)
