@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import Coalesce, Lag
 from django.utils import timezone
@@ -77,7 +77,19 @@ def kpi_facts_stale() -> bool:
 
 def kpi_facts_refresh(*, full: bool = False) -> int:
     """Bring the KPI facts up to date; returns the number of conversations recomputed (-1 for a
-    full build). Safe to run concurrently: the watermark row is locked for the refresh."""
+    full build). Safe to run concurrently: the watermark row is locked for the refresh (on
+    PostgreSQL; SQLite has no row locks and refuses the second writer with "database is
+    locked" instead, so there the refresh is retried, and finds the other one's work done)."""
+    for attempt in range(3):
+        try:
+            return _refresh(full=full)
+        except OperationalError:
+            if connection.vendor != "sqlite" or attempt == 2 or connection.in_atomic_block:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _refresh(*, full: bool) -> int:
     if not full and not kpi_facts_stale():
         return 0
     with transaction.atomic():
