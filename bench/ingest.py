@@ -187,6 +187,7 @@ def main() -> int:
                         help="how long to wait for the worker to process a run's webhooks before moving on")
     parser.add_argument("--chats", type=int, default=CHATS,
                         help="senders: this many customers in ongoing chats; 0 = a different customer per message")
+    parser.add_argument("--fixed-only", action="store_true", help="skip the peak runs (wrk)")
     args = parser.parse_args()
     CHATS = args.chats
     with connection.cursor() as cursor:
@@ -202,7 +203,7 @@ def main() -> int:
     n_bodies = 1200 * args.seconds
 
     bare_bodies = bodies_file(n_bodies, BARE_SECRET, customers)
-    for server, port, start in (("gunicorn", HTTP_PORT, lambda: processes.gunicorn(HTTP_PORT)),
+    for server, port, start in () if args.fixed_only else (("gunicorn", HTTP_PORT, lambda: processes.gunicorn(HTTP_PORT)),
                                 ("daphne", ASGI_PORT, lambda: processes.daphne(ASGI_PORT))):
         with processes.running(start, processes.celery_worker) as _procs:
             bare = wrk(f"http://127.0.0.1:{port}/bench/bare/", bare_bodies, args.seconds)
