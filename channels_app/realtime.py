@@ -102,10 +102,7 @@ def _store(items: list[tuple[str, dict[str, Any], list[str]]]) -> list[int]:
 
     built = [_row(event, payload, targets) for event, payload, targets in items]
     with transaction.atomic(savepoint=False):
-        if len(built) == 1:
-            built[0][0].save(force_insert=True)
-        else:
-            LiveEvent.objects.bulk_create([row for row, _agents in built])
+        LiveEvent.objects.bulk_create([row for row, _agents in built])
         recipients = [LiveEventRecipient(live_event=row, agent_id=agent_id) for row, agents in built for agent_id in agents]
         if recipients:
             LiveEventRecipient.objects.bulk_create(recipients)

@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from channels_app.adapters.base import InboundEvent
+from channels_app.adapters.base import EventKind, InboundEvent
 from channels_app.models import (
     Conversation,
     ConversationStatus,
@@ -94,9 +94,6 @@ class _Plan:
     candidates: list[_Candidate] = field(default_factory=list)
     slow: set[int] = field(default_factory=set)  # webhook event ids for webhook_event_process
 
-    def to_slow(self, event_id: int) -> None:
-        self.slow.add(event_id)
-
 
 def webhook_events_batch_process(*, size: int = BATCH_SIZE) -> tuple[int, list[int]]:
     """Claim up to `size` waiting deliveries (oldest first, skipping those another drain holds),
@@ -109,23 +106,24 @@ def webhook_events_batch_process(*, size: int = BATCH_SIZE) -> tuple[int, list[i
         )
         if not events:
             return 0, []
-        plan = _plan(events)
-        fast_ids = [e.pk for e in events if e.pk not in plan.slow]
-        if fast_ids:
-            try:
-                with transaction.atomic():
+        slow = {e.pk for e in events}
+        try:
+            with transaction.atomic():
+                plan = _plan(events)
+                fast_ids = [e.pk for e in events if e.pk not in plan.slow]
+                if fast_ids:
                     _apply([c for c in plan.candidates if c.event.pk not in plan.slow])
                     now = timezone.now()
                     WebhookEvent.objects.filter(pk__in=fast_ids).update(
                         status=WebhookEvent.Status.PROCESSED, attempts=F("attempts") + 1, last_attempt_at=now,
                         processed_at=now, last_error="")
-            except Exception:
-                # Whatever went wrong (a concurrent writer, a deadlock), the one-by-one path
-                # records it against the right delivery, with its retries.
-                logger.warning("batch of %s deliveries failed; processing them one by one", len(fast_ids),
-                               exc_info=True)
-                plan.slow.update(fast_ids)
-    return len(events), [e.pk for e in events if e.pk in plan.slow]
+                slow = plan.slow
+        except Exception:
+            # Whatever went wrong (a delivery the planner could not read, a concurrent writer, a
+            # deadlock), the one-by-one path records it against the right delivery, with its
+            # retries: one bad delivery must never hold up the batches behind it.
+            logger.warning("batch of %s deliveries failed; processing them one by one", len(events), exc_info=True)
+    return len(events), [e.pk for e in events if e.pk in slow]
 
 
 def _plan(events: list[WebhookEvent]) -> _Plan:
@@ -138,7 +136,7 @@ def _plan(events: list[WebhookEvent]) -> _Plan:
             adapters[inbox.pk] = inbox_adapter(inbox=inbox)
         candidates = _candidates(event, adapters[inbox.pk])
         if candidates is None:
-            plan.to_slow(event.pk)
+            plan.slow.add(event.pk)
         else:
             plan.candidates += candidates
     if not plan.candidates:
@@ -216,12 +214,12 @@ def _resolve_customers(plan: _Plan) -> None:
         owners = {row.customer_id for row in found if row is not None}
         if len(owners) != 1 or None in found or not all(
                 row.verified for row, verified in zip(found, candidate.verified, strict=False) if verified):
-            plan.to_slow(candidate.event.pk)
+            plan.slow.add(candidate.event.pk)
             continue
         customer = customers[owners.pop()]
         if customer.merged_into_id is not None or customer.is_erased or (
                 candidate.item.display_name and not customer.display_name):
-            plan.to_slow(candidate.event.pk)
+            plan.slow.add(candidate.event.pk)
             continue
         candidate.customer = customer
         candidate.identities = found
@@ -241,7 +239,7 @@ def _find_conversations(plan: _Plan) -> None:
         conversation = conversations.get(candidate.customer.pk)
         if (conversation is None or conversation.status != ConversationStatus.OPEN
                 or conversation.last_inbox_id != candidate.event.inbox_id):
-            plan.to_slow(candidate.event.pk)
+            plan.slow.add(candidate.event.pk)
             continue
         conversation.customer = candidate.customer
         candidate.conversation = conversation
@@ -257,7 +255,7 @@ def _check_office_hours(plan: _Plan) -> None:
             office_hours = _office_hours(inbox)
             answering[inbox.pk] = office_hours is not None and office_hours.auto_reply_enabled
         if answering[inbox.pk]:
-            plan.to_slow(candidate.event.pk)
+            plan.slow.add(candidate.event.pk)
     _slow_together(plan)
 
 
@@ -271,7 +269,7 @@ def _slow_together(plan: _Plan) -> None:
             if candidate.event.pk in plan.slow:
                 continue
             if candidate.customer is not None and candidate.customer.pk in slow_customers:
-                plan.to_slow(candidate.event.pk)
+                plan.slow.add(candidate.event.pk)
                 moved = True
         if not moved:
             return
@@ -300,7 +298,7 @@ def _apply(candidates: list[_Candidate]) -> None:
         messages.append(message_build(
             conversation=candidate.conversation, inbox=candidate.event.inbox, direction=MessageDirection.INBOUND,
             sender=MessageSender.CUSTOMER, content=_content(item), provider_message_id=candidate.provider_id,
-            reply_to_provider_id=item.reply_to_id if item.kind != "reaction" else "",
+            reply_to_provider_id=item.reply_to_id if item.kind != EventKind.REACTION else "",
             attachments=_attachments(item), data=_data(item), created_at=at, webhook_event=candidate.event,
         ))
     Message.objects.bulk_create(messages)

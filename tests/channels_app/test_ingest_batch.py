@@ -245,3 +245,17 @@ def test_a_batch_uses_a_fixed_number_of_statements_whatever_its_size(django_asse
     assert Message.objects.filter(provider_message_id__startswith="wamid.large").count() == 30
     # One statement per step of the batch, whether it carries 3 messages or 30.
     assert large == small, (small, large)
+
+
+def test_a_batch_the_planner_cannot_handle_is_processed_one_by_one(django_capture_on_commit_callbacks):
+    """A failure while planning or applying the batch costs nothing: every delivery goes the
+    one-by-one way, which stores it (or records its error against it)."""
+    inbox = whatsapp_inbox()
+    for n in range(3):
+        WebhookEvent.objects.create(inbox=inbox, body=wa_text(wa_id=f"62813600{n:04d}", msg_id=f"wamid.p{n}",
+                                                              timestamp=BASE + n), headers={})
+    with mock.patch.object(ingest_batch, "_resolve_customers", side_effect=RuntimeError("planner bug")), \
+            django_capture_on_commit_callbacks(execute=True):
+        assert webhook_events_drain() == 3
+    assert sorted(Message.objects.values_list("provider_message_id", flat=True)) == ["wamid.p0", "wamid.p1", "wamid.p2"]
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
