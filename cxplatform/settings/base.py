@@ -96,7 +96,7 @@ REDIS_URL = env.env_url("REDIS_URL", None, schemes=("redis", "rediss", "unix"))
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "cxplatform.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "cx",
         }
