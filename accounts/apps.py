@@ -19,5 +19,8 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         from accounts import signals  # noqa: F401  (connects the audit log to auth events)
+        from accounts.backends import connect_invalidation
+
+        connect_invalidation()
 
         post_migrate.connect(_sync_roles, dispatch_uid="accounts_sync_roles")

@@ -113,7 +113,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     def role(self) -> str | None:
         """The highest role the user holds, from their groups (cached per instance)."""
         if not hasattr(self, "_role_cache"):
-            names = {group.name for group in self.groups.all()}
+            from accounts.backends import user_access
+
+            prefetched = getattr(self, "_prefetched_objects_cache", {}).get("groups")
+            if prefetched is not None:
+                names = {group.name for group in prefetched}
+            else:
+                names = set(user_access(self)["groups"]) if self.pk else set()
             self._role_cache = next(
                 (role.value for role in (Role.ADMIN, Role.SUPERVISOR, Role.AGENT) if role.value in names),
                 Role.ADMIN.value if self.is_superuser else None,

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.backends import access_forget
 from accounts.models import ApiToken, AuditEntry, Availability, Role, RolePolicy, Team, TeamMembership, User
 from accounts.roles import ROLE_PERMISSIONS
 
@@ -80,8 +81,7 @@ def user_role_assign(*, user: User, role: str, actor: User | None = None, reques
     user.groups.add(group)
     user.is_staff = role in (Role.SUPERVISOR, Role.ADMIN)
     user.save(update_fields=["is_staff"])
-    if hasattr(user, "_role_cache"):
-        del user._role_cache
+    access_forget(user)
     if previous != role.value:
         audit_record(
             action=AuditEntry.Action.ROLE_CHANGED,

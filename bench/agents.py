@@ -16,7 +16,7 @@ from accounts.services import user_create
 from channels_app.models import Conversation, ConversationStatus
 from customers.models import Identity
 
-BACKEND = "django.contrib.auth.backends.ModelBackend"
+BACKEND = settings.AUTHENTICATION_BACKENDS[0]
 
 
 def agents(count: int) -> list[User]:

@@ -124,13 +124,19 @@ def conversation_list(
     )
 
 
-def conversation_get(*, viewer: User, conversation_id: int, for_page: bool = False) -> Conversation:
+def conversation_get(*, viewer: User, conversation_id: int, for_page: bool = False,
+                     for_message: bool = False) -> Conversation:
     """Raises Conversation.DoesNotExist when missing or not visible (the API answers 404).
+
+    `for_message`: only what writing a message into it needs (customer and last inbox, one
+    query), for `message_create_outbound`.
 
     `for_page`: also what the agent's conversation page shows, in the same query:
     `csat_rating` (the customer's answer to this conversation's survey, None when none) and
     `viewer_last_read_message_id`, the viewer's read marker (None when never read). Scalar
     subqueries: joining the survey and response made the query's planning three times longer."""
+    if for_message:
+        return _visible_conversations(viewer).select_related("customer", "last_inbox").get(pk=conversation_id)
     conversations = (
         _visible_conversations(viewer)
         .select_related("customer", "assignee", "team", "last_inbox")

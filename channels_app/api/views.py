@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -308,7 +309,8 @@ class ConversationMessageListApi(generics.ListAPIView):
         responses={201: MessageSerializer},
     )
     def post(self, request, pk: int):
-        conversation = _conversation_or_404(request, pk)
+        conversation = _get_or_404(selectors.conversation_get, Conversation, viewer=request.user,
+                                   conversation_id=pk, for_message=True)
         data = _validated(MessageCreateSerializer, request)
         inbox = None
         if data["inbox"] is not None:
@@ -317,9 +319,11 @@ class ConversationMessageListApi(generics.ListAPIView):
                 raise exceptions.ValidationError({"inbox": ["No such inbox."]})
         message = services.message_create_outbound(
             conversation=conversation, author=request.user, content=data["content"],
-            private=data["private"], inbox=inbox, template=data["template"],
+            private=data["private"], inbox=inbox, template=data["template"], conversation_fresh=True,
         )
-        if not message.private:  # a reply's delivery may have moved its status since (eager Celery)
+        if not message.private and settings.CELERY_TASK_ALWAYS_EAGER:
+            # Eager Celery (no broker) delivered the reply inside this request: show its status.
+            # With a broker the delivery runs later and the stored row is still what we hold.
             message = Message.objects.select_related("inbox", "author").get(pk=message.pk)
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 

@@ -224,7 +224,7 @@ def message_record(
     if updates:
         Conversation.objects.filter(pk=conversation.pk).update(**updates)
     if not private:
-        timeline_record(customer=conversation.customer, **message_timeline_values(message, conversation))
+        timeline_record(customer=conversation.customer, ref_is_new=True, **message_timeline_values(message, conversation))
     messages_created_after([message])
     return message, True
 
@@ -277,6 +277,7 @@ def message_create_outbound(
     inbox: Inbox | None = None,
     template: dict[str, Any] | None = None,
     attachments: list[dict[str, Any]] | None = None,
+    conversation_fresh: bool = False,
 ) -> Message:
     """An agent's reply (status queued, delivered after commit by `message_deliver_task`) or a
     private note. The channel defaults to the inbox the customer last wrote from; another inbox
@@ -284,7 +285,8 @@ def message_create_outbound(
     "components"}) sends an approved WhatsApp template, the only thing allowed outside the 24-hour
     window; `content` is then the text the agent sees in the thread. `attachments`: files already
     stored by `media.outbound_attachment_store` (one per reply), refused up front when the channel
-    cannot deliver them."""
+    cannot deliver them. `conversation_fresh`: the caller has just loaded `conversation` with its
+    customer and last inbox (`conversation_get(for_message=True)`), so it is not read again."""
     content = (content or "").strip()
     if template is not None and not content:
         content = f"[template {template.get('name', '')}]"
@@ -292,7 +294,8 @@ def message_create_outbound(
         raise ValidationError({"content": [_("Write a message first.")]})
     if len(content) > MAX_CONTENT_LENGTH:
         raise ValidationError({"content": [_("A message is at most %(n)s characters.") % {"n": MAX_CONTENT_LENGTH}]})
-    conversation = Conversation.objects.select_related("customer", "last_inbox").get(pk=conversation.pk)
+    if not conversation_fresh:
+        conversation = Conversation.objects.select_related("customer", "last_inbox").get(pk=conversation.pk)
     inbox = inbox or conversation.last_inbox
     if inbox is None:
         raise ValidationError({"inbox": [_("This conversation has no channel yet: choose one.")]})

@@ -189,7 +189,8 @@ CELERY_BEAT_SCHEDULE = {
 # --- Accounts and sign-in ----------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    # ModelBackend with permissions and role groups kept in the cache (accounts/backends.py)
+    "accounts.backends.CachedPermissionsBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
