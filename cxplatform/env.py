@@ -143,6 +143,13 @@ def database_from_url(url: str | None, *, base_dir: Path, pool: bool) -> dict:
     if config["ENGINE"].endswith("postgresql"):
         config.setdefault("OPTIONS", {})
         config["CONN_HEALTH_CHECKS"] = True
+        if not env_bool("DATABASE_JIT", False) and "jit=" not in config["OPTIONS"].get("options", ""):
+            # PostgreSQL's JIT compiles any query whose cost estimate passes jit_above_cost; the
+            # inbox's unread counters over 14k open conversations spent 11.8 of their 22 ms
+            # compiling (EXPLAIN ANALYZE, docs/performance.md). Short OLTP queries never win it
+            # back. DATABASE_JIT=true keeps the server's setting (e.g. behind a pgbouncer that
+            # refuses the `options` startup parameter).
+            config["OPTIONS"]["options"] = (config["OPTIONS"].get("options", "") + " -c jit=off").strip()
         if pool:
             # Under ASGI every sync view runs in a fresh thread, so persistent connections
             # are not reused: a pool is the only way not to connect per request.

@@ -60,6 +60,19 @@ def test_database_url_selects_postgresql_with_a_pool_under_asgi():
     assert config["OPTIONS"]["pool"]["max_size"] == 20
 
 
+def test_postgresql_connections_turn_jit_off_unless_asked(monkeypatch):
+    monkeypatch.delenv("DATABASE_JIT", raising=False)
+    config = env.database_from_url("postgres://cx:pw@db.internal:5432/cx", base_dir=ROOT, pool=True)
+    assert config["OPTIONS"]["options"] == "-c jit=off"
+
+    kept = env.database_from_url("postgres://cx:pw@db/cx?options=-c%20statement_timeout%3D5000", base_dir=ROOT,
+                                 pool=False)
+    assert kept["OPTIONS"]["options"] == "-c statement_timeout=5000 -c jit=off"
+
+    monkeypatch.setenv("DATABASE_JIT", "true")
+    assert "options" not in env.database_from_url("postgres://cx:pw@db/cx", base_dir=ROOT, pool=True)["OPTIONS"]
+
+
 def test_database_url_rejects_other_engines():
     with pytest.raises(ImproperlyConfigured, match="DATABASE_URL must be a postgres"):
         env.database_from_url("mysql://x@y/z", base_dir=ROOT, pool=False)
