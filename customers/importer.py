@@ -4,6 +4,13 @@ Each row is resolved like any channel would resolve it, so a row whose phone or 
 already known updates that customer instead of creating a duplicate. A bad row is recorded
 with its line number (the header is line 1) and the reason, and the import goes on.
 Progress counters are written after every batch so the agent UI can draw a progress bar.
+
+Rows go in batches of BATCH_SIZE. Two set-based paths take the common cases of a batch with a
+fixed number of statements: `_rows_create_new` (the row can only create a new customer) and
+`_rows_update_known` (the row names one existing customer and nobody else in the batch touches
+it). Every other row goes one by one through `customer_resolve` + `customer_update`
+(`_row_apply`). All paths give the same customers, identities, tags, timeline entries, domain
+events, counters and row errors (tests/customers/test_import_batch.py compares them).
 """
 
 from __future__ import annotations
@@ -12,9 +19,9 @@ import codecs
 import csv
 import logging
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
@@ -27,7 +34,6 @@ from customers import events, services
 from customers.identity import (
     PLACEHOLDER,
     IdentityValueError,
-    NormalisedIdentity,
     identity_normalise,
     max_identities_per_kind,
 )
@@ -39,9 +45,18 @@ from customers.models import (
     IdentityOrigin,
     ImportJob,
     LifecycleStage,
+    TimelineEntry,
 )
-from customers.services import IdentityInput
-from customers.services.profile import customer_attributes_clean, tag_name_clean
+from customers.services import IdentityInput, timeline_entry_build
+from customers.services.profile import (
+    customer_attributes_clean,
+    customer_fields_set,
+    stage_timeline_values,
+    tag_name_clean,
+)
+from customers.services.resolution import SEEN_RESOLUTION
+from customers.services.timeline import identity_timeline_values
+from cxplatform.db import bulk_set
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +71,13 @@ IDENTITY_TARGETS = {
     "external_id": IdentityKind.EXTERNAL_ID,
 }
 FIELD_TARGETS = ("display_name", "language", "time_zone", "lifecycle_stage", "tags")
+# What `_row_parse` may put in ParsedRow.fields (all `customer_update` keywords).
+ROW_FIELDS = frozenset({"language", "time_zone", "lifecycle_stage", "add_tags"})
+# Not re-validated by the bulk update: the import never sets them, and validating a foreign key
+# costs a query; the database's foreign keys keep them valid.
+UNCHECKED_FIELDS = ["tags", "owner_agent", "owner_team", "merged_into"]
+
+Key = tuple[str, str, str]  # an identity as stored: (kind, scope, value)
 _MULTI_VALUE = re.compile(r"[;|]")
 
 
@@ -229,6 +251,24 @@ class ParsedRow:
     display_name: str
     fields: dict
     attributes: dict
+    # The valid identities as stored, each once, in the order `customer_resolve` takes them
+    # (placeholders such as "null" skipped as it skips them); `invalid`: one value is not an
+    # identity at all, so the row path fails the row. Normalised once, for both bulk paths.
+    keys: list[Key] = field(default_factory=list)
+    invalid: bool = False
+
+
+def _row_keys(parsed: ParsedRow) -> ParsedRow:
+    keys: dict[Key, None] = {}
+    for item in parsed.identities:
+        try:
+            norm = identity_normalise(kind=item.kind, value=item.value, scope=item.scope)
+        except IdentityValueError as exc:
+            parsed.invalid = parsed.invalid or exc.code != PLACEHOLDER
+            continue
+        keys[(norm.kind, norm.scope, norm.value)] = None
+    parsed.keys = list(keys)
+    return parsed
 
 
 def _row_parse(*, job: ImportJob, headers: list[str], row: list[str], line: int) -> ParsedRow:
@@ -261,7 +301,9 @@ def _row_parse(*, job: ImportJob, headers: list[str], row: list[str], line: int)
     display_name = fields.pop("display_name", "")
     if not identities and not display_name:
         raise ValidationError(_("The row has no name and no phone, email or id."))
-    return ParsedRow(line=line, identities=identities, display_name=display_name, fields=fields, attributes=attributes)
+    return _row_keys(
+        ParsedRow(line=line, identities=identities, display_name=display_name, fields=fields, attributes=attributes)
+    )
 
 
 def _row_apply(*, job: ImportJob, parsed: ParsedRow, source: str) -> bool:
@@ -291,33 +333,24 @@ def _rows_create_new(*, job: ImportJob, rows: list[ParsedRow], source: str) -> s
     row (matches, repeats within the batch, invalid values, extra fields) takes the row path.
     """
     limit = max_identities_per_kind()
-    candidates: list[tuple[ParsedRow, list[NormalisedIdentity], dict]] = []
+    candidates: list[tuple[ParsedRow, dict]] = []
     seen: Counter = Counter()
     for parsed in rows:
-        if set(parsed.fields) - {"add_tags"}:
-            continue
+        if set(parsed.fields) - {"add_tags"} or parsed.invalid:
+            continue  # the row path records the invalid value's error, with the same words
         try:
-            norms = []
-            for item in parsed.identities:
-                try:
-                    norms.append(identity_normalise(kind=item.kind, value=item.value, scope=item.scope))
-                except IdentityValueError as exc:
-                    if exc.code != PLACEHOLDER:  # "null", "-": skipped without an error, as the row path does
-                        raise
             attributes = (customer_attributes_clean(attributes=parsed.attributes, definitions=job._attribute_definitions)
                           if parsed.attributes else {})
-        except (IdentityValueError, ValidationError):
-            continue  # the row path records the same error, with the same words
-        keys = {(n.kind, n.scope, n.value) for n in norms}
-        if max(Counter(n.kind for n in norms).values(), default=0) > limit:
+        except ValidationError:
             continue
-        seen.update(keys)
-        candidates.append((parsed, norms, attributes))
+        if max(Counter(kind for kind, _scope, _value in parsed.keys).values(), default=0) > limit:
+            continue
+        seen.update(parsed.keys)
+        candidates.append((parsed, attributes))
     values = {key[2] for key in seen}
     known = {(kind, scope, value) for kind, scope, value in
              Identity.objects.filter(value__in=values).values_list("kind", "scope", "value")} if values else set()
-    fresh = [(p, n, a) for p, n, a in candidates
-             if all(seen[key] == 1 and key not in known for key in {(x.kind, x.scope, x.value) for x in n})]
+    fresh = [(p, a) for p, a in candidates if all(seen[key] == 1 and key not in known for key in p.keys)]
     if not fresh:
         return set()
     now = timezone.now()
@@ -325,28 +358,13 @@ def _rows_create_new(*, job: ImportJob, rows: list[ParsedRow], source: str) -> s
         with transaction.atomic():
             customers = Customer.objects.bulk_create([
                 Customer(display_name=p.display_name[:200], attributes={k: v for k, v in a.items() if v is not None})
-                for p, _n, a in fresh
+                for p, a in fresh
             ])
-            identities = []
-            for customer, (_p, norms, _a) in zip(customers, fresh, strict=True):
-                unique = {(n.kind, n.scope, n.value): n for n in norms}
-                identities += [
-                    Identity(customer=customer, kind=n.kind, scope=n.scope, value=n.value, verified=False,
-                             origin=IdentityOrigin.BUSINESS, source=source[:100], first_seen_at=now, last_seen_at=now)
-                    for n in unique.values()
-                ]
-            Identity.objects.bulk_create(identities)
-            tag_names = sorted({name for p, _n, _a in fresh for name in p.fields.get("add_tags", [])})
-            if tag_names:
-                tags = {tag.name.lower(): tag for tag in services.tags_for_names(names=tag_names)}
-                links = {
-                    (customer.pk, tags[key].pk)
-                    for customer, (p, _n, _a) in zip(customers, fresh, strict=True)
-                    for key in (tag_name_clean(name).lower() for name in p.fields.get("add_tags", []))
-                    if key in tags
-                }
-                Through = Customer.tags.through
-                Through.objects.bulk_create([Through(customer_id=c, tag_id=t) for c, t in links], ignore_conflicts=True)
+            Identity.objects.bulk_create([
+                _identity_new(customer=customer, key=key, source=source, at=now)
+                for customer, (p, _a) in zip(customers, fresh, strict=True) for key in p.keys
+            ])
+            _tags_add([(customer, p) for customer, (p, _a) in zip(customers, fresh, strict=True)])
     except IntegrityError:
         # Another writer created one of these identities since the lookup: let every row of
         # the batch go the row path, which resolves against what is now there.
@@ -356,7 +374,167 @@ def _rows_create_new(*, job: ImportJob, rows: list[ParsedRow], source: str) -> s
         transaction.on_commit(
             lambda c=customer: events.customer_created.send(sender=Customer, event=events.CUSTOMER_CREATED, customer=c)
         )
-    return {p.line for p, _n, _a in fresh}
+    return {p.line for p, _a in fresh}
+
+
+def _identity_new(*, customer: Customer, key: Key, source: str, at) -> Identity:
+    """An identity the import asserts, as `customer_resolve` attaches it (business, unverified)."""
+    kind, scope, value = key
+    return Identity(customer=customer, kind=kind, scope=scope, value=value, verified=False,
+                    origin=IdentityOrigin.BUSINESS, source=source[:100], first_seen_at=at, last_seen_at=at)
+
+
+def _tags_add(rows: list[tuple[Customer, ParsedRow]]) -> None:
+    """`customer.tags.add(*tags_for_names(names=row's tags))` for many rows: each tag looked up
+    (or created) once, in the order the rows name them, and the links in one INSERT."""
+    names = list(dict.fromkeys(name for _c, parsed in rows for name in parsed.fields.get("add_tags", [])))
+    if not names:
+        return
+    tags = {tag.name.lower(): tag for tag in services.tags_for_names(names=names)}
+    links = {
+        (customer.pk, tags[key].pk)
+        for customer, parsed in rows
+        for key in (tag_name_clean(name).lower() for name in parsed.fields.get("add_tags", []))
+        if key in tags
+    }
+    Through = Customer.tags.through
+    Through.objects.bulk_create([Through(customer_id=c, tag_id=t) for c, t in links], ignore_conflicts=True)
+
+
+@dataclass
+class _KnownRow:
+    """A row for `_rows_update_known`, with what customer_resolve + customer_update would do."""
+
+    parsed: ParsedRow
+    customer: Customer
+    matched: list[Identity]  # stored identities of the row: touched (last seen) when stale
+    new_keys: list[Key]  # attached to the customer, each with a timeline entry
+    renamed: bool = False  # the customer had no name: customer_resolve gives it the row's
+    changed: list[str] = field(default_factory=list)  # customer_update's fields, as its event names them
+    previous_stage: str = ""
+
+
+def _rows_update_known(*, job: ImportJob, rows: list[ParsedRow], source: str) -> set[int]:
+    """The second bulk path: a row whose stored identities all belong to ONE live customer that no
+    other row of the batch touches, and whose new identities no other row names, updates that
+    customer exactly as `_row_apply` would (identities attached and touched, the name given if it
+    had none, fields and attributes set, tags added, timeline entries, `customer_updated` on
+    commit) — with a fixed number of statements for the batch. Returns the lines handled; the
+    others (no stored identity, two customers, invalid values, values the update would refuse, a
+    customer at its identity limit, a customer or new identity shared with another row) take the
+    row path, which records the same errors with the same words."""
+    planned = _known_rows_plan(job=job, rows=rows)
+    if not planned:
+        return set()
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            attached = Identity.objects.bulk_create([
+                _identity_new(customer=row.customer, key=key, source=source, at=now)
+                for row in planned for key in row.new_keys
+            ])
+            touched = [identity for row in planned for identity in row.matched
+                       if now - identity.last_seen_at > SEEN_RESOLUTION]  # customer_resolve's _identity_touch
+            for identity in touched:
+                identity.last_seen_at = now
+            bulk_set(Identity, touched, ["last_seen_at"])
+            by_fields: dict[tuple[str, ...], list[Customer]] = defaultdict(list)
+            for row in planned:
+                fields = {*row.changed, *(["display_name"] if row.renamed else [])}
+                if fields:
+                    row.customer.updated_at = now
+                    by_fields[(*sorted(fields), "updated_at")].append(row.customer)
+            for fields, customers in by_fields.items():
+                bulk_set(Customer, customers, list(fields))
+            entries = []
+            attached_iter = iter(attached)
+            for row in planned:
+                entries += [
+                    timeline_entry_build(customer=row.customer, occurred_at=now,
+                                         **identity_timeline_values(next(attached_iter)))
+                    for _key in row.new_keys
+                ]
+                if "lifecycle_stage" in row.changed and row.previous_stage != row.customer.lifecycle_stage:
+                    entries.append(timeline_entry_build(
+                        customer=row.customer, occurred_at=now,
+                        **stage_timeline_values(customer=row.customer, previous_stage=row.previous_stage, actor=None)))
+            TimelineEntry.objects.bulk_create(entries)
+            _tags_add([(row.customer, row.parsed) for row in planned])
+    except IntegrityError:
+        # Another writer stored one of the new identities since the lookup: the row path
+        # resolves these rows against what is there now.
+        logger.info("import %s: a concurrent writer took an identity; falling back to row by row", job.pk)
+        return set()
+    for row in planned:
+        if row.changed:
+            transaction.on_commit(lambda c=row.customer, changed=list(row.changed): events.customer_updated.send(
+                sender=Customer, event=events.CUSTOMER_UPDATED, customer=c, changed=changed, actor=None))
+    return {row.parsed.line for row in planned}
+
+
+def _known_rows_plan(*, job: ImportJob, rows: list[ParsedRow]) -> list[_KnownRow]:
+    """Which rows `_rows_update_known` may write, with the customers edited in memory (nothing
+    saved). Three queries: the batch's stored identities (locked, as customer_resolve locks
+    them), their customers, and how many identities of each kind those customers have."""
+    wanted = {key for parsed in rows for key in parsed.keys}
+    if not wanted:
+        return []
+    stored: dict[Key, Identity] = {
+        (identity.kind, identity.scope, identity.value): identity
+        for identity in Identity.objects.select_for_update().filter(value__in={key[2] for key in wanted})
+        if (identity.kind, identity.scope, identity.value) in wanted
+    }
+    if not stored:
+        return []
+    owners = {parsed.line: {stored[key].customer_id for key in parsed.keys if key in stored} for parsed in rows}
+    rows_per_customer = Counter(pk for pks in owners.values() for pk in pks)
+    rows_per_new_key = Counter(key for parsed in rows for key in parsed.keys if key not in stored)
+    candidates = [
+        parsed for parsed in rows
+        if len(owners[parsed.line]) == 1 and not parsed.invalid and not set(parsed.fields) - ROW_FIELDS
+        and rows_per_customer[next(iter(owners[parsed.line]))] == 1
+        and all(rows_per_new_key[key] == 1 for key in parsed.keys if key not in stored)
+    ]
+    if not candidates:
+        return []
+    customers = Customer.objects.in_bulk({next(iter(owners[parsed.line])) for parsed in candidates})
+    attaching = {next(iter(owners[p.line])) for p in candidates if any(key not in stored for key in p.keys)}
+    per_kind = Counter(
+        Identity.objects.filter(customer_id__in=attaching).values_list("customer_id", "kind")) if attaching else Counter()
+    limit = max_identities_per_kind()
+    planned = []
+    for parsed in candidates:
+        customer = customers[next(iter(owners[parsed.line]))]
+        new_keys = [key for key in parsed.keys if key not in stored]
+        kinds = Counter(kind for kind, _scope, _value in new_keys)
+        if not customer.is_active_profile or any(per_kind[(customer.pk, k)] + n > limit for k, n in kinds.items()):
+            continue  # customer_update refuses the profile; customer_resolve refuses the identity
+        row = _KnownRow(parsed=parsed, customer=customer, matched=[stored[k] for k in parsed.keys if k in stored],
+                        new_keys=new_keys, previous_stage=customer.lifecycle_stage)
+        if _known_row_edit(job=job, row=row):
+            planned.append(row)
+    return planned
+
+
+def _known_row_edit(*, job: ImportJob, row: _KnownRow) -> bool:
+    """Edit the row's customer in memory as customer_resolve and customer_update would; False
+    when they would refuse the row (the row path then records why)."""
+    customer, parsed = row.customer, row.parsed
+    if parsed.display_name and not customer.display_name:
+        customer.display_name = parsed.display_name[:200]
+        row.renamed = True
+    fields = {name: value for name, value in parsed.fields.items() if name != "add_tags"}
+    if not parsed.fields and not parsed.attributes:
+        return True  # _row_apply does not call customer_update
+    try:
+        if parsed.attributes:
+            fields.update(attributes=parsed.attributes, attribute_definitions=job._attribute_definitions)
+        row.changed = customer_fields_set(customer=customer, **fields)
+        if row.changed:
+            customer.full_clean(exclude=UNCHECKED_FIELDS)
+    except ValidationError:
+        return False
+    return True
 
 
 def _reason(exc: ValidationError) -> str:
@@ -410,10 +588,13 @@ def import_job_run(*, job_id: int) -> ImportJob:
                     parsed_rows.append(_row_parse(job=job, headers=headers, row=row, line=line))
                 except ValidationError as exc:
                     fail(line, exc)
-            done = _rows_create_new(job=job, rows=parsed_rows, source=source)
-            counters.created += len(done)
+            new_lines = _rows_create_new(job=job, rows=parsed_rows, source=source)
+            counters.created += len(new_lines)
+            parsed_rows = [parsed for parsed in parsed_rows if parsed.line not in new_lines]
+            known_lines = _rows_update_known(job=job, rows=parsed_rows, source=source)
+            counters.updated += len(known_lines)
             for parsed in parsed_rows:
-                if parsed.line in done:
+                if parsed.line in known_lines:
                     continue
                 try:
                     created = _row_apply(job=job, parsed=parsed, source=source)
@@ -425,28 +606,29 @@ def import_job_run(*, job_id: int) -> ImportJob:
                     else:
                         counters.updated += 1
 
-        if job.dry_run:
-            # One transaction rolled back at the end, so rows see each other like a real run.
-            with transaction.atomic():
-                batch: list[tuple[int, list[str]]] = []
-                for line, row in enumerate(rows, start=2):
-                    batch.append((line, row))
-                process(batch)
-                transaction.set_rollback(True)
-            flush()
-        else:
-            batch = []
+        def batches() -> Iterator[list[tuple[int, list[str]]]]:
+            batch: list[tuple[int, list[str]]] = []
             for line, row in enumerate(rows, start=2):
                 batch.append((line, row))
                 if len(batch) >= BATCH_SIZE:
-                    with transaction.atomic():
-                        process(batch)
-                    flush()
+                    yield batch
                     batch = []
             if batch:
+                yield batch
+
+        if job.dry_run:
+            # The same batches in one transaction rolled back at the end, so rows see each
+            # other like a real run (and the counters come out the same).
+            with transaction.atomic():
+                for batch in batches():
+                    process(batch)
+                transaction.set_rollback(True)
+            flush()
+        else:
+            for batch in batches():
                 with transaction.atomic():
                     process(batch)
-            flush()
+                flush()
     except (UnicodeDecodeError, csv.Error) as exc:
         errors.append({"row": counters.processed + 2, "reason": _("The file could not be read: %(e)s") % {"e": exc}})
         ImportJob.objects.filter(pk=job.pk).update(

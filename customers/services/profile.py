@@ -162,6 +162,53 @@ def customer_update(
     `tags` replaces the tag set by names, `add_tags` adds to it. Raises ValidationError
     naming the field."""
     _require_live(customer)
+    changed = customer_fields_set(
+        customer=customer, display_name=display_name, language=language, time_zone=time_zone,
+        owner_agent=owner_agent, owner_team=owner_team, lifecycle_stage=lifecycle_stage, attributes=attributes,
+        attribute_definitions=attribute_definitions,
+    )
+    if changed:
+        previous_stage = (
+            Customer.objects.filter(pk=customer.pk).values_list("lifecycle_stage", flat=True).first()
+            if "lifecycle_stage" in changed
+            else None
+        )
+        customer.full_clean(exclude=["tags"])
+        customer.save(update_fields=[*changed, "updated_at"])
+        if previous_stage is not None and previous_stage != customer.lifecycle_stage:
+            timeline_record(
+                customer=customer,
+                occurred_at=timezone.now(),
+                **stage_timeline_values(customer=customer, previous_stage=previous_stage, actor=actor),
+            )
+        fields_changed = list(changed)
+        transaction.on_commit(
+            lambda: events.customer_updated.send(
+                sender=Customer, event=events.CUSTOMER_UPDATED, customer=customer, changed=fields_changed, actor=actor
+            )
+        )
+    if tags is not UNSET:
+        customer.tags.set(tags_for_names(names=tags))
+    if add_tags is not UNSET and add_tags:
+        customer.tags.add(*tags_for_names(names=add_tags))
+    return customer
+
+
+def customer_fields_set(
+    *,
+    customer: Customer,
+    display_name: str = UNSET,
+    language: str = UNSET,
+    time_zone: str = UNSET,
+    owner_agent: User | None = UNSET,
+    owner_team: Team | None = UNSET,
+    lifecycle_stage: str = UNSET,
+    attributes: dict = UNSET,
+    attribute_definitions: dict[str, AttributeDefinition] | None = None,
+) -> list[str]:
+    """`customer_update`'s edit of the instance, saving nothing (bulk writers such as the import
+    save many at once): sets the given fields, merges `attributes`, checks the language; returns
+    the names of the fields set. Raises ValidationError naming the field; the caller full_cleans."""
     changed: list[str] = []
     for name, value in (
         ("display_name", display_name),
@@ -186,34 +233,17 @@ def customer_update(
         customer.attributes = merged
     if customer.language and customer.language not in _language_codes():
         raise ValidationError({"language": [_("Unknown language code; use an ISO code such as id, en or jv.")]})
-    if changed:
-        previous_stage = (
-            Customer.objects.filter(pk=customer.pk).values_list("lifecycle_stage", flat=True).first()
-            if "lifecycle_stage" in changed
-            else None
-        )
-        customer.full_clean(exclude=["tags"])
-        customer.save(update_fields=[*changed, "updated_at"])
-        if previous_stage is not None and previous_stage != customer.lifecycle_stage:
-            timeline_record(
-                customer=customer,
-                kind=TimelineKind.STAGE_CHANGED,
-                occurred_at=timezone.now(),
-                title=_("Stage: %(from)s → %(to)s")
-                % {"from": LifecycleStage(previous_stage).label, "to": customer.get_lifecycle_stage_display()},
-                data={"from": previous_stage, "to": customer.lifecycle_stage, "by": actor.pk if actor else None},
-            )
-        fields_changed = list(changed)
-        transaction.on_commit(
-            lambda: events.customer_updated.send(
-                sender=Customer, event=events.CUSTOMER_UPDATED, customer=customer, changed=fields_changed, actor=actor
-            )
-        )
-    if tags is not UNSET:
-        customer.tags.set(tags_for_names(names=tags))
-    if add_tags is not UNSET and add_tags:
-        customer.tags.add(*tags_for_names(names=add_tags))
-    return customer
+    return changed
+
+
+def stage_timeline_values(*, customer: Customer, previous_stage: str, actor: User | None) -> dict:
+    """The timeline entry of a stage change (`timeline_record` / `timeline_entry_build` keywords)."""
+    return {
+        "kind": TimelineKind.STAGE_CHANGED,
+        "title": _("Stage: %(from)s → %(to)s")
+        % {"from": LifecycleStage(previous_stage).label, "to": customer.get_lifecycle_stage_display()},
+        "data": {"from": previous_stage, "to": customer.lifecycle_stage, "by": actor.pk if actor else None},
+    }
 
 
 def _language_codes() -> set[str]:
