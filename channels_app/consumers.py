@@ -141,6 +141,11 @@ class AgentConsumer(NoThreadHopDispatch, AsyncJsonWebsocketConsumer):
             return  # my own typing
         await self.send_json(payload)
 
+    async def agent_events(self, event):
+        """Several events for one group, folded by `realtime._coalesced`: forwarded in order."""
+        for payload in event["payloads"]:
+            await self.agent_event({"payload": payload})
+
 
 def _can_view(user, conversation_id: int) -> bool:
     from channels_app import selectors
@@ -180,3 +185,7 @@ class VisitorConsumer(NoThreadHopDispatch, AsyncJsonWebsocketConsumer):
 
     async def agent_event(self, event):
         await self.send_json(event["payload"])
+
+    async def agent_events(self, event):
+        for payload in event["payloads"]:
+            await self.send_json(payload)

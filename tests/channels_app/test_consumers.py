@@ -266,3 +266,60 @@ def test_visitor_socket_needs_a_live_webchat_inbox_and_a_well_formed_token(token
 
     assert connected is token_ok
     assert pushed == ({"event": "webchat.message"} if token_ok else None)
+
+
+def test_events_published_together_reach_a_shared_group_as_one_layer_message_and_every_frame_in_order(agent, monkeypatch):
+    """A drain's batch publishes ~100 events to the same team group: they travel as one
+    `agent.events` message (one group_send) and the socket still gets one frame per event,
+    in order; a control message between events keeps its place."""
+    from django.db import transaction
+
+    from channels_app import realtime
+    from tests.accounts.factories import TeamFactory, add_to_team
+
+    team = TeamFactory()
+    add_to_team(agent, team)
+    headers = session_headers(agent)
+    layer = get_channel_layer()
+    group_sends: list[tuple[str, str]] = []
+    real_group_send = layer.group_send
+
+    async def counting_group_send(group, message):
+        group_sends.append((group, message["type"]))
+        await real_group_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", counting_group_send)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/agent/", headers=headers)
+        await communicator.connect()
+        await communicator.receive_json_from(timeout=5)
+
+        def publish():
+            with transaction.atomic():
+                return realtime.publish_many([("test.n", {"n": n}, [f"team.{team.pk}", f"conversation.{n}"])
+                                              for n in range(5)])
+
+        from channels.db import database_sync_to_async
+
+        ids = await database_sync_to_async(publish)()
+        frames = [await communicator.receive_json_from(timeout=5) for _ in range(5)]
+        nothing = await communicator.receive_nothing(timeout=0.3)
+        await communicator.disconnect()
+        return ids, frames, nothing
+
+    ids, frames, nothing = async_to_sync(scenario)()
+    assert [(f["event"], f["n"], f["id"]) for f in frames] == [("test.n", n, ids[n]) for n in range(5)]
+    assert nothing is True
+    assert sorted(group_sends) == sorted([(f"team.{team.pk}", "agent.events")]
+                                         + [(f"conversation.{n}", "agent.event") for n in range(5)])
+
+
+def test_coalescing_keeps_control_messages_in_place():
+    from channels_app.realtime import _coalesced
+
+    event = {"type": "agent.event", "payload": {"n": 1}}
+    other = {"type": "agent.event", "payload": {"n": 2}}
+    control = {"type": "agent.teams"}
+    assert _coalesced([(event, "a"), (control, "t"), (event, "a"), (other, "b")]) == [
+        (event, "a"), (control, "t"), ({"type": "agent.events", "payloads": [{"n": 1}, {"n": 2}]}, "2 events")]
