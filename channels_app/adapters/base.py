@@ -13,8 +13,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import Message
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit
+
+from django.http.request import HttpHeaders
 
 if TYPE_CHECKING:
     from channels_app.outbound import HttpResponse
@@ -301,7 +304,10 @@ class ChannelAdapter(Protocol):
 def get_header(headers: Mapping[str, str], name: str) -> str | None:
     """Case-insensitive header lookup that works for dicts, Django's HttpHeaders and email.Message."""
     value = headers.get(name)
-    if value is not None:
+    if value is not None or isinstance(headers, (Message, HttpHeaders)):
+        # Both look up case-insensitively already. Walking an email.Message's items() parses
+        # every header through the policy's registry: per missing header, that was a quarter
+        # of an e-mail's processing time.
         return value
     lowered = name.lower()
     for key, val in headers.items():

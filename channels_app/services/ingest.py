@@ -122,8 +122,8 @@ def webhook_events_drain(*, limit: int = DRAIN_BATCH) -> int:
             claimed, one_by_one = webhook_events_batch_process(size=min(BATCH_SIZE, limit - done))
             if not claimed:
                 return done
-            for event_id in one_by_one:
-                _process_one(event_id)
+            for event_id, items in one_by_one:
+                _process_one(event_id, items)
             done += claimed
         else:
             event = _process_one(None)
@@ -134,10 +134,10 @@ def webhook_events_drain(*, limit: int = DRAIN_BATCH) -> int:
     return done
 
 
-def _process_one(event_id: int | None) -> WebhookEvent | None:
+def _process_one(event_id: int | None, items: list[InboundEvent] | None = None) -> WebhookEvent | None:
     from channels_app.tasks import webhook_event_process_task
 
-    event = webhook_event_process(event_id=event_id)
+    event = webhook_event_process(event_id=event_id, items=items)
     if event is not None and event.status == WebhookEvent.Status.FAILED:
         webhook_event_process_task.apply_async((event.pk,), countdown=process_backoff_seconds(event.attempts))
     return event
@@ -178,9 +178,10 @@ def webhook_events_requeue(*, now: dt.datetime | None = None, limit: int = 1000)
     return count
 
 
-def webhook_event_process(*, event_id: int | None) -> WebhookEvent | None:
+def webhook_event_process(*, event_id: int | None, items: list[InboundEvent] | None = None) -> WebhookEvent | None:
     """Parse the stored delivery and apply every event in it, in one transaction. With
     `event_id=None`, the oldest delivery still `received` that no one else is processing.
+    `items`: the delivery's body as the batch planner already parsed it (parsing is pure).
 
     On failure the work is rolled back, the attempt and error are recorded and the event is
     `failed` (the task retries with backoff) or, after the last attempt or on a permanent error
@@ -202,7 +203,9 @@ def webhook_event_process(*, event_id: int | None) -> WebhookEvent | None:
                 adapter = inbox_adapter(inbox=event.inbox)
                 if adapter is None:
                     raise AdapterError(f"no adapter for {event.inbox.kind}", permanent=True)
-                for item in adapter.parse(bytes(event.body), event.headers):
+                if items is None or event.pk != event_id:
+                    items = adapter.parse(bytes(event.body), event.headers)
+                for item in items:
                     inbound_event_apply(inbox=event.inbox, item=item, webhook_event=event)
         except Exception as exc:
             permanent = isinstance(exc, AdapterError) and exc.permanent

@@ -93,12 +93,15 @@ class _Candidate:
 class _Plan:
     candidates: list[_Candidate] = field(default_factory=list)
     slow: set[int] = field(default_factory=set)  # webhook event ids for webhook_event_process
+    parsed: dict[int, list[InboundEvent]] = field(default_factory=dict)  # what the planner parsed, by id
 
 
-def webhook_events_batch_process(*, size: int = BATCH_SIZE) -> tuple[int, list[int]]:
+def webhook_events_batch_process(*, size: int = BATCH_SIZE) -> tuple[int, list[tuple[int, list[InboundEvent] | None]]]:
     """Claim up to `size` waiting deliveries (oldest first, skipping those another drain holds),
     apply the common case set-based and mark those processed, in one transaction. Returns how
-    many were claimed and the ids, in order, that `webhook_event_process` must still handle."""
+    many were claimed and, in order, the ids that `webhook_event_process` must still handle, each
+    with what the planner parsed from its body (None: not parsed, or unreadable), so an e-mail is
+    not parsed twice."""
     with transaction.atomic():
         events = list(
             WebhookEvent.objects.select_related("inbox").select_for_update(of=("self",), skip_locked=True)
@@ -107,9 +110,11 @@ def webhook_events_batch_process(*, size: int = BATCH_SIZE) -> tuple[int, list[i
         if not events:
             return 0, []
         slow = {e.pk for e in events}
+        parsed: dict[int, list[InboundEvent]] = {}
         try:
             with transaction.atomic():
                 plan = _plan(events)
+                parsed = plan.parsed
                 fast_ids = [e.pk for e in events if e.pk not in plan.slow]
                 if fast_ids:
                     _apply([c for c in plan.candidates if c.event.pk not in plan.slow])
@@ -123,7 +128,7 @@ def webhook_events_batch_process(*, size: int = BATCH_SIZE) -> tuple[int, list[i
             # deadlock), the one-by-one path records it against the right delivery, with its
             # retries: one bad delivery must never hold up the batches behind it.
             logger.warning("batch of %s deliveries failed; processing them one by one", len(events), exc_info=True)
-    return len(events), [e.pk for e in events if e.pk in slow]
+    return len(events), [(e.pk, parsed.get(e.pk)) for e in events if e.pk in slow]
 
 
 def _plan(events: list[WebhookEvent]) -> _Plan:
@@ -134,7 +139,7 @@ def _plan(events: list[WebhookEvent]) -> _Plan:
         inbox = event.inbox
         if inbox.pk not in adapters:
             adapters[inbox.pk] = inbox_adapter(inbox=inbox)
-        candidates = _candidates(event, adapters[inbox.pk])
+        candidates = _candidates(event, adapters[inbox.pk], plan.parsed)
         if candidates is None:
             plan.slow.add(event.pk)
         else:
@@ -148,12 +153,13 @@ def _plan(events: list[WebhookEvent]) -> _Plan:
     return plan
 
 
-def _candidates(event: WebhookEvent, adapter) -> list[_Candidate] | None:
-    """The delivery's customer messages, or None when any part of it needs the one-by-one path."""
+def _candidates(event: WebhookEvent, adapter, parsed: dict[int, list[InboundEvent]]) -> list[_Candidate] | None:
+    """The delivery's customer messages, or None when any part of it needs the one-by-one path
+    (`parsed` keeps what was parsed, for it)."""
     if adapter is None:
         return None
     try:
-        items = list(adapter.parse(bytes(event.body), event.headers))
+        items = parsed[event.pk] = list(adapter.parse(bytes(event.body), event.headers))
     except Exception:
         return None  # webhook_event_process records the error (and parks or retries)
     out = []

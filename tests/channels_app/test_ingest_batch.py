@@ -259,3 +259,21 @@ def test_a_batch_the_planner_cannot_handle_is_processed_one_by_one(django_captur
         assert webhook_events_drain() == 3
     assert sorted(Message.objects.values_list("provider_message_id", flat=True)) == ["wamid.p0", "wamid.p1", "wamid.p2"]
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
+
+
+def test_a_delivery_the_batch_hands_on_is_parsed_once(django_capture_on_commit_callbacks):
+    """The planner's parse is handed to the one-by-one path: a new sender's e-mail (parsing a
+    MIME message is most of its cost) is parsed once, not once per path."""
+    from channels_app.adapters.email import EmailAdapter
+
+    mail_inbox = inbox_create(name="Mail parse", kind="email",
+                              config={"address": "support77@toko.example", "inbound_secret": "s" * 12})
+    for n, who in enumerate("JK"):
+        WebhookEvent.objects.create(inbox=mail_inbox, body=email(77, who, f"{who}9", BASE + n),
+                                    headers={"content-type": "message/rfc822"})
+    real_parse = EmailAdapter.parse
+    with mock.patch.object(EmailAdapter, "parse", autospec=True, side_effect=real_parse) as parse, \
+            django_capture_on_commit_callbacks(execute=True):
+        assert webhook_events_drain() == 2
+    assert Message.objects.filter(inbox=mail_inbox).count() == 2  # new senders: the one-by-one path
+    assert parse.call_count == 2
