@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Avg, Count, Exists, F, Min, OuterRef, Q, Sum
+from django.db.models import Avg, Count, Exists, F, Min, OuterRef, Q, Sum, Value
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from channels_app.models import Conversation, InboxKind, Message, MessageDirection, MessageSender
 from customers.models import Customer, LifecycleStage
-from journeys.aggregates import Median, PercentileDisc, Seconds
+from journeys.aggregates import BusinessSeconds, Median, PercentileDisc, Seconds
 from journeys.models import (
     STAGE_ORDER,
     ChannelSwitch,
@@ -95,10 +95,6 @@ def percentile(values: list[float], p: float) -> float | None:
     return ordered[rank - 1]
 
 
-def _stats(seconds: list[float]) -> dict[str, Any]:
-    return {"count": len(seconds), "median_seconds": median(seconds), "p90_seconds": percentile(seconds, 90)}
-
-
 def _period_key(value: dt.datetime, period: str) -> str:
     local = timezone.localtime(value)
     if period == "day":
@@ -133,40 +129,48 @@ def _without_jit(report):
 
 @dataclass(frozen=True)
 class BusinessHours:
+    """The business calendar of the KPI durations (Journey settings): the same opening hours on
+    each business day, no holidays, in the current time zone (the site's, or the signed-in
+    user's). SLA policies counted in business hours use it too."""
+
     day_start: dt.time
     day_end: dt.time
     weekdays: frozenset[int]
 
-    def seconds_between(self, start: dt.datetime, end: dt.datetime) -> float:
-        """Seconds of [start, end) that fall inside business hours, in the site time zone."""
+    def seconds_between(self, start: dt.datetime, end: dt.datetime, *, tz: dt.tzinfo | None = None) -> float:
+        """Seconds of [start, end) that fall inside business hours, in wall-clock time of the
+        current time zone (or `tz`). The reference definition: `seconds` computes the same in
+        SQL."""
         if end <= start:
             return 0.0
-        tz = timezone.get_current_timezone()
+        tz = tz or timezone.get_current_timezone()
         local_start, local_end = start.astimezone(tz), end.astimezone(tz)
-        total = 0.0
+        total = dt.timedelta(0)  # exact; one rounding to float at the end
         day = local_start.date()
         while day <= local_end.date():
             if day.weekday() in self.weekdays:
                 open_at = dt.datetime.combine(day, self.day_start, tzinfo=tz)
                 close_at = dt.datetime.combine(day, self.day_end, tzinfo=tz)
-                overlap = (min(close_at, local_end) - max(open_at, local_start)).total_seconds()
-                total += max(0.0, overlap)
+                # Aware datetimes with the same tzinfo subtract and compare as wall-clock times.
+                overlap = min(close_at, local_end) - max(open_at, local_start)
+                total += max(dt.timedelta(0), overlap)
             day += dt.timedelta(days=1)
-        return total
+        return total.total_seconds()
+
+    def seconds(self, end, start) -> BusinessSeconds:
+        """`seconds_between(start, end)` as a database expression, in the current time zone."""
+        return BusinessSeconds(end, start, day_start=self.day_start, day_end=self.day_end, weekdays=self.weekdays,
+                               tzname=timezone.get_current_timezone_name())
 
 
 def business_hours() -> BusinessHours:
     from journeys.services import journey_settings
 
-    config = journey_settings()
+    return _calendar(journey_settings())
+
+
+def _calendar(config) -> BusinessHours:
     return BusinessHours(config.business_day_start, config.business_day_end, config.weekday_set)
-
-
-def _measure(hours: str):
-    if hours == "business":
-        calendar = business_hours()
-        return calendar.seconds_between
-    return lambda start, end: (end - start).total_seconds()
 
 
 # --- Service KPIs -------------------------------------------------------------------------
@@ -344,18 +348,23 @@ def _grouped(queryset, *, group_by: str, fields: dict[str, str], period: str, ag
              ) -> tuple[dict[str, Any], dict[Any, dict[str, Any]]]:
     """(summary, {group key: values}): the aggregates over all rows and per group.
 
-    When every row falls in exactly one group (any grouping but labels), the summary's counts
-    are the sums of the groups' and only the percentiles are aggregated again, in a query that
-    needs no joins; with labels a row can be in two groups, so the summary is its own query."""
+    PostgreSQL computes both in one statement (`GROUPING SETS`: the rows are read, joined and
+    sorted once). Elsewhere (SQLite), when every row falls in exactly one group (any grouping
+    but labels), the summary's counts are the sums of the groups' and only the percentiles are
+    aggregated again. With labels a row can be in two groups, so the summary is its own query
+    on every database."""
     groups: dict[Any, dict[str, Any]] = {}
     if not (group_by and aggregates):
         return (queryset.aggregate(**aggregates) if aggregates else {}), groups
-    rows = (
-        queryset.annotate(group_key=_group_expression(group_by, fields, period))
-        .values("group_key").annotate(**aggregates).order_by()
-    )
+    keyed = queryset.annotate(group_key=_group_expression(group_by, fields, period))
+    if connection.vendor == "postgresql" and group_by != "label":
+        summary, rows = _with_grouping_sets(keyed, aggregates)
+    else:
+        summary, rows = None, keyed.values("group_key").annotate(**aggregates).order_by()
     for row in rows:
         groups[_normal_key(row.pop("group_key"), group_by, period)] = row
+    if summary is not None:
+        return summary, groups
     if group_by == "label":
         return queryset.aggregate(**aggregates), groups
     percentiles = {name: value for name, value in aggregates.items() if isinstance(value, Median | PercentileDisc)}
@@ -366,25 +375,31 @@ def _grouped(queryset, *, group_by: str, fields: dict[str, str], period: str, ag
     return summary, groups
 
 
-def _python_rows(queryset, *, group_by: str, fields: dict[str, str], period: str, values: list[str]):
-    """(row id, group key, row) of the rows that need Python (business hours); a row with two
-    labels comes twice, like in the SQL grouping (the row id tells the summary to count it once)."""
-    if group_by:
-        queryset = queryset.annotate(group_key=_group_expression(group_by, fields, period))
-        for row in queryset.values("pk", "group_key", *values):
-            yield row["pk"], _normal_key(row["group_key"], group_by, period), row
-    else:
-        for row in queryset.values("pk", *values):
-            yield row["pk"], None, row
-
-
-def _targets(seen: set, pk: Any, key: Any, group_by: str) -> list[Any]:
-    """Where a Python row counts: the summary (once per row) and its group."""
-    out = [] if pk in seen else ["all"]
-    seen.add(pk)
-    if group_by:
-        out.append(key)
-    return out
+def _with_grouping_sets(keyed, aggregates: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """PostgreSQL: `keyed` (annotated with `group_key`) aggregated per group and over all rows in
+    one statement. Django has no GROUPING SETS, so the ORM's own statement gets its GROUP BY
+    replaced: `GROUP BY GROUPING SETS ((group_key, grouped), ())`, where `grouped` is a constant
+    TRUE that the total row has as NULL (a group key may itself be NULL)."""
+    query = keyed.annotate(grouped=Value(True)).values("group_key", "grouped").annotate(**aggregates).order_by()
+    compiler = query.query.get_compiler(using=query.db)
+    sql, params = compiler.as_sql()
+    head, _, group_by = sql.rpartition(" GROUP BY ")
+    names = [alias for _expression, _sql, alias in compiler.select[:compiler.col_count]]
+    # Positional GROUP BY of the key alone (PostgreSQL lets Django group by select index):
+    # anything else means the statement is not the shape this rewrite knows.
+    if group_by.strip() != "1" or names[:2] != ["group_key", "grouped"]:
+        raise AssertionError(f"unexpected grouped statement: … GROUP BY {group_by}")
+    with connection.cursor() as cursor:
+        cursor.execute(f"{head} GROUP BY GROUPING SETS ((1, 2), ())", params)
+        rows = [dict(zip(names, row, strict=True)) for row in compiler.results_iter(results=[cursor.fetchall()])]
+    summary = {}
+    groups = []
+    for row in rows:
+        if row.pop("grouped") is None:
+            summary = {name: row[name] for name in aggregates}
+        else:
+            groups.append(row)
+    return summary, groups
 
 
 def _sla_partitions(policies, *, kind: str, inbox: str, team: str) -> list[tuple[Q, Any]]:
@@ -416,19 +431,41 @@ def _count(condition: Q | None):
     return Count("pk", filter=condition) if condition is not None else None
 
 
-FRT_SECONDS = Seconds(F("first_reply"), F("first_in"))
-CYCLE_SECONDS = Seconds(F("resolved_at"), F("cycle_started_at"))
+# Durations of the fact rows, as aliases for the aggregates below: `<name>` in calendar
+# seconds, `<name>_business` in business seconds (both are needed when an SLA policy counts in
+# other hours than the report).
+FRT_DURATIONS = {"frt": ("first_reply", "first_in"), "waited": ("first_reply", "reply_wait_from")}
+CYCLE_DURATIONS = {"cycle": ("resolved_at", "cycle_started_at"), "next_cycle_gap": ("next_cycle_start", "resolved_at"),
+                   "next_message_gap": ("next_customer_message", "resolved_at")}
 
 
-def _frt_aggregates(*, hours: str, now: dt.datetime, threshold: dt.timedelta, sla_calendar: list[tuple[Q, Any]]):
+def _durations(spec: dict[str, tuple[str, str]], calendar: BusinessHours, *, now: dt.datetime | None = None,
+               since: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, (end, start) in spec.items():
+        out[name] = Seconds(F(end), F(start))
+        out[f"{name}_business"] = calendar.seconds(F(end), F(start))
+    if now is not None:
+        # How long an unanswered conversation has waited so far, for SLA targets in business hours.
+        out["waiting_business"] = calendar.seconds(Value(now), F(since))
+    return out
+
+
+def _frt_aggregates(*, hours: str, now: dt.datetime, threshold: dt.timedelta, sla: list[tuple[Q, Any]],
+                    durations: dict[str, Any]):
     replied = Q(first_reply__isnull=False)
     webchat = Q(first_in_channel=InboxKind.WEBCHAT)
     unanswered_gone = webchat & Q(first_reply__isnull=True, last_in__lt=now - threshold)
     breached, measured = [], []
-    for rows, target in sla_calendar:
-        late = now - dt.timedelta(seconds=target.seconds)
-        breached.append(rows & ((replied & Q(frt__gt=target.seconds)) | Q(first_reply__isnull=True, first_in__lt=late)))
-        measured.append(rows & (replied | Q(first_in__lt=late)))
+    for rows, target in sla:
+        if target.hours == HoursBasis.BUSINESS:
+            late = Q(first_reply__isnull=True, waiting_business__gt=target.seconds)
+            too_slow = Q(frt_business__gt=target.seconds)
+        else:
+            late = Q(first_reply__isnull=True, first_in__lt=now - dt.timedelta(seconds=target.seconds))
+            too_slow = Q(frt__gt=target.seconds)
+        breached.append(rows & ((replied & too_slow) | late))
+        measured.append(rows & (replied | late))
     aggregates = {
         "conversations": Count("pk"),
         "unanswered": Count("pk", filter=~replied),
@@ -439,15 +476,14 @@ def _frt_aggregates(*, hours: str, now: dt.datetime, threshold: dt.timedelta, sl
                                    | unanswered_gone),
         "sla_measured": _count(_any(measured)),
         "sla_breached": _count(_any(breached)),
+        "frt_median": Median(durations[_duration("frt", hours)]),
+        "frt_p90": PercentileDisc(durations[_duration("frt", hours)], 0.9),
     }
-    aggregates = {name: value for name, value in aggregates.items() if value is not None}
-    if hours != "business":
-        aggregates["frt_median"] = Median(FRT_SECONDS)
-        aggregates["frt_p90"] = PercentileDisc(FRT_SECONDS, 0.9)
-    return aggregates
+    return {name: value for name, value in aggregates.items() if value is not None}
 
 
-def _cycle_aggregates(*, hours: str, now: dt.datetime, reopen_days: int, sla_calendar: list[tuple[Q, Any]]):
+def _cycle_aggregates(*, hours: str, now: dt.datetime, reopen_days: int, sla: list[tuple[Q, Any]],
+                      durations: dict[str, Any]):
     window_seconds = reopen_days * 86400.0
     counted = Q(is_reopen=False, agent_replies__gt=0)
     # Not reopened within N days: not reopened at all, or reopened (next cycle / customer
@@ -467,46 +503,41 @@ def _cycle_aggregates(*, hours: str, now: dt.datetime, reopen_days: int, sla_cal
         "fcr_eligible": Count("pk", filter=counted),
         "fcr_yes": Count("pk", filter=first_contact),
         "fcr_provisional": Count("pk", filter=first_contact & Q(resolved_at__gt=now - dt.timedelta(days=reopen_days))),
-        "sla_measured": _count(_any([rows for rows, _target in sla_calendar])),
-        "sla_breached": _count(_any([rows & Q(cycle__gt=target.seconds) for rows, target in sla_calendar])),
+        "sla_measured": _count(_any([rows for rows, _target in sla])),
+        "sla_breached": _count(_any([rows & Q(**{f"{_duration('cycle', target.hours)}__gt": target.seconds})
+                                     for rows, target in sla])),
+        "cycle_median": Median(durations[_duration("cycle", hours)]),
+        "cycle_p90": PercentileDisc(durations[_duration("cycle", hours)], 0.9),
     }
-    aggregates = {name: value for name, value in aggregates.items() if value is not None}
-    if hours != "business":
-        aggregates["cycle_median"] = Median(CYCLE_SECONDS)
-        aggregates["cycle_p90"] = PercentileDisc(CYCLE_SECONDS, 0.9)
-    return aggregates
+    return {name: value for name, value in aggregates.items() if value is not None}
+
+
+def _duration(name: str, hours: str) -> str:
+    return f"{name}_business" if hours == HoursBasis.BUSINESS else name
 
 
 def _rate(part: int, whole: int) -> float | None:
     return (part / whole) if whole else None
 
 
-def _summary(frt: dict[str, Any], cyc: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """The report's numbers of one group from the SQL aggregates (`frt`, `cyc`) and what
-    Python added (`extra`: business-hours durations and SLA items)."""
+def _summary(frt: dict[str, Any], cyc: dict[str, Any]) -> dict[str, Any]:
+    """The report's numbers of one group from the SQL aggregates (`frt`, `cyc`)."""
     frt_n, cyc_n = frt.get("conversations") or 0, cyc.get("resolutions") or 0
     reopened = cyc_n - (cyc.get("not_reopened") or 0)
     fcr_n, fcr_yes = cyc.get("fcr_eligible") or 0, cyc.get("fcr_yes") or 0
     decided, abandoned = frt.get("webchat_decided") or 0, frt.get("webchat_abandoned") or 0
 
-    def sla(values: dict[str, Any], key: str) -> dict[str, Any]:
-        measured = (values.get("sla_measured") or 0) + extra.get(f"{key}_measured", 0)
-        breached_n = (values.get("sla_breached") or 0) + extra.get(f"{key}_breached", 0)
+    def sla(values: dict[str, Any]) -> dict[str, Any]:
+        measured, breached_n = values.get("sla_measured") or 0, values.get("sla_breached") or 0
         return {"measured": measured, "breached": breached_n, "breach_rate": _rate(breached_n, measured)}
 
-    if "frt_seconds" in extra:
-        first_response = _stats(extra["frt_seconds"])
-        resolution = _stats(extra["cycle_seconds"])
-    else:
-        first_response = {"count": frt.get("frt_count") or 0, "median_seconds": _float(frt.get("frt_median")),
-                          "p90_seconds": _float(frt.get("frt_p90"))}
-        resolution = {"count": cyc_n, "median_seconds": _float(cyc.get("cycle_median")),
-                      "p90_seconds": _float(cyc.get("cycle_p90"))}
     return {
         "conversations": frt_n,
         "unanswered": frt.get("unanswered") or 0,
-        "first_response": first_response,
-        "resolution": resolution,
+        "first_response": {"count": frt.get("frt_count") or 0, "median_seconds": _float(frt.get("frt_median")),
+                           "p90_seconds": _float(frt.get("frt_p90"))},
+        "resolution": {"count": cyc_n, "median_seconds": _float(cyc.get("cycle_median")),
+                       "p90_seconds": _float(cyc.get("cycle_p90"))},
         "resolutions": cyc_n,
         "reopened": reopened,
         "reopen_rate": _rate(reopened, cyc_n),
@@ -514,7 +545,7 @@ def _summary(frt: dict[str, Any], cyc: dict[str, Any], extra: dict[str, Any]) ->
                 "provisional": cyc.get("fcr_provisional") or 0},
         "webchat_abandonment": {"conversations": frt.get("webchat") or 0, "decided": decided, "abandoned": abandoned,
                                 "rate": _rate(abandoned, decided)},
-        "sla": {"first_response": sla(frt, "frt_sla"), "resolution": sla(cyc, "cycle_sla")},
+        "sla": {"first_response": sla(frt), "resolution": sla(cyc)},
     }
 
 
@@ -533,7 +564,8 @@ def service_report(
     hours their policy names. `customers` (e.g. a segment's customers) limits everything.
 
     Brings the KPI facts up to date first (one query when nothing changed), then aggregates
-    them in the database; only business-hours durations are measured in Python, per row."""
+    them in the database, business hours included (`BusinessSeconds`); a fixed number of
+    queries whatever the volume and the number of groups."""
     _refresh_facts()
     return _service_report(window=window, group_by=group_by, period=period, hours=hours, customers=customers, now=now)
 
@@ -541,94 +573,34 @@ def service_report(
 @_without_jit
 def _service_report(*, window: Window_, group_by: str, period: str, hours: str, customers, now) -> dict[str, Any]:
     from journeys.services import journey_settings
-    from journeys.sla import SlaPolicies, breached
+    from journeys.sla import SlaPolicies
 
     now = now or timezone.now()
     config = journey_settings()
-    calendar = BusinessHours(config.business_day_start, config.business_day_end, config.weekday_set)
-    measures = {"calendar": lambda a, b: (b - a).total_seconds(), "business": calendar.seconds_between}
+    calendar = _calendar(config)
     policies = SlaPolicies.load()
     threshold = dt.timedelta(minutes=config.webchat_abandon_minutes)
 
-    frt_sla = _sla_partitions(policies, kind="first_response", inbox="first_in_inbox_id", team="conversation__team_id")
-    cycle_sla = _sla_partitions(policies, kind="resolution", inbox="inbox_id", team="team_id")
-    in_calendar = [(rows, target) for rows, target in frt_sla if target.hours != HoursBasis.BUSINESS]
-    cycle_in_calendar = [(rows, target) for rows, target in cycle_sla if target.hours != HoursBasis.BUSINESS]
-
-    facts = _fact_rows(window=window, customers=customers).alias(
-        frt=FRT_SECONDS, waited=Seconds(F("first_reply"), F("reply_wait_from"))
-    )
-    cycles = _cycle_rows(window=window, customers=customers).alias(
-        cycle=CYCLE_SECONDS,
-        next_cycle_gap=Seconds(F("next_cycle_start"), F("resolved_at")),
-        next_message_gap=Seconds(F("next_customer_message"), F("resolved_at")),
-    )
+    frt_durations = _durations(FRT_DURATIONS, calendar, now=now, since="first_in")
+    cycle_durations = _durations(CYCLE_DURATIONS, calendar)
+    facts = _fact_rows(window=window, customers=customers).alias(**frt_durations)
+    cycles = _cycle_rows(window=window, customers=customers).alias(**cycle_durations)
     frt_summary, frt_groups = _grouped(
         facts, group_by=group_by, fields=FRT_GROUP, period=period,
-        aggregates=_frt_aggregates(hours=hours, now=now, threshold=threshold, sla_calendar=in_calendar),
+        aggregates=_frt_aggregates(hours=hours, now=now, threshold=threshold, durations=frt_durations, sla=_sla_partitions(
+            policies, kind="first_response", inbox="first_in_inbox_id", team="conversation__team_id")),
     )
     cycle_summary, cycle_groups = _grouped(
         cycles, group_by=group_by, fields=CYCLE_GROUP, period=period,
-        aggregates=_cycle_aggregates(hours=hours, now=now, reopen_days=config.fcr_reopen_days, sla_calendar=cycle_in_calendar),
+        aggregates=_cycle_aggregates(hours=hours, now=now, reopen_days=config.fcr_reopen_days, durations=cycle_durations,
+                                     sla=_sla_partitions(policies, kind="resolution", inbox="inbox_id", team="team_id")),
     )
-
-    # What stays in Python, per row: business-hours durations (hours=business) and SLA
-    # targets counted in business hours. One query per kind of row, whatever the volume.
-    extras: dict[Any, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
-    business_frt = [(rows, target) for rows, target in frt_sla if target.hours == HoursBasis.BUSINESS]
-    business_cycle = [(rows, target) for rows, target in cycle_sla if target.hours == HoursBasis.BUSINESS]
-    if hours == "business" or business_frt:
-        rows = facts if hours == "business" else facts.filter(_any([q for q, _t in business_frt]))
-        seen: set = set()
-        for pk, key, row in _python_rows(rows, group_by=group_by, fields=FRT_GROUP, period=period,
-                                           values=["first_in", "first_reply", "first_in_inbox_id", "conversation__team_id"]):
-            for target_key in _targets(seen, pk, key, group_by):
-                extra = extras[target_key]
-                extra.setdefault("frt_seconds", [])
-                extra.setdefault("cycle_seconds", [])
-                if hours == "business" and row["first_reply"] is not None:
-                    extra["frt_seconds"].append(measures["business"](row["first_in"], row["first_reply"]))
-                target = policies.target(inbox_id=row["first_in_inbox_id"], team_id=row["conversation__team_id"],
-                                         kind="first_response")
-                if target is not None and target.hours == HoursBasis.BUSINESS:
-                    flag = breached(target=target, start=row["first_in"], end=row["first_reply"], now=now, measures=measures)
-                    if flag is not None:
-                        extra["frt_sla_measured"] += 1
-                        extra["frt_sla_breached"] += int(flag)
-    if hours == "business" or business_cycle:
-        rows = cycles if hours == "business" else cycles.filter(_any([q for q, _t in business_cycle]))
-        seen = set()
-        for pk, key, row in _python_rows(rows, group_by=group_by, fields=CYCLE_GROUP, period=period,
-                                           values=["cycle_started_at", "resolved_at", "inbox_id", "team_id"]):
-            for target_key in _targets(seen, pk, key, group_by):
-                extra = extras[target_key]
-                extra.setdefault("frt_seconds", [])
-                extra.setdefault("cycle_seconds", [])
-                if hours == "business":
-                    extra["cycle_seconds"].append(measures["business"](row["cycle_started_at"], row["resolved_at"]))
-                target = policies.target(inbox_id=row["inbox_id"], team_id=row["team_id"], kind="resolution")
-                if target is not None and target.hours == HoursBasis.BUSINESS:
-                    flag = breached(target=target, start=row["cycle_started_at"], end=row["resolved_at"], now=now,
-                                    measures=measures)
-                    if flag is not None:
-                        extra["cycle_sla_measured"] += 1
-                        extra["cycle_sla_breached"] += int(flag)
-
-    def extra_for(key: Any) -> dict[str, Any]:
-        extra = dict(extras.get(key, {}))
-        if hours == "business":
-            extra.setdefault("frt_seconds", [])
-            extra.setdefault("cycle_seconds", [])
-        elif "frt_seconds" in extra:
-            del extra["frt_seconds"], extra["cycle_seconds"]
-        return extra
-
     body: dict[str, Any] = {
         "period_from": window.start,
         "period_to": window.end,
         "group_by": group_by,
         "hours": hours,
-        "summary": _summary(frt_summary, cycle_summary, extra_for("all")),
+        "summary": _summary(frt_summary, cycle_summary),
         "rows": [],
     }
     body["summary"]["channels"] = _channel_volume(window=window, customers=customers)
@@ -638,7 +610,7 @@ def _service_report(*, window: Window_, group_by: str, period: str, hours: str, 
         names = group_labels(group_by=group_by, keys=keys)
         body["rows"] = [
             {"key": key, "label": names.get(key, str(key) if key is not None else "—"),
-             **_summary(frt_groups.get(key, {}), cycle_groups.get(key, {}), extra_for(key))}
+             **_summary(frt_groups.get(key, {}), cycle_groups.get(key, {}))}
             for key in keys
         ]
     return body
@@ -769,8 +741,12 @@ def _channel_switches(*, window: Window_, customers=None) -> dict[str, Any]:
         conversation=OuterRef("conversation_id"), direction=MessageDirection.INBOUND, sender=MessageSender.CUSTOMER,
         created_at__gte=window.start, created_at__lt=window.end,
     )
-    inside = facts.filter(first_in__gte=window.start, last_in__lt=window.end).count()
-    crossing = facts.filter(Q(first_in__lt=window.start) | Q(last_in__gte=window.end)).filter(Exists(in_window)).count()
+    # One pass over the facts for both counts; the message probe only for the few crossing rows.
+    counts = facts.aggregate(
+        inside=Count("pk", filter=Q(first_in__gte=window.start, last_in__lt=window.end)),
+        crossing=Count("pk", filter=(Q(first_in__lt=window.start) | Q(last_in__gte=window.end)) & Q(Exists(in_window))),
+    )
+    inside, crossing = counts["inside"], counts["crossing"]
     conversations = inside + crossing
     switched = switches.count()
     return {"switches": switched, "conversations": conversations,
