@@ -325,6 +325,34 @@ def _row_apply(*, job: ImportJob, parsed: ParsedRow, source: str) -> bool:
     return result.created
 
 
+def _waves(rows: list[ParsedRow]) -> list[list[ParsedRow]]:
+    """Split a batch into waves in which no two rows share an identity or a stored customer.
+
+    A row goes one wave after the last earlier row it shares one with, so rows about the same
+    customer are applied in file order, wave after wave, and the rows of one wave are
+    independent: the set-based paths may apply them all at once and in any order, with the
+    outcome of one by one in file order. Nearly every batch is one wave, or two when a row
+    repeats a customer an earlier row of the batch created or updated. One query."""
+    wanted = {key for parsed in rows for key in parsed.keys}
+    owners = {
+        (kind, scope, value): customer_id
+        for kind, scope, value, customer_id in Identity.objects.filter(value__in={key[2] for key in wanted})
+        .values_list("kind", "scope", "value", "customer_id")
+        if (kind, scope, value) in wanted
+    } if wanted else {}
+    waves: list[list[ParsedRow]] = []
+    last_wave: dict[object, int] = {}  # identity key or stored customer id → the last wave touching it
+    for parsed in rows:
+        touched = [*parsed.keys, *(owners[key] for key in parsed.keys if key in owners)]
+        wave = max((last_wave[token] + 1 for token in touched if token in last_wave), default=0)
+        for token in touched:
+            last_wave[token] = wave
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(parsed)
+    return waves
+
+
 def _rows_create_new(*, job: ImportJob, rows: list[ParsedRow], source: str) -> set[int]:
     """The bulk path: rows whose identities are all valid, unknown to the database and not
     shared with any other row of the batch can only create a new customer each, exactly as
@@ -370,11 +398,19 @@ def _rows_create_new(*, job: ImportJob, rows: list[ParsedRow], source: str) -> s
         # the batch go the row path, which resolves against what is now there.
         logger.info("import %s: a concurrent writer took an identity; falling back to row by row", job.pk)
         return set()
-    for customer in customers:
+    for customer, (p, _a) in zip(customers, fresh, strict=True):
         transaction.on_commit(
             lambda c=customer: events.customer_created.send(sender=Customer, event=events.CUSTOMER_CREATED, customer=c)
         )
+        if p.attributes:  # the row path sets them with customer_update, after customer_resolve created the customer
+            _updated_on_commit(customer, ["attributes"])
     return {p.line for p, _a in fresh}
+
+
+def _updated_on_commit(customer: Customer, changed: list[str]) -> None:
+    """`customer_updated` as `customer_update` (called by the importer, no actor) sends it."""
+    transaction.on_commit(lambda: events.customer_updated.send(
+        sender=Customer, event=events.CUSTOMER_UPDATED, customer=customer, changed=changed, actor=None))
 
 
 def _identity_new(*, customer: Customer, key: Key, source: str, at) -> Identity:
@@ -467,8 +503,7 @@ def _rows_update_known(*, job: ImportJob, rows: list[ParsedRow], source: str) ->
         return set()
     for row in planned:
         if row.changed:
-            transaction.on_commit(lambda c=row.customer, changed=list(row.changed): events.customer_updated.send(
-                sender=Customer, event=events.CUSTOMER_UPDATED, customer=c, changed=changed, actor=None))
+            _updated_on_commit(row.customer, row.changed)
     return {row.parsed.line for row in planned}
 
 
@@ -526,10 +561,11 @@ def _known_row_edit(*, job: ImportJob, row: _KnownRow) -> bool:
     fields = {name: value for name, value in parsed.fields.items() if name != "add_tags"}
     if not parsed.fields and not parsed.attributes:
         return True  # _row_apply does not call customer_update
+    if parsed.attributes:
+        fields["attributes"] = parsed.attributes
     try:
-        if parsed.attributes:
-            fields.update(attributes=parsed.attributes, attribute_definitions=job._attribute_definitions)
-        row.changed = customer_fields_set(customer=customer, **fields)
+        row.changed = customer_fields_set(customer=customer, fields=fields,
+                                          attribute_definitions=job._attribute_definitions)
         if row.changed:
             customer.full_clean(exclude=UNCHECKED_FIELDS)
     except ValidationError:
@@ -580,6 +616,7 @@ def import_job_run(*, job_id: int) -> ImportJob:
 
         def process(batch: list[tuple[int, list[str]]]) -> None:
             parsed_rows: list[ParsedRow] = []
+            failures: list[tuple[int, ValidationError]] = []
             for line, row in batch:
                 counters.processed += 1
                 if not any(cell.strip() for cell in row):
@@ -587,24 +624,27 @@ def import_job_run(*, job_id: int) -> ImportJob:
                 try:
                     parsed_rows.append(_row_parse(job=job, headers=headers, row=row, line=line))
                 except ValidationError as exc:
-                    fail(line, exc)
-            new_lines = _rows_create_new(job=job, rows=parsed_rows, source=source)
-            counters.created += len(new_lines)
-            parsed_rows = [parsed for parsed in parsed_rows if parsed.line not in new_lines]
-            known_lines = _rows_update_known(job=job, rows=parsed_rows, source=source)
-            counters.updated += len(known_lines)
-            for parsed in parsed_rows:
-                if parsed.line in known_lines:
-                    continue
-                try:
-                    created = _row_apply(job=job, parsed=parsed, source=source)
-                except ValidationError as exc:
-                    fail(parsed.line, exc)
-                else:
-                    if created:
-                        counters.created += 1
+                    failures.append((line, exc))
+            for wave in _waves(parsed_rows):
+                new_lines = _rows_create_new(job=job, rows=wave, source=source)
+                counters.created += len(new_lines)
+                rest = [parsed for parsed in wave if parsed.line not in new_lines]
+                known_lines = _rows_update_known(job=job, rows=rest, source=source)
+                counters.updated += len(known_lines)
+                for parsed in rest:
+                    if parsed.line in known_lines:
+                        continue
+                    try:
+                        created = _row_apply(job=job, parsed=parsed, source=source)
+                    except ValidationError as exc:
+                        failures.append((parsed.line, exc))
                     else:
-                        counters.updated += 1
+                        if created:
+                            counters.created += 1
+                        else:
+                            counters.updated += 1
+            for line, exc in sorted(failures, key=lambda failure: failure[0]):  # in file order, whatever the path
+                fail(line, exc)
 
         def batches() -> Iterator[list[tuple[int, list[str]]]]:
             batch: list[tuple[int, list[str]]] = []

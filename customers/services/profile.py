@@ -162,11 +162,10 @@ def customer_update(
     `tags` replaces the tag set by names, `add_tags` adds to it. Raises ValidationError
     naming the field."""
     _require_live(customer)
-    changed = customer_fields_set(
-        customer=customer, display_name=display_name, language=language, time_zone=time_zone,
-        owner_agent=owner_agent, owner_team=owner_team, lifecycle_stage=lifecycle_stage, attributes=attributes,
-        attribute_definitions=attribute_definitions,
-    )
+    given = {"display_name": display_name, "language": language, "time_zone": time_zone, "owner_agent": owner_agent,
+             "owner_team": owner_team, "lifecycle_stage": lifecycle_stage, "attributes": attributes}
+    changed = customer_fields_set(customer=customer, fields={k: v for k, v in given.items() if v is not UNSET},
+                                  attribute_definitions=attribute_definitions)
     if changed:
         previous_stage = (
             Customer.objects.filter(pk=customer.pk).values_list("lifecycle_stage", flat=True).first()
@@ -194,36 +193,27 @@ def customer_update(
     return customer
 
 
+_PROFILE_FIELDS = ("display_name", "language", "time_zone", "owner_agent", "owner_team", "lifecycle_stage")
+
+
 def customer_fields_set(
-    *,
-    customer: Customer,
-    display_name: str = UNSET,
-    language: str = UNSET,
-    time_zone: str = UNSET,
-    owner_agent: User | None = UNSET,
-    owner_team: Team | None = UNSET,
-    lifecycle_stage: str = UNSET,
-    attributes: dict = UNSET,
-    attribute_definitions: dict[str, AttributeDefinition] | None = None,
+    *, customer: Customer, fields: dict[str, Any], attribute_definitions: dict[str, AttributeDefinition] | None = None
 ) -> list[str]:
     """`customer_update`'s edit of the instance, saving nothing (bulk writers such as the import
-    save many at once): sets the given fields, merges `attributes`, checks the language; returns
-    the names of the fields set. Raises ValidationError naming the field; the caller full_cleans."""
+    save many at once): sets the `fields` given (its keywords), merges `attributes`, checks the
+    language; returns the names of the fields set, in `customer_update`'s order. Raises
+    ValidationError naming the field; the caller full_cleans and saves."""
+    unknown = set(fields) - {*_PROFILE_FIELDS, "attributes"}
+    if unknown:
+        raise TypeError(f"customer_fields_set: unknown fields {sorted(unknown)}")
     changed: list[str] = []
-    for name, value in (
-        ("display_name", display_name),
-        ("language", language),
-        ("time_zone", time_zone),
-        ("owner_agent", owner_agent),
-        ("owner_team", owner_team),
-        ("lifecycle_stage", lifecycle_stage),
-    ):
-        if value is not UNSET:
-            setattr(customer, name, value)
+    for name in _PROFILE_FIELDS:
+        if name in fields:
+            setattr(customer, name, fields[name])
             changed.append(name)
-    if attributes is not UNSET:
+    if "attributes" in fields:
         changed.append("attributes")
-        cleaned = customer_attributes_clean(attributes=attributes, definitions=attribute_definitions)
+        cleaned = customer_attributes_clean(attributes=fields["attributes"], definitions=attribute_definitions)
         merged = dict(customer.attributes)
         for key, value in cleaned.items():
             if value is None:

@@ -1,8 +1,8 @@
-"""The import's second bulk path (`_rows_update_known`: rows that update one known customer)
-gives exactly what the row path gives: the same CSV is imported into the same small world
-twice, once with the path switched off, and everything written is compared (customers,
-identities, tags, attributes, timeline, merge suggestions, domain events, counters, row
-errors). The clock is frozen so timestamps compare exactly too."""
+"""The import's set-based paths (`_rows_create_new`, `_rows_update_known`, applied wave by wave)
+give exactly what importing one row at a time in file order gives: the same CSV is imported
+into the same small world twice, once with both paths switched off, and everything written is
+compared (customers, identities, tags, attributes, timeline, merge suggestions, domain events,
+counters, row errors). The clock is frozen so timestamps compare exactly too."""
 from __future__ import annotations
 
 import datetime as dt
@@ -25,15 +25,16 @@ NOW = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
 HEADER = "Name,Phone,Id,Email,Stage,Lang,TZ,City,Level,Tags"
 MAPPING = {"Name": "display_name", "Phone": "phone", "Id": "external_id", "Email": "email", "Stage": "lifecycle_stage",
            "Lang": "language", "TZ": "time_zone", "City": "attribute:city", "Level": "attribute:level", "Tags": "tags"}
-# (what the row is, the CSV line); batches of 10 rows. "bulk:" rows must take the new path.
+# (what the row is, the CSV line); batches of 10 rows. "new:" and "known:" rows must take that
+# set-based path, the others go one by one.
 ROWS = [
     # batch 1
-    ("bulk:ana", 'Ana Baru,0811-0000-0001,,ana@mail.test,acquisition,id,Asia/Jakarta,Bandung,3,"vip, Gold"'),
-    ("bulk:bob gets a name", "Bob,,,bob@mail.test,,,,Depok,,"),
-    ("dan twice in a batch", "Dan,0811-0000-0004,,,acquisition,,,,,"),
-    ("dan twice in a batch", "Dan,+62 811 0000 0004,,,,,,Solo,,"),
+    ("known:ana", 'Ana Baru,0811-0000-0001,,ana@mail.test,acquisition,id,Asia/Jakarta,Bandung,3,"vip, Gold"'),
+    ("known:bob gets a name", "Bob,,,bob@mail.test,,,,Depok,,"),
+    ("known:dan twice in a batch", "Dan,0811-0000-0004,,,acquisition,,,,,"),
+    ("known:dan twice in a batch (second wave)", "Dan,+62 811 0000 0004,,,,,,Solo,,"),
     ("eve is two customers", "Eve,0811-0000-0005,,eve@mail.test,,,,,,"),
-    ("new zed", "Zed,0899-1111-0001,,zed@mail.test,,,,,,vip"),
+    ("new:zed", "Zed,0899-1111-0001,,zed@mail.test,,,,Bandung,,vip"),
     ("new yan with a stage", "Yan,0899-1111-0002,,,conversion,,,,,"),
     ("fay at her e-mail limit", "Fay,,,fay1@mail.test; fay3@mail.test,,,,,,"),
     ("hal was merged away", "Hal,0811-0000-0008,,,,,,Jambi,,"),
@@ -41,23 +42,28 @@ ROWS = [
     # batch 2
     ("jon's language is unknown", "Jon,0811-0000-0010,,,,xx,,,,"),
     ("kim's time zone is unknown", "Kim,0811-0000-0011,,,,,Mars/Base,,,"),
-    ("bulk:lee only tags", "Lee,0811-0000-0012,,,,,,,,loyal"),
-    ("bulk:mia same stage", "Mia,0811-0000-0013,,,acquisition,,,,,"),
-    ("ned shares a new e-mail", "Ned,0811-0000-0014,,ned@mail.test,,,,,,"),
-    ("nia shares ned's new e-mail", "Nia,0899-1111-0003,,ned@mail.test,,,,,,"),
+    ("known:lee only tags", "Lee,0811-0000-0012,,,,,,,,loyal"),
+    ("known:mia same stage", "Mia,0811-0000-0013,,,acquisition,,,,,"),
+    ("known:ned adds an e-mail", "Ned,0811-0000-0014,,ned@mail.test,,,,,,"),
+    ("known:nia names ned's new e-mail (second wave): her phone goes to ned", "Nia,0899-1111-0003,,ned@mail.test,,,,,,"),
     ("oli's e-mail is invalid", "Oli,0811-0000-0015,,oli@@mail,,,,,,"),
-    ("bulk:pam placeholder e-mail", "Pam,0811-0000-0016,,null,conversion,,,,,"),
-    ("bulk:zed again, from batch 1", "Zed Z,+62 899 1111 0001,,,,,,Bandung,,"),
-    ("bulk:cit adds her id", "Cit,0811-0000-0003,C-3,,conversion,,,,7,"),
+    ("known:pam placeholder e-mail", "Pam,0811-0000-0016,,null,conversion,,,,,"),
+    ("known:zed again, from batch 1", "Zed Z,+62 899 1111 0001,,,,,,Bandung,,"),
+    ("known:cit adds her id", "Cit,0811-0000-0003,C-3,,conversion,,,,7,"),
     # batch 3
-    ("new qin", "Qin,0899-1111-0004,,,,,,,,"),
-    ("bulk:qin again: the new-customer path created her first", "Qin,0899 1111 0004,,,acquisition,,,,,"),
-    ("bulk:ana again", "Ana,0811-0000-0001,,,,,,,,VIP"),
-    ("only a name", "Rai,,,,,,,,,"),
+    ("new:qin", "Qin,0899-1111-0004,,,,,,,,"),
+    ("known:qin again (second wave)", "Qin,0899 1111 0004,,,acquisition,,,,,"),
+    ("known:ana again", "Ana,0811-0000-0001,,,,,,,,VIP"),
+    ("new:only a name", "Rai,,,,,,,,,"),
     ("blank", ",,,,,,,,,"),
     ("nothing to go by", ",,,,,,,Medan,,"),
-    ("bulk:yan again, from batch 1", "Yan,+62 899 1111 0002,,,,,,,,"),
-    ("bulk:fay adds a phone (her e-mails are at the limit)", "Fay,0811-0000-0020,,fay1@mail.test,,,,,,"),
+    ("known:yan again, from batch 1", "Yan,+62 899 1111 0002,,,,,,,,"),
+    ("known:fay adds a phone (her e-mails are at the limit)", "Fay,0811-0000-0020,,fay1@mail.test,,,,,,"),
+    ("known:ana by phone again (second wave)", "Ana,0811 0000 0001,,,retention,,,,,"),
+    ("known:ana by the e-mail batch 1 gave her (third wave: after the rows about her)", "A,,,ana@mail.test,loyalty,,,,,"),
+    # batch 4: errors are recorded in file order, whichever step finds them
+    ("oli's e-mail is still invalid", "Oli,0811-0000-0015,,oli@@mail,,,,,,"),
+    ("no such stage", "Sam,0899-1111-0009,,,vip,,,,,"),
 ]
 
 
@@ -98,17 +104,18 @@ def world_wipe() -> None:
         model.objects.all().delete()
 
 
-def import_csv(agent, capture, *, batched: bool) -> tuple[ImportJob, list[tuple], list[int]]:
-    """Import ROWS into a fresh world; returns the job, the domain events and the lines the new
-    path took."""
+def import_csv(agent, capture, *, batched: bool) -> tuple[ImportJob, list[tuple], list[tuple[str, int]]]:
+    """Import ROWS into a fresh world; returns the job, the domain events and the lines each
+    set-based path took. Not `batched`: one row at a time, in file order."""
     sent: list[tuple] = []
-    taken: list[int] = []
-    real = importer._rows_update_known
+    taken: list[tuple[str, int]] = []
 
-    def spy(**kwargs):
-        lines = real(**kwargs) if batched else set()
-        taken.extend(sorted(lines))
-        return lines
+    def spy(path: str, real):
+        def run(**kwargs):
+            lines = real(**kwargs) if batched else set()
+            taken.extend((path, line) for line in sorted(lines))
+            return lines
+        return run
 
     def on_event(sender, event, customer, changed=None, **kwargs):
         sent.append((event, customer.pk, tuple(changed or ()), customer.display_name, customer.lifecycle_stage,
@@ -119,7 +126,10 @@ def import_csv(agent, capture, *, batched: bool) -> tuple[ImportJob, list[tuple]
     events.customer_created.connect(on_event, dispatch_uid="test-import-batch-created")
     events.customer_updated.connect(on_event, dispatch_uid="test-import-batch-updated")
     try:
-        with mock.patch.object(importer, "BATCH_SIZE", 10), mock.patch.object(importer, "_rows_update_known", spy), \
+        with mock.patch.object(importer, "BATCH_SIZE", 10), \
+                mock.patch.object(importer, "_waves", importer._waves if batched else lambda rows: [rows]), \
+                mock.patch.object(importer, "_rows_create_new", spy("new", importer._rows_create_new)), \
+                mock.patch.object(importer, "_rows_update_known", spy("known", importer._rows_update_known)), \
                 mock.patch("django.utils.timezone.now", return_value=NOW), capture(execute=True):
             import_job_start(job=job, mapping=MAPPING, dry_run=False)
     finally:
@@ -176,7 +186,7 @@ def stored(job: ImportJob, sent: list[tuple]) -> dict:
     }
 
 
-def test_known_customers_batched_store_what_the_row_path_stores(agent, attributes, django_capture_on_commit_callbacks):
+def test_set_based_paths_store_what_one_row_at_a_time_stores(agent, attributes, django_capture_on_commit_callbacks):
     with override_settings(CUSTOMERS_MAX_IDENTITIES_PER_KIND=2):
         one_by_one_job, one_by_one_events, none_taken = import_csv(agent, django_capture_on_commit_callbacks,
                                                                   batched=False)
@@ -186,11 +196,12 @@ def test_known_customers_batched_store_what_the_row_path_stores(agent, attribute
         batched = stored(batched_job, batched_events)
 
     assert none_taken == []
-    assert taken == [line for line, (what, _csv) in enumerate(ROWS, start=2) if what.startswith("bulk:")]
+    assert sorted(taken) == sorted((what.split(":")[0], line) for line, (what, _csv) in enumerate(ROWS, start=2)
+                                   if what.startswith(("new:", "known:")))
     for part in one_by_one:
         assert batched[part] == one_by_one[part], part
     # The world is what the cases say it is (so the comparison above compares something).
-    assert batched["job"][3:] == (4, 16, 7, [  # and one blank line
+    assert batched["job"][3:] == (4, 18, 9, [  # and one blank line
         {"row": 9, "reason": "identities: fay3@mail.test: This customer already has 2 identities of this kind."},
         {"row": 10, "reason": "This profile was merged or erased and can no longer be edited."},
         {"row": 11, "reason": "attributes: level: must be a number"},
@@ -198,16 +209,20 @@ def test_known_customers_batched_store_what_the_row_path_stores(agent, attribute
         {"row": 13, "reason": "time_zone: Mars/Base is not a time zone such as Asia/Jakarta."},
         {"row": 18, "reason": "identities: “oli@@mail” is not a valid email address."},
         {"row": 27, "reason": "The row has no name and no phone, email or id."},
+        {"row": 32, "reason": "identities: “oli@@mail” is not a valid email address."},
+        {"row": 33, "reason": "Stage: “vip” is not a lifecycle stage."},
     ])
     ana = next(c for c in batched["customers"] if c[0] == "+6281100000001,ana@mail.test")
-    assert ana[1:6] == ("Ana", "id", "Asia/Jakarta", "acquisition", [("city", "Bandung"), ("level", 3), ("vip_since", "2024")])
+    assert ana[1:6] == ("Ana", "id", "Asia/Jakarta", "loyalty", [("city", "Bandung"), ("level", 3), ("vip_since", "2024")])
     assert ana[7:10] == (["Gold", "old", "vip"], dt.timedelta(0), None)
-    assert [e for e in batched["events"] if e[1] == ana[0]] == [
-        ("customers.customer.updated", ana[0], ("language", "time_zone", "lifecycle_stage", "attributes"), "Ana",
-         "acquisition", dt.timedelta(0)),
+    assert [e[2:5] for e in batched["events"] if e[1] == ana[0]] == [
+        (("language", "time_zone", "lifecycle_stage", "attributes"), "Ana", "acquisition"),
+        (("lifecycle_stage",), "Ana", "loyalty"),
+        (("lifecycle_stage",), "Ana", "retention"),
     ]
     assert sorted(e[1:3] for e in batched["timeline"] if e[0] == ana[0]) == [
-        ("identity", "Email ana@mail.test added"), ("stage_changed", "Stage: Reach → Acquisition")]
+        ("identity", "Email ana@mail.test added"), ("stage_changed", "Stage: Acquisition → Retention"),
+        ("stage_changed", "Stage: Reach → Acquisition"), ("stage_changed", "Stage: Retention → Loyalty")]
     assert [i[8:] for i in batched["identities"] if i[0] == ana[0]] == [
         (dt.timedelta(0), dt.timedelta(0)), (dt.timedelta(days=-1), dt.timedelta(0))]  # e-mail new, phone touched
 
