@@ -136,12 +136,12 @@ def test_an_id_that_commits_after_the_watermark_passed_it_is_still_seen(service_
     Message.objects.create(id=newest + 3, conversation=conv, inbox=service_fixture["wa"], direction="inbound",
                            sender="customer", created_at=at(0, days=4))
     assert _summary()["conversations"] == 5
-    assert set(KpiFactsPending.objects.filter(ref_id__gt=newest).values_list("ref_id", flat=True)) == {newest + 1, newest + 2}
+    assert set(KpiFactsPending.objects.filter(kind=KpiFactsPending.Kind.MESSAGE_GAP, ref_id__gt=newest).values_list("ref_id", flat=True)) == {newest + 1, newest + 2}
     other = f.conversation(inbox_=service_fixture["email"], created_at=at(0, days=5))
     Message.objects.create(id=newest + 1, conversation=other, inbox=service_fixture["email"], direction="inbound",
                            sender="customer", created_at=at(0, days=5))
     assert _summary()["conversations"] == 6
-    assert set(KpiFactsPending.objects.filter(ref_id__gt=newest).values_list("ref_id", flat=True)) == {newest + 2}
+    assert set(KpiFactsPending.objects.filter(kind=KpiFactsPending.Kind.MESSAGE_GAP, ref_id__gt=newest).values_list("ref_id", flat=True)) == {newest + 2}
     _assert_same_as_a_full_build()
 
 
