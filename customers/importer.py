@@ -354,11 +354,11 @@ def _waves(rows: list[ParsedRow]) -> list[list[ParsedRow]]:
 
 
 def _rows_create_new(*, job: ImportJob, rows: list[ParsedRow], source: str) -> set[int]:
-    """The bulk path: rows whose identities are all valid, unknown to the database and not
-    shared with any other row of the batch can only create a new customer each, exactly as
-    `customer_resolve` would (no anchor, no suggestion) — so create them with three
+    """The first bulk path: rows (of one wave) whose identities are all valid, unknown to the
+    database and not shared with any other of the rows can only create a new customer each,
+    exactly as `customer_resolve` would (no anchor, no suggestion) — so create them with three
     multi-row INSERTs instead of ~9 statements a row. Returns the lines handled; every other
-    row (matches, repeats within the batch, invalid values, extra fields) takes the row path.
+    row (matches, invalid values, extra fields) takes one of the other paths.
     """
     limit = max_identities_per_kind()
     candidates: list[tuple[ParsedRow, dict]] = []
@@ -451,11 +451,11 @@ class _KnownRow:
 
 
 def _rows_update_known(*, job: ImportJob, rows: list[ParsedRow], source: str) -> set[int]:
-    """The second bulk path: a row whose stored identities all belong to ONE live customer that no
-    other row of the batch touches, and whose new identities no other row names, updates that
-    customer exactly as `_row_apply` would (identities attached and touched, the name given if it
+    """The second bulk path: a row (of one wave) whose stored identities all belong to ONE live
+    customer that none of the other rows touches, and whose new identities no other row names,
+    updates that customer exactly as `_row_apply` would (identities attached and touched, the name given if it
     had none, fields and attributes set, tags added, timeline entries, `customer_updated` on
-    commit) — with a fixed number of statements for the batch. Returns the lines handled; the
+    commit) — with a fixed number of statements for all the rows. Returns the lines handled; the
     others (no stored identity, two customers, invalid values, values the update would refuse, a
     customer at its identity limit, a customer or new identity shared with another row) take the
     row path, which records the same errors with the same words."""
@@ -509,7 +509,7 @@ def _rows_update_known(*, job: ImportJob, rows: list[ParsedRow], source: str) ->
 
 def _known_rows_plan(*, job: ImportJob, rows: list[ParsedRow]) -> list[_KnownRow]:
     """Which rows `_rows_update_known` may write, with the customers edited in memory (nothing
-    saved). Three queries: the batch's stored identities (locked, as customer_resolve locks
+    saved). Three queries: the rows' stored identities (locked, as customer_resolve locks
     them), their customers, and how many identities of each kind those customers have."""
     wanted = {key for parsed in rows for key in parsed.keys}
     if not wanted:
@@ -543,7 +543,7 @@ def _known_rows_plan(*, job: ImportJob, rows: list[ParsedRow]) -> list[_KnownRow
         new_keys = [key for key in parsed.keys if key not in stored]
         kinds = Counter(kind for kind, _scope, _value in new_keys)
         if not customer.is_active_profile or any(per_kind[(customer.pk, k)] + n > limit for k, n in kinds.items()):
-            continue  # customer_update refuses the profile; customer_resolve refuses the identity
+            continue  # a merged or erased profile, or too many identities: the row path decides
         row = _KnownRow(parsed=parsed, customer=customer, matched=[stored[k] for k in parsed.keys if k in stored],
                         new_keys=new_keys, previous_stage=customer.lifecycle_stage)
         if _known_row_edit(job=job, row=row):
