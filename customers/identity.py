@@ -154,6 +154,9 @@ def email_normalise(raw: str) -> str:
     return value
 
 
+_PHONE_SEPARATORS = re.compile(r"[\s\-.()]")
+
+
 def identity_normalise(*, kind: str, value: str, scope: str = "") -> NormalisedIdentity:
     """The stored form of an identity; raises IdentityValueError for invalid or junk values.
 
@@ -177,11 +180,15 @@ def identity_normalise(*, kind: str, value: str, scope: str = "") -> NormalisedI
     if kind == IdentityKind.PHONE:
         return NormalisedIdentity(IdentityKind.PHONE.value, "", phone_normalise(raw))
     if kind == IdentityKind.WHATSAPP:
-        digits = raw.lstrip("+")
+        compact = _PHONE_SEPARATORS.sub("", raw)
+        digits = compact.lstrip("+")
         if digits.isdigit():
-            # A wa_id is always international without the "+": never read it as national
-            # ("6591234567" is a Singapore number, not an Indonesian one).
-            return NormalisedIdentity(IdentityKind.PHONE.value, "", phone_normalise("+" + digits, lenient=True))
+            if compact.startswith("+") or not digits.startswith("0"):
+                # A wa_id is always international without the "+": never read it as national
+                # ("6591234567" is a Singapore number, not an Indonesian one).
+                return NormalisedIdentity(IdentityKind.PHONE.value, "", phone_normalise("+" + digits, lenient=True))
+            # A trunk "0": the number as people type it at home (a CSV, a form), the national way.
+            return NormalisedIdentity(IdentityKind.PHONE.value, "", phone_normalise(raw))
     if kind == IdentityKind.EMAIL:
         value = email_normalise(raw)
         if is_junk(value):
@@ -195,7 +202,7 @@ def identity_normalise(*, kind: str, value: str, scope: str = "") -> NormalisedI
     if kind in SCOPED_KINDS:
         scope = (scope or "").strip()
         if not scope:
-            raise IdentityValueError(_("A %(kind)s id needs the inbox it belongs to (scope).") % {"kind": kind.label})
+            raise IdentityValueError(_("%(kind)s: needs the inbox it belongs to (scope).") % {"kind": kind.label})
         return NormalisedIdentity(kind.value, scope[:64], raw)
     return NormalisedIdentity(kind.value, "", raw)
 

@@ -34,6 +34,21 @@ def test_whatsapp_wa_id_becomes_a_global_phone_identity_read_as_international(wa
     assert (result.kind, result.scope, result.value) == ("phone", "", expected)
 
 
+@pytest.mark.parametrize("typed", ["+62 812-3456-7890", "0812 3456 7890", "(0812) 3456.7890", "62-812-3456-7890"])
+def test_a_whatsapp_number_typed_by_a_person_is_the_same_phone_identity(typed):
+    """A CSV or form column of WhatsApp numbers: separators are dropped; a trunk 0 is read the
+    national way (default region), anything else as international like a wa_id."""
+    result = identity_normalise(kind="whatsapp", value=typed)
+
+    assert (result.kind, result.scope, result.value) == ("phone", "", "+6281234567890")
+
+
+def test_a_scoped_id_without_its_inbox_names_the_kind_once():
+    with pytest.raises(IdentityValueError) as error:
+        identity_normalise(kind="telegram", value="12345")
+    assert error.value.messages == ["Telegram user id: needs the inbox it belongs to (scope)."]
+
+
 def test_non_numeric_whatsapp_id_stays_scoped_to_its_inbox():
     result = identity_normalise(kind="whatsapp", value="ID.abc123", scope="inbox-1")
 

@@ -115,3 +115,13 @@ def test_non_csv_upload_is_refused(agent):
         import_job_create(file=upload("x", name="customers.xlsx"), actor=agent)
 
     assert list(excinfo.value.message_dict) == ["file"]
+
+
+def test_a_whatsapp_column_imports_numbers_as_people_type_them(agent, django_capture_on_commit_callbacks):
+    job = import_job_create(file=upload("Name,WhatsApp\nRina,0812-3456-7890\nDewi,+62 813 1111 2222\n"), actor=agent)
+
+    job = run(job, mapping={"Name": "display_name", "WhatsApp": "whatsapp"}, capture=django_capture_on_commit_callbacks)
+
+    assert (job.created_rows, job.failed_rows, job.errors) == (2, 0, [])
+    assert Identity.objects.get(value="+6281234567890").customer.display_name == "Rina"
+    assert Identity.objects.get(value="+6281311112222").kind == "phone"
