@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from journeys.models import (
     HoursBasis,
     StageChange,
 )
+
+logger = logging.getLogger(__name__)
 
 STAGES = list(LifecycleStage.values)
 TRUNC = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
@@ -357,10 +360,8 @@ def _grouped(queryset, *, group_by: str, fields: dict[str, str], period: str, ag
     if not (group_by and aggregates):
         return (queryset.aggregate(**aggregates) if aggregates else {}), groups
     keyed = queryset.annotate(group_key=_group_expression(group_by, fields, period))
-    if connection.vendor == "postgresql" and group_by != "label":
-        summary, rows = _with_grouping_sets(keyed, aggregates)
-    else:
-        summary, rows = None, keyed.values("group_key").annotate(**aggregates).order_by()
+    both = _with_grouping_sets(keyed, aggregates) if connection.vendor == "postgresql" and group_by != "label" else None
+    summary, rows = both or (None, keyed.values("group_key").annotate(**aggregates).order_by())
     for row in rows:
         groups[_normal_key(row.pop("group_key"), group_by, period)] = row
     if summary is not None:
@@ -375,11 +376,12 @@ def _grouped(queryset, *, group_by: str, fields: dict[str, str], period: str, ag
     return summary, groups
 
 
-def _with_grouping_sets(keyed, aggregates: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _with_grouping_sets(keyed, aggregates: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """PostgreSQL: `keyed` (annotated with `group_key`) aggregated per group and over all rows in
     one statement. Django has no GROUPING SETS, so the ORM's own statement gets its GROUP BY
     replaced: `GROUP BY GROUPING SETS ((group_key, grouped), ())`, where `grouped` is a constant
-    TRUE that the total row has as NULL (a group key may itself be NULL)."""
+    TRUE that the total row has as NULL (a group key may itself be NULL). None (and a warning)
+    if the ORM's statement is not the shape this expects: the caller then runs two queries."""
     query = keyed.annotate(grouped=Value(True)).values("group_key", "grouped").annotate(**aggregates).order_by()
     compiler = query.query.get_compiler(using=query.db)
     sql, params = compiler.as_sql()
@@ -388,7 +390,8 @@ def _with_grouping_sets(keyed, aggregates: dict[str, Any]) -> tuple[dict[str, An
     # Positional GROUP BY of the key alone (PostgreSQL lets Django group by select index):
     # anything else means the statement is not the shape this rewrite knows.
     if group_by.strip() != "1" or names[:2] != ["group_key", "grouped"]:
-        raise AssertionError(f"unexpected grouped statement: … GROUP BY {group_by}")
+        logger.warning("KPI report: unexpected grouped statement (… GROUP BY %s), not using GROUPING SETS", group_by)
+        return None
     with connection.cursor() as cursor:
         cursor.execute(f"{head} GROUP BY GROUPING SETS ((1, 2), ())", params)
         rows = [dict(zip(names, row, strict=True)) for row in compiler.results_iter(results=[cursor.fetchall()])]

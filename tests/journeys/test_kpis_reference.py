@@ -174,3 +174,14 @@ def test_the_query_count_grows_neither_with_rows_nor_with_groups(varied, make_us
     assert after == before
     grown = kpis.service_report(window=_window(), now=NOW, group_by="inbox")
     assert len(grown["rows"]) == 6
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="GROUPING SETS: PostgreSQL only")
+@pytest.mark.parametrize("group_by", ["channel", "inbox", "agent", "team", "period"])
+def test_postgresql_aggregates_groups_and_summary_in_one_statement_per_kind_of_fact(varied, group_by):
+    kpi_facts_refresh()
+    with CaptureQueriesContext(connection) as captured:
+        kpis.service_report(window=_window(), now=NOW, group_by=group_by, hours="business")
+    statements = [query["sql"] for query in captured if "GROUP BY GROUPING SETS" in query["sql"]]
+    assert len(statements) == 2  # conversation facts, resolution cycles
+    assert not any("percentile" in query["sql"] and "GROUPING SETS" not in query["sql"] for query in captured)
