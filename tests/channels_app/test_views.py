@@ -96,3 +96,35 @@ def test_message_fragment_renders_only_newer_messages_escaped_and_is_404_for_oth
     other = make_user(email="other@example.com")
     client.force_login(other)
     assert client.get(f"/inbox/{conversation.pk}/messages/").status_code == 404
+
+
+def test_a_long_conversation_page_shows_the_latest_messages_and_links_to_earlier_ones(client, agent, conversation):
+    """A years-long chat does not render thousands of messages: the page holds the latest
+    CHAT_PAGE, `?before=<id>` the ones before, and only the latest view marks them read."""
+    from channels_app.models import ConversationRead
+    from channels_app.views import CHAT_PAGE
+
+    first = Message.objects.get()
+    Message.objects.bulk_create([
+        Message(conversation=conversation, inbox=first.inbox, direction="inbound", sender="customer",
+                content=f"pesan nomor {n}", status="received") for n in range(CHAT_PAGE + 5)])
+    ids = list(Message.objects.order_by("id").values_list("id", flat=True))
+    client.force_login(agent)
+
+    def thread(html: str) -> str:
+        return html[html.index('id="thread"'):html.index("</ol>", html.index('id="thread"'))]
+
+    page = client.get(f"/inbox/{conversation.pk}/").content.decode()
+    latest = thread(page)
+    assert f"pesan nomor {CHAT_PAGE + 4}<" in latest and "pesan nomor 5<" in latest
+    assert "pesan nomor 4<" not in latest and "Halo, ada promo?" not in latest
+    assert f'href="?before={ids[-CHAT_PAGE]}" id="earlier-messages"' in page
+    assert ConversationRead.objects.get(user=agent, conversation=conversation).last_read_message_id == ids[-1]
+
+    ConversationRead.objects.all().delete()
+    page = client.get(f"/inbox/{conversation.pk}/", {"before": ids[-CHAT_PAGE]}).content.decode()
+    earlier = thread(page)
+    assert "Halo, ada promo?" in earlier and "pesan nomor 4<" in earlier and "pesan nomor 5<" not in earlier
+    assert 'id="earlier-messages"' not in page  # nothing older
+    assert "Back to the latest messages" in page
+    assert not ConversationRead.objects.exists()
