@@ -178,9 +178,6 @@ def _microseconds(value: dt.time) -> int:
     return ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000 + value.microsecond
 
 
-DAY_US = 86_400_000_000
-
-
 class BusinessSeconds(Func):
     """Seconds of [start, end) inside business hours: `journeys.kpis.BusinessHours.seconds_between`
     in SQL (NULL if either is NULL).

@@ -1,11 +1,12 @@
 """Service KPIs, CSAT and the lifecycle funnel, defined in docs/metrics.md.
 
 Counts and averages are SQL aggregates. The funnel is aggregated entirely in the database
-(medians with journeys.aggregates.Median: percentile_cont on PostgreSQL, a registered Python
+(medians with journeys.aggregates.Median: percentile_disc on PostgreSQL, a registered Python
 aggregate on SQLite). The service KPIs aggregate the KPI facts (journeys.facts: one row per
 conversation, per resolution cycle, per conversation × channel, per channel switch), brought
-up to date at the start of each report; only business-hours durations are measured in Python,
-per row. See docs/metrics.md → Performance.
+up to date at the start of each report, business-hours durations included
+(journeys.aggregates.BusinessSeconds); on PostgreSQL groups and summary come from one
+statement. See docs/metrics.md → Performance.
 """
 from __future__ import annotations
 
@@ -434,24 +435,27 @@ def _count(condition: Q | None):
     return Count("pk", filter=condition) if condition is not None else None
 
 
-# Durations of the fact rows, as aliases for the aggregates below: `<name>` in calendar
-# seconds, `<name>_business` in business seconds (both are needed when an SLA policy counts in
-# other hours than the report).
-FRT_DURATIONS = {"frt": ("first_reply", "first_in"), "waited": ("first_reply", "reply_wait_from")}
-CYCLE_DURATIONS = {"cycle": ("resolved_at", "cycle_started_at"), "next_cycle_gap": ("next_cycle_start", "resolved_at"),
-                   "next_message_gap": ("next_customer_message", "resolved_at")}
+def _frt_durations(calendar: BusinessHours, now: dt.datetime) -> dict[str, Any]:
+    """Durations of a conversation fact, as aliases for `_frt_aggregates`: first response in
+    calendar and business seconds (the report's hours and an SLA policy's may differ), the
+    web chat visitor's wait, and how long an unanswered conversation has waited so far in
+    business seconds (for SLA targets in business hours)."""
+    return {
+        "frt": Seconds(F("first_reply"), F("first_in")),
+        "frt_business": calendar.seconds(F("first_reply"), F("first_in")),
+        "waited": Seconds(F("first_reply"), F("reply_wait_from")),
+        "waiting_business": calendar.seconds(Value(now), F("first_in")),
+    }
 
 
-def _durations(spec: dict[str, tuple[str, str]], calendar: BusinessHours, *, now: dt.datetime | None = None,
-               since: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, (end, start) in spec.items():
-        out[name] = Seconds(F(end), F(start))
-        out[f"{name}_business"] = calendar.seconds(F(end), F(start))
-    if now is not None:
-        # How long an unanswered conversation has waited so far, for SLA targets in business hours.
-        out["waiting_business"] = calendar.seconds(Value(now), F(since))
-    return out
+def _cycle_durations(calendar: BusinessHours) -> dict[str, Any]:
+    """Durations of a resolution cycle, as aliases for `_cycle_aggregates`."""
+    return {
+        "cycle": Seconds(F("resolved_at"), F("cycle_started_at")),
+        "cycle_business": calendar.seconds(F("resolved_at"), F("cycle_started_at")),
+        "next_cycle_gap": Seconds(F("next_cycle_start"), F("resolved_at")),
+        "next_message_gap": Seconds(F("next_customer_message"), F("resolved_at")),
+    }
 
 
 def _frt_aggregates(*, hours: str, now: dt.datetime, threshold: dt.timedelta, sla: list[tuple[Q, Any]],
@@ -584,8 +588,8 @@ def _service_report(*, window: Window_, group_by: str, period: str, hours: str, 
     policies = SlaPolicies.load()
     threshold = dt.timedelta(minutes=config.webchat_abandon_minutes)
 
-    frt_durations = _durations(FRT_DURATIONS, calendar, now=now, since="first_in")
-    cycle_durations = _durations(CYCLE_DURATIONS, calendar)
+    frt_durations = _frt_durations(calendar, now)
+    cycle_durations = _cycle_durations(calendar)
     facts = _fact_rows(window=window, customers=customers).alias(**frt_durations)
     cycles = _cycle_rows(window=window, customers=customers).alias(**cycle_durations)
     frt_summary, frt_groups = _grouped(
