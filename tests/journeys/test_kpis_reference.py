@@ -130,9 +130,10 @@ def test_periods_and_a_segment_equal_the_reference(varied, period):
     for hours in ("calendar", "business"):
         report, reference = _both(group_by="period", period=period, hours=hours)
         assert report == reference
-        report, reference = _both(group_by="label", hours=hours, customers=segment_customers(segment=segment))
-        assert report == reference
-        assert 0 < report["summary"]["conversations"] < 20
+        for group_by in ("label", "channel", "team"):
+            report, reference = _both(group_by=group_by, hours=hours, customers=segment_customers(segment=segment))
+            assert report == reference
+            assert 0 < report["summary"]["conversations"] < 20
 
 
 @pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York"])
