@@ -58,8 +58,8 @@ def _load(user) -> dict[str, Any]:
 
 
 def user_access(user) -> dict[str, Any]:
-    """{"groups": [names], "user": {perms}, "group": {perms}} for an active, saved user; kept
-    on the instance for the rest of the request."""
+    """{"groups": [names], "user": {perms}, "group": {perms}} for a saved user; kept on the
+    instance for the rest of the request."""
     cached = getattr(user, "_access_cache", None)
     if cached is not None:
         return cached
@@ -90,6 +90,10 @@ def access_invalidate(**_kwargs: Any) -> None:
 
 
 class CachedPermissionsBackend(ModelBackend):
+    """Fills the same per-instance attributes ModelBackend caches in (`_user_perm_cache`,
+    `_group_perm_cache`), so allauth's backend, a ModelBackend too, asked next for a permission
+    this one denied, finds them set and does not query either."""
+
     def _get_permissions(self, user_obj, obj, from_name):
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()

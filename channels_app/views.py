@@ -166,22 +166,23 @@ def conversation_detail(request, pk: int):
     # The latest CHAT_PAGE messages (a years-long WhatsApp chat must not render thousands),
     # or with ?before=<id> the CHAT_PAGE before that one.
     before = request.GET.get("before", "")
+    before_id = int(before) if before.isdigit() else None
     messages = selectors.message_list(viewer=request.user, conversation=conversation)
-    if before.isdigit():
-        messages = messages.filter(pk__lt=int(before))
+    if before_id is not None:
+        messages = messages.filter(pk__lt=before_id)
     chat = list(messages.order_by("-id")[:CHAT_PAGE + 1])
     has_earlier = len(chat) > CHAT_PAGE
     chat = chat[:CHAT_PAGE][::-1]
     newest = chat[-1].pk if chat else 0
     marker = conversation.viewer_last_read_message_id
-    if not before and (marker is None or marker < newest):  # already read up to here: nothing to write
+    if before_id is None and (marker is None or marker < newest):  # already read up to here: nothing to write
         workspace_services.conversation_mark_read(conversation=conversation, user=request.user,
                                                   up_to_message_id=newest)
     return render(request, "channels_app/detail.html", {
         "conversation": conversation,
         "chat": chat,
         "earlier_before": chat[0].pk if has_earlier and chat else None,
-        "viewing_earlier": before.isdigit(),
+        "viewing_earlier": before_id is not None,
         "reply_form": ReplyForm(inboxes=inboxes),
         **_panel_context(request, conversation),
         "can_reply": request.user.has_perm("channels_app.add_message"),
