@@ -97,8 +97,8 @@ class CsatResponseAdmin(ReadOnlyAdmin):
 
 @admin.register(ConversationResolution)
 class ConversationResolutionAdmin(ReadOnlyAdmin):
-    list_display = ["conversation", "cycle_started_at", "resolved_at", "is_reopen", "inbox", "assignee", "team"]
-    list_filter = ["is_reopen"]
+    list_display = ["conversation", "cycle_started_at", "resolved_at", "is_reopen", "reopened", "inbox", "assignee", "team"]
+    list_filter = ["is_reopen", "reopened"]
     raw_id_fields = ["conversation", "assignee"]
 
 

@@ -10,7 +10,9 @@ every service report, so a report is exact even if the periodic task has not run
 new it costs one query.
 
 What the facts do NOT hold, because it changes without a message: the conversation's team,
-customer (merges), labels and current resolution (reopen by hand). The report joins those live.
+customer (merges) and labels; the report joins those live. Whether a resolution was reopened
+(by hand, without a message) is a flag on the resolution that database triggers keep
+(journeys/migrations/0010_resolution_reopened.py).
 """
 from __future__ import annotations
 

@@ -206,8 +206,9 @@ def _cycle_rows(*, window: Window_, customers=None):
     return rows
 
 
-# Reopened: the conversation's current resolution is not this one.
-NOT_REOPENED = Q(conversation__resolved_at=F("resolved_at"))
+# Reopened: the conversation's current resolution is not this one (a flag database triggers
+# keep, journeys/migrations/0010, so the report does not join every conversation).
+NOT_REOPENED = Q(reopened=False)
 
 
 def _first_responses(*, window: Window_, customers=None) -> list[dict[str, Any]]:
@@ -232,7 +233,7 @@ def first_responses(*, window: Window_, customers=None) -> list[dict[str, Any]]:
 def _resolution_cycles(*, window: Window_, customers=None) -> list[dict[str, Any]]:
     rows = list(
         _cycle_rows(window=window, customers=customers)
-        .annotate(channel=F("inbox__kind"), reopened=~NOT_REOPENED)
+        .annotate(channel=F("inbox__kind"))
         .values(
             "conversation_id", "cycle_started_at", "resolved_at", "inbox_id", "channel", "assignee_id", "team_id",
             "reopened", "is_reopen", "agent_replies", "next_cycle_start", "next_customer_message", "reply_author_id",

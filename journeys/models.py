@@ -217,6 +217,11 @@ class ConversationResolution(models.Model):
     )
     next_cycle_start = models.DateTimeField(_("next cycle started"), null=True, blank=True)
     next_customer_message = models.DateTimeField(_("next customer message"), null=True, blank=True)
+    # Reopened: the conversation's current resolution is no longer this one (it was reopened,
+    # by a message or by hand, or resolved again). Kept by database triggers on both tables
+    # (migration 0010), so every writer (save, update(), bulk and raw SQL, merges) keeps it
+    # exact and the KPI report reads it without joining every conversation.
+    reopened = models.BooleanField(_("reopened since"), default=False, editable=False)
 
     class Meta:
         verbose_name = _("conversation resolution")

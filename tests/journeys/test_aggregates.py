@@ -86,6 +86,15 @@ def test_median_and_p90_equal_the_python_helpers_to_the_last_bit():
         assert stats["p50"] == kpis.percentile(values, 50)
 
 
+def test_seconds_are_the_exact_microseconds_rounded_once():
+    # 1 day + 86008.635065 s: PostgreSQL's date_part('epoch', end - start) gives 172408.63506499998
+    # (it rounds the time part, then adds the days); timedelta.total_seconds() gives 172408.635065.
+    delta = dt.timedelta(days=1, microseconds=86_008_635_065)
+    _customers([delta.total_seconds()], name="long")
+    seconds = Customer.objects.filter(display_name="long").values_list(Seconds(F("created_at"), Value(T0)), flat=True)
+    assert list(seconds) == [delta.total_seconds()] == [172408.635065]
+
+
 # --- business hours -----------------------------------------------------------------------
 
 ZONES = ["Asia/Jakarta", "Europe/Berlin", "America/New_York", "Pacific/Chatham", dt.timezone(dt.timedelta(hours=5, minutes=30))]

@@ -104,7 +104,7 @@ def test_a_reopen_and_a_second_resolution_update_the_first_cycle(service_fixture
     assert (before["resolutions"], before["reopened"], before["fcr"]["resolved_first_contact"]) == (4, 1, 2)
     c2 = ConversationFact.objects.get(first_in=at(5)).conversation
     f.reopen(c2)
-    # Reopened by hand: no message, no resolution; the report still sees it (live join).
+    # Reopened by hand: no message, no resolution; the report still sees it (the reopen trigger).
     assert _summary()["reopened"] == 2
     f.message(c2, when=at(300))
     f.message(c2, when=at(310), inbound=False, author=service_fixture["bob"])
