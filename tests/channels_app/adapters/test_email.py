@@ -175,6 +175,69 @@ def test_malformed_mime(body, reason):
         parse_mime(body)
 
 
+RAW_HEADERS = {"Content-Type": "message/rfc822"}
+BOUNCE_WITHOUT_FROM = b"""Content-Type: multipart/report; report-type=delivery-status; boundary="b"
+
+--b
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.com
+
+Final-Recipient: rfc822; nobody@example.co.id
+Action: failed
+Status: 5.1.1
+
+--b
+Content-Type: text/rfc822-headers
+
+Message-ID: <msg-43@cx.example.com>
+
+--b--
+"""
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"   \n", b"Subject: hi\n\nno sender", b"From: \nSubject: x\n\nblank sender",
+    b"no headers at all", b"Content-Type: multipart/report\n\nnot a report, no sender",
+    BOUNCE_WITHOUT_FROM, b"From: a@example.com\nSubject: x\n\nhello",
+    b"From: Sari <sari@example.co.id>\nContent-Type: multipart/mixed; boundary=zz\n\n--zz\nbroken",
+])
+def test_the_acknowledgement_check_refuses_exactly_what_parsing_refuses(body):
+    adapter = make_adapter()
+    try:
+        adapter.parse(body, RAW_HEADERS)
+        expected = None
+    except ParseError as exc:
+        expected = exc.message
+    try:
+        adapter.check_body(body, RAW_HEADERS)
+        found = None
+    except ParseError as exc:
+        found = exc.message
+    assert found == expected
+
+
+def test_the_acknowledgement_check_accepts_every_real_message(own_fixture, shared_fixture):
+    adapter = make_adapter()
+    for name in ("email/auto_reply_out_of_office.eml", "email/bounce_dsn.eml", "email/indonesian_reply_plain.eml",
+                 "email/indonesian_reply_html_only.eml"):
+        adapter.check_body(own_fixture(name), RAW_HEADERS)
+    for name in ("email_gmail_reply_quote.eml", "email_reply_thread_with_attachments.eml",
+                 "email_gmail_quote_multiple_attachments.eml"):
+        adapter.check_body(shared_fixture(name), RAW_HEADERS)
+
+
+def test_the_acknowledgement_check_reads_only_the_headers(monkeypatch):
+    """The body is parsed once, when the delivery is processed: not at the acknowledgement."""
+    import channels_app.adapters.email as email_adapter
+
+    def no_full_parse(raw):
+        raise AssertionError("the acknowledgement parsed the whole message")
+
+    monkeypatch.setattr(email_adapter, "parse_mime", no_full_parse)
+    make_adapter().check_body(b"From: a@example.com\nSubject: x\n\n" + b"x" * 10_000, RAW_HEADERS)
+
+
 def test_message_without_message_id_gets_a_stable_synthetic_id():
     body = b"From: a@example.com\nSubject: x\n\nhello"
     first, second = parse_mime(body), parse_mime(body)
