@@ -18,3 +18,7 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+from cxplatform.gc_tuning import freeze_startup_objects  # noqa: E402
+
+freeze_startup_objects()
