@@ -23,4 +23,12 @@ class AccountsConfig(AppConfig):
 
         connect_invalidation()
 
+        from django.db.models.signals import m2m_changed, post_delete, post_save
+
+        from accounts.models import TeamMembership
+        from accounts.selectors import teams_forget
+
+        for name, signal in (("save", post_save), ("delete", post_delete), ("m2m", m2m_changed)):
+            signal.connect(teams_forget, sender=TeamMembership, dispatch_uid=f"teams_forget_{name}")
+
         post_migrate.connect(_sync_roles, dispatch_uid="accounts_sync_roles")

@@ -6,8 +6,19 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from accounts.selectors import mfa_required_for
+from accounts.selectors import mfa_required_for, teams_remembered
 from accounts.services import user_seen
+
+
+class RequestTeamsMiddleware:
+    """Each user's teams are read at most once per request (accounts.selectors.team_ids_for_user)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with teams_remembered():
+            return self.get_response(request)
 
 
 class UserPreferencesMiddleware:

@@ -1,9 +1,18 @@
 """Reads for accounts, scoped to what the viewer may see."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from accounts.models import ApiToken, Role, Team, TeamMembership, User
+
+# The viewer's teams, remembered for one HTTP request (accounts.middleware.RequestTeamsMiddleware):
+# an inbox page asked four selectors that each read them. Only inside a request: a websocket
+# consumer keeps its user for hours and must see team changes (teams_sync).
+_request_teams: ContextVar[dict[int, list[int]] | None] = ContextVar("accounts_request_teams", default=None)
 
 
 def user_is_supervisor_or_admin(*, user: User) -> bool:
@@ -11,7 +20,30 @@ def user_is_supervisor_or_admin(*, user: User) -> bool:
 
 
 def team_ids_for_user(*, user: User) -> list[int]:
-    return list(TeamMembership.objects.filter(user=user).values_list("team_id", flat=True))
+    remembered = _request_teams.get()
+    if remembered is not None and user.pk in remembered:
+        return list(remembered[user.pk])
+    teams = list(TeamMembership.objects.filter(user=user).values_list("team_id", flat=True))
+    if remembered is not None:
+        remembered[user.pk] = teams
+    return list(teams)
+
+
+@contextmanager
+def teams_remembered() -> Iterator[None]:
+    """Within the block, each user's teams are read once (until a membership changes)."""
+    token = _request_teams.set({})
+    try:
+        yield
+    finally:
+        _request_teams.reset(token)
+
+
+def teams_forget(**_kwargs) -> None:
+    """A membership changed: what this request remembered is stale (a signal receiver)."""
+    remembered = _request_teams.get()
+    if remembered is not None:
+        remembered.clear()
 
 
 def team_list(*, viewer: User) -> QuerySet[Team]:

@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.RequestTeamsMiddleware",
     "cxplatform.api.idempotency.IdempotencyMiddleware",
     "accounts.middleware.UserPreferencesMiddleware",
     "accounts.middleware.MfaRequiredMiddleware",
