@@ -5,7 +5,8 @@ KPI page's time (docs/performance.md).
 
 Database triggers keep the flag, so it cannot drift whoever writes: `save()`, `update()`, bulk
 and raw SQL, merges and unmerges, a resolution logged after its conversation was reopened.
-- on a resolution's insert, or a change of its conversation or time: read the conversation;
+- on a resolution's insert, or a change of its conversation or time: read the conversation
+  (on PostgreSQL after a share lock on it, so a reopen committing at that moment is not missed);
 - on a change of a conversation's `resolved_at`: update that conversation's resolutions.
 
 SQLite drops a table's triggers when Django rebuilds the table (some AlterField/AddField on
@@ -19,6 +20,9 @@ POSTGRESQL = [
     """
     CREATE FUNCTION journeys_resolution_reopened() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        -- Wait for a transaction changing the conversation right now: its own trigger cannot
+        -- see this uncommitted row, so this one must read the conversation after it commits.
+        PERFORM 1 FROM channels_app_conversation WHERE id = NEW.conversation_id FOR SHARE;
         NEW.reopened := NOT EXISTS (
             SELECT 1 FROM channels_app_conversation c
              WHERE c.id = NEW.conversation_id AND c.resolved_at = NEW.resolved_at);

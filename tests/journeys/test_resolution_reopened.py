@@ -118,3 +118,48 @@ def test_the_report_counts_the_flag():
     f.reopen(conv)
     summary = kpis.service_report(window=window, now=at(0, days=30))["summary"]
     assert (summary["resolutions"], summary["reopened"]) == (1, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL row locking to race")
+def test_a_resolution_logged_while_its_conversation_is_being_reopened():
+    """The reopen's trigger cannot see the uncommitted resolution; the resolution's trigger
+    must therefore wait for the reopen and read the conversation after it."""
+    import threading
+
+    from django.db import connections, transaction
+
+    conv = f.conversation(inbox_=f.inbox())
+    f.resolve(conv, at(60))
+    reopened, logged = threading.Event(), threading.Event()
+    errors = []
+
+    def reopen():
+        try:
+            with transaction.atomic():
+                f.reopen(conv)
+                reopened.set()
+                logged.wait(timeout=1)  # the log's INSERT waits for this commit
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def log():
+        try:
+            reopened.wait(timeout=10)
+            _log(conv, at(60))
+            logged.set()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=reopen), threading.Thread(target=log)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert _flags() == {(conv.pk, at(60)): True} == _live()
