@@ -92,8 +92,9 @@ def drain_wake() -> None:
 
     Publishing a Celery task per delivery was a third of an acknowledgement's cost. Instead the
     first delivery sets a flag and queues `webhook_events_drain_task`; later ones see the flag and
-    publish nothing. The drain clears the flag *before* it looks for work, so a delivery committed
-    after that either sets the flag again (and queues another drain) or is found by the drain."""
+    publish nothing. A drain keeps the flag while it finds work, and clears it *before* its last
+    look, so a delivery committed after that either sets the flag again (and queues another drain)
+    or is found by that look."""
     from django.core.cache import cache
 
     from channels_app.tasks import webhook_events_drain_task
@@ -108,30 +109,49 @@ def drain_wake() -> None:
 
 def webhook_events_drain(*, limit: int = DRAIN_BATCH) -> int:
     """Process waiting deliveries oldest first until none is left (or `limit`, then queue a
-    successor so other tasks get the worker too). Concurrent drains share the work: each claims
-    deliveries with FOR UPDATE SKIP LOCKED. A claimed batch goes through the set-based path
-    (services/ingest_batch.py) and what that leaves, one by one. Returns how many were processed."""
+    successor so other tasks get the worker too). Returns how many were processed.
+
+    One drain stays on the work while there is some: it keeps the wake flag, so deliveries that
+    arrive meanwhile queue no task and are claimed by its next look. Waking a drain per delivery
+    cost more (measured: one message per drain ~8 ms of worker CPU, one in a batch of 100 ~1 ms)
+    and, with two drains on two cores, more latency too (docs/performance.md, "Seventh session"). A backlog (a full batch claimed) clears
+    the flag, so the next delivery queues a second drain to share it: concurrent drains claim with
+    FOR UPDATE SKIP LOCKED. A claimed batch goes through the set-based path
+    (services/ingest_batch.py) and what that leaves, one by one."""
     from django.core.cache import cache
 
-    from channels_app.services.ingest_batch import BATCH_SIZE, batch_processing_enabled, webhook_events_batch_process
+    from channels_app.services.ingest_batch import BATCH_SIZE
 
-    cache.delete(DRAIN_WAKE_KEY)
     done = 0
+    flag_held = True
     while done < limit:
-        if batch_processing_enabled():
-            claimed, one_by_one = webhook_events_batch_process(size=min(BATCH_SIZE, limit - done))
-            if not claimed:
-                return done
-            for event_id, items in one_by_one:
-                _process_one(event_id, items)
-            done += claimed
-        else:
-            event = _process_one(None)
-            if event is None:
-                return done
-            done += 1
-    drain_wake()
+        size = min(BATCH_SIZE, limit - done)
+        claimed = _drain_step(size)
+        done += claimed
+        if flag_held and claimed in (0, size):
+            # Nothing was waiting: one last look follows (a delivery committed before the flag is
+            # cleared is found by it, a later one queues a new drain). Or a backlog: a delivery
+            # arriving now queues a second drain to share it.
+            cache.delete(DRAIN_WAKE_KEY)
+            flag_held = False
+        elif not claimed:
+            return done
+    if flag_held:
+        cache.delete(DRAIN_WAKE_KEY)
+    drain_wake()  # the successor
     return done
+
+
+def _drain_step(size: int) -> int:
+    """Claim and process up to `size` waiting deliveries; how many were claimed."""
+    from channels_app.services.ingest_batch import batch_processing_enabled, webhook_events_batch_process
+
+    if not batch_processing_enabled():
+        return int(_process_one(None) is not None)
+    claimed, one_by_one = webhook_events_batch_process(size=size)
+    for event_id, items in one_by_one:
+        _process_one(event_id, items)
+    return claimed
 
 
 def _process_one(event_id: int | None, items: list[InboundEvent] | None = None) -> WebhookEvent | None:

@@ -575,10 +575,81 @@ def test_a_burst_of_deliveries_queues_one_drain_that_processes_them_all(client, 
         assert webhook_events_drain() == 3
         assert Message.objects.count() == 3 and not WebhookEvent.objects.exclude(status="processed").exists()
 
-        # The drain cleared the flag before looking for work: the next delivery wakes a new one.
+        # The drain cleared the flag before its last look: the next delivery wakes a new one.
         with django_capture_on_commit_callbacks(execute=True):
             post_whatsapp(client, inbox, wa_text(msg_id="wamid.after"))
         assert wake.call_count == 2
+
+
+def _drain_with_arrivals(client, django_capture_on_commit_callbacks, inbox, arrivals: dict[int, str]) -> int:
+    """Run a drain; after its step number N (from 1) a delivery `arrivals[N]` is acknowledged,
+    as a provider would while the drain works."""
+    from channels_app.services import ingest
+
+    real_step, steps = ingest._drain_step, []
+
+    def step(size):
+        claimed = real_step(size)
+        steps.append(claimed)
+        if len(steps) in arrivals:
+            with django_capture_on_commit_callbacks(execute=True):
+                assert post_whatsapp(client, inbox, wa_text(msg_id=arrivals[len(steps)])).status_code == 200
+        return claimed
+
+    with mock.patch.object(ingest, "_drain_step", side_effect=step):
+        return ingest.webhook_events_drain()
+
+
+def test_a_working_drain_takes_what_arrives_meanwhile_without_queuing_another(
+        client, django_capture_on_commit_callbacks):
+    """The drain keeps the wake flag while it finds work: a delivery acknowledged meanwhile
+    publishes no task and is claimed by the drain's next look."""
+    inbox = whatsapp_inbox()
+    with mock.patch("channels_app.tasks.webhook_events_drain_task.delay") as wake:
+        with django_capture_on_commit_callbacks(execute=True):
+            post_whatsapp(client, inbox, wa_text(msg_id="wamid.first"))
+        assert wake.call_count == 1
+
+        assert _drain_with_arrivals(client, django_capture_on_commit_callbacks, inbox, {1: "wamid.meanwhile"}) == 2
+        assert wake.call_count == 1
+        assert not WebhookEvent.objects.exclude(status="processed").exists()
+
+
+def test_a_delivery_between_the_empty_look_and_the_flag_clear_is_found_by_the_last_look(
+        client, django_capture_on_commit_callbacks):
+    """The race the protocol exists for: after a look finds nothing, a delivery commits while the
+    flag is still set (so it queues nothing); the drain clears the flag and looks once more."""
+    inbox = whatsapp_inbox()
+    with mock.patch("channels_app.tasks.webhook_events_drain_task.delay") as wake:
+        with django_capture_on_commit_callbacks(execute=True):
+            post_whatsapp(client, inbox, wa_text(msg_id="wamid.first"))
+        # step 1 claims the first, step 2 finds nothing and the delivery lands right after it.
+        assert _drain_with_arrivals(client, django_capture_on_commit_callbacks, inbox, {2: "wamid.late"}) == 2
+        assert wake.call_count == 1
+        assert not WebhookEvent.objects.exclude(status="processed").exists()
+
+        # After the drain ended, the flag is clear: the next delivery queues a drain.
+        with django_capture_on_commit_callbacks(execute=True):
+            post_whatsapp(client, inbox, wa_text(msg_id="wamid.next"))
+        assert wake.call_count == 2
+
+
+def test_a_backlog_clears_the_flag_so_a_second_drain_shares_it(client, django_capture_on_commit_callbacks):
+    """A full batch means more may be waiting: the next delivery queues a second drain (both
+    claim with SKIP LOCKED) instead of leaving one drain with the whole backlog."""
+    inbox = whatsapp_inbox()
+    with mock.patch("channels_app.tasks.webhook_events_drain_task.delay") as wake, \
+            mock.patch("channels_app.services.ingest_batch.BATCH_SIZE", 2):
+        with django_capture_on_commit_callbacks(execute=True):
+            for n in range(3):
+                post_whatsapp(client, inbox, wa_text(msg_id=f"wamid.backlog{n}"))
+        assert wake.call_count == 1
+
+        # Step 1 claims a full batch (2) and the drain clears the flag; during step 2 a delivery
+        # arrives and wakes a second drain. This drain still takes it (nobody else claimed it).
+        assert _drain_with_arrivals(client, django_capture_on_commit_callbacks, inbox, {2: "wamid.during"}) == 4
+        assert wake.call_count == 2
+        assert not WebhookEvent.objects.exclude(status="processed").exists()
 
 
 def test_a_drain_stops_at_its_limit_and_queues_a_successor(client, django_capture_on_commit_callbacks):
