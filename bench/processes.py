@@ -41,8 +41,10 @@ def _start(name: str, argv: list[str], **env: str) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def gunicorn(port: int, workers: int = 2) -> subprocess.Popen:
-    # WSGI: one thread per process, so a persistent connection (no pool) is reused.
+def gunicorn(port: int, workers: int | None = None) -> subprocess.Popen:
+    """WSGI: one thread per process, so a persistent connection (no pool) is reused. Workers: one
+    per core unless BENCH_GUNICORN_WORKERS says otherwise (to measure another count)."""
+    workers = workers or int(os.environ.get("BENCH_GUNICORN_WORKERS") or os.cpu_count() or 2)
     proc = _start("gunicorn", [str(BIN / "gunicorn"), "cxplatform.wsgi:application", "-b", f"127.0.0.1:{port}",
                                "-w", str(workers), "--worker-class", "sync", "--backlog", "2048",
                                "--log-level", "warning"], DATABASE_POOL="false")
