@@ -79,8 +79,26 @@ def stop(*procs: subprocess.Popen) -> None:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
+def strays() -> list[str]:
+    """The platform's server processes already running (a worker left by an interrupted run):
+    they would take part of the work and none of the measuring. One was found doing that."""
+    import psutil
+
+    ours = (str(BIN / "celery"), str(BIN / "gunicorn"), str(BIN / "daphne"))
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and any(arg in ours for arg in cmdline[:2]):
+            found.append(f"{proc.info['pid']}: {' '.join(cmdline)}")
+    return found
+
+
 @contextlib.contextmanager
 def running(*starters) -> Iterator[list[subprocess.Popen]]:
+    left = strays()
+    if left:
+        raise SystemExit("platform processes are already running; stop them first (they would share the work "
+                         "unmeasured):\n  " + "\n  ".join(left))
     procs: list[subprocess.Popen] = []
     try:
         for start in starters:
