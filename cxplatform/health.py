@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import connections
 from django.http import JsonResponse

@@ -7,8 +7,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
-from accounts.models import Team, User
 from accounts.api.serializers import AgentSerializer, AvailabilitySerializer, MeSerializer, TeamSerializer
+from accounts.models import Team, User
 
 
 class MeApi(APIView):

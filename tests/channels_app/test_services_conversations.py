@@ -13,7 +13,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from accounts.models import Availability
-from channels_app.models import LiveEvent, Conversation, Message, WebhookEvent
+from channels_app.models import Conversation, LiveEvent, Message, WebhookEvent
 from channels_app.services import (
     conversation_assign,
     conversation_continue,

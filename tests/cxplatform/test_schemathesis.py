@@ -13,12 +13,11 @@ schemathesis = pytest.importorskip(
     reason="schemathesis is not installed (add schemathesis==4.32.5 to requirements-dev.txt)",
 )
 
+from django.core.signals import request_finished, request_started  # noqa: E402
+from django.db import close_old_connections  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402  (hypothesis comes with schemathesis)
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
-
-from django.core.signals import request_finished, request_started  # noqa: E402
-from django.db import close_old_connections  # noqa: E402
 
 from accounts.models import Role  # noqa: E402
 from accounts.services import api_token_create  # noqa: E402

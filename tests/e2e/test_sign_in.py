@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from accounts.demo import seed_demo_accounts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
