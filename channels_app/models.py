@@ -200,6 +200,17 @@ class Conversation(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} ({self.status})"
 
+    def inbox_list(self) -> list[Inbox]:
+        """Its inboxes by id: the list `selectors.conversation_list` prefetched (`inbox_rows`:
+        a plain list, no related manager and queryset per row), else from the related manager."""
+        rows = self.__dict__.get("inbox_rows")
+        return rows if rows is not None else sorted(self.inboxes.all(), key=lambda inbox: inbox.pk)
+
+    def label_list(self) -> list[Label]:
+        """Its labels by name, the same way (`label_rows`)."""
+        rows = self.__dict__.get("label_rows")
+        return rows if rows is not None else sorted(self.labels.all(), key=lambda label: label.name)
+
 
 class MessageDirection(models.TextChoices):
     INBOUND = "inbound", _("Inbound")

@@ -118,8 +118,10 @@ def conversation_list(
             conversation_id=OuterRef("pk"), label__name=label.strip().lower())))
     return (
         conversations.select_related("customer", "assignee", "team", "last_inbox")
-        .prefetch_related(Prefetch("inboxes", queryset=Inbox.objects.order_by("id")),
-                          Prefetch("labels", queryset=Label.objects.order_by("name")))
+        # As plain lists (Conversation.inbox_list / label_list read them): prefetching into the
+        # related managers built a filtered queryset per row, ~3 ms of the inbox page's CPU.
+        .prefetch_related(Prefetch("inboxes", queryset=Inbox.objects.order_by("id"), to_attr="inbox_rows"),
+                          Prefetch("labels", queryset=Label.objects.order_by("name"), to_attr="label_rows"))
         .order_by("-id")
     )
 

@@ -114,13 +114,18 @@ class ConversationSerializer(serializers.ModelSerializer):
     assignee = AgentRef(read_only=True, allow_null=True)
     team = TeamRef(read_only=True, allow_null=True)
     last_inbox = InboxRef(read_only=True, allow_null=True)
-    inboxes = InboxRef(many=True, read_only=True)
-    labels = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    inboxes = InboxRef(many=True, read_only=True, source="inbox_list")
+    labels = serializers.SerializerMethodField()
 
     class Meta:
         model = Conversation
         fields = ["id", "status", "snoozed_until", "priority", "customer", "assignee", "team", "last_inbox",
                   "inboxes", "labels", "created_at", "last_message_at", "last_inbound_at", "resolved_at"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField(
+        help_text=Label._meta.get_field("name").help_text)))
+    def get_labels(self, conversation: Conversation) -> list[str]:
+        return [label.name for label in conversation.label_list()]
 
 
 class MessageSerializer(serializers.ModelSerializer):

@@ -121,6 +121,44 @@ def test_label_filtered_list_query_count_is_flat(client, make_user, django_asser
     assert {tuple(r["labels"]) for r in results} == {("refund", "vip")}
 
 
+def test_inbox_page_rows_show_their_channels_and_labels_in_a_flat_number_of_queries(
+        client, make_user, django_assert_num_queries):
+    """The rows read the prefetched lists (Conversation.inbox_list / label_list): one query each
+    for all rows, whatever the page size; the detail API reads the same methods unprefetched."""
+    team = TeamFactory()
+    alice = make_user()
+    add_to_team(alice, team)
+    label_create(name="vip")
+    label_create(name="refund")
+    wa, tg = whatsapp_inbox(), telegram_inbox()
+    client.force_login(alice)
+
+    def page_queries(n: int) -> tuple[int, str]:
+        for _ in range(n):
+            conversation = _conversation(team=team, inbox=wa)
+            conversation.inboxes.add(tg)
+            conversation_labels_set(conversation=conversation, labels=["vip", "refund"])
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        client.get("/inbox/")  # the first request of a session also caches what later ones reuse
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get("/inbox/")
+        assert response.status_code == 200
+        return len(queries), response.content.decode()
+
+    few, _ = page_queries(2)
+    many, html = page_queries(20)
+    assert many == few
+    assert html.count('<span class="badge">WhatsApp</span> <span class="badge">Telegram</span>') == 22
+    assert html.count(">refund</span> ") == 22 and html.count(">vip</span> ") == 22
+    assert html.index(">refund</span>") < html.index(">vip</span>")  # by name
+
+    first = Conversation.objects.order_by("pk").first()
+    detail = client.get(f"/api/v1/conversations/{first.pk}/").json()
+    assert detail["labels"] == ["refund", "vip"] and [i["kind"] for i in detail["inboxes"]] == ["whatsapp", "telegram"]
+
+
 def test_label_api_agents_list_supervisors_create(client, agent, supervisor):
     client.force_login(agent)
     assert client.post("/api/v1/labels/", {"name": "vip"}, content_type="application/json").status_code == 403
