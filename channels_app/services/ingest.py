@@ -114,10 +114,11 @@ def webhook_events_drain(*, limit: int = DRAIN_BATCH) -> int:
     One drain stays on the work while there is some: it keeps the wake flag, so deliveries that
     arrive meanwhile queue no task and are claimed by its next look. Waking a drain per delivery
     cost more (measured: one message per drain ~8 ms of worker CPU, one in a batch of 100 ~1 ms)
-    and, with two drains on two cores, more latency too (docs/performance.md, "Seventh session"). A backlog (a full batch claimed) clears
-    the flag, so the next delivery queues a second drain to share it: concurrent drains claim with
-    FOR UPDATE SKIP LOCKED. A claimed batch goes through the set-based path
-    (services/ingest_batch.py) and what that leaves, one by one."""
+    and, with two drains on two cores, more latency too (docs/performance.md, "Seventh
+    session"). A backlog (a full batch claimed) clears the flag, so the next delivery queues a
+    second drain to share it: concurrent drains claim with FOR UPDATE SKIP LOCKED. A claimed
+    batch goes through the set-based path (services/ingest_batch.py) and what that leaves, one
+    by one."""
     from django.core.cache import cache
 
     from channels_app.services.ingest_batch import BATCH_SIZE
