@@ -14,11 +14,12 @@ create. Set CX_GC_FREEZE=false to keep the default behaviour.
 from __future__ import annotations
 
 import gc
-import os
+
+from cxplatform.env import env_bool
 
 
 def freeze_startup_objects() -> bool:
-    if os.environ.get("CX_GC_FREEZE", "true").lower() in ("0", "false", "no", "off"):
+    if not env_bool("CX_GC_FREEZE", True):
         return False
     from django.urls import get_resolver
 

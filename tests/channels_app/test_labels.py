@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from channels_app.models import Conversation, Label
@@ -100,18 +102,28 @@ def test_conversation_list_filters_by_label(client, supervisor):
     assert none.pk not in [r["id"] for r in client.get("/api/v1/conversations/?label=refund").json()["results"]]
 
 
-def test_label_filtered_list_query_count_is_flat(client, make_user, django_assert_max_num_queries):
+def _labelled_team_conversations(client, make_user):
+    """Signs in an agent of a team; returns a function adding `n` of the team's conversations,
+    each on WhatsApp and Telegram and labelled "vip" and "refund"."""
     team = TeamFactory()
     alice = make_user()
     add_to_team(alice, team)
     label_create(name="vip")
     label_create(name="refund")
     wa, tg = whatsapp_inbox(), telegram_inbox()
-    for _ in range(25):
-        conversation = _conversation(team=team, inbox=wa)
-        conversation.inboxes.add(tg)
-        conversation_labels_set(conversation=conversation, labels=["vip", "refund"])
     client.force_login(alice)
+
+    def add(n: int) -> None:
+        for _ in range(n):
+            conversation = _conversation(team=team, inbox=wa)
+            conversation.inboxes.add(tg)
+            conversation_labels_set(conversation=conversation, labels=["vip", "refund"])
+
+    return add
+
+
+def test_label_filtered_list_query_count_is_flat(client, make_user, django_assert_max_num_queries):
+    _labelled_team_conversations(client, make_user)(25)
 
     with django_assert_max_num_queries(10):
         response = client.get("/api/v1/conversations/?label=vip")
@@ -121,26 +133,13 @@ def test_label_filtered_list_query_count_is_flat(client, make_user, django_asser
     assert {tuple(r["labels"]) for r in results} == {("refund", "vip")}
 
 
-def test_inbox_page_rows_show_their_channels_and_labels_in_a_flat_number_of_queries(
-        client, make_user, django_assert_num_queries):
+def test_inbox_page_rows_show_their_channels_and_labels_in_a_flat_number_of_queries(client, make_user):
     """The rows read the prefetched lists (Conversation.inbox_list / label_list): one query each
     for all rows, whatever the page size; the detail API reads the same methods unprefetched."""
-    team = TeamFactory()
-    alice = make_user()
-    add_to_team(alice, team)
-    label_create(name="vip")
-    label_create(name="refund")
-    wa, tg = whatsapp_inbox(), telegram_inbox()
-    client.force_login(alice)
+    add_conversations = _labelled_team_conversations(client, make_user)
 
     def page_queries(n: int) -> tuple[int, str]:
-        for _ in range(n):
-            conversation = _conversation(team=team, inbox=wa)
-            conversation.inboxes.add(tg)
-            conversation_labels_set(conversation=conversation, labels=["vip", "refund"])
-        from django.db import connection
-        from django.test.utils import CaptureQueriesContext
-
+        add_conversations(n)
         client.get("/inbox/")  # the first request of a session also caches what later ones reuse
         with CaptureQueriesContext(connection) as queries:
             response = client.get("/inbox/")
