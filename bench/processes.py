@@ -108,6 +108,25 @@ def running(*starters) -> Iterator[list[subprocess.Popen]]:
         stop(*procs)
 
 
+@contextlib.contextmanager
+def held(proc: subprocess.Popen) -> Iterator[None]:
+    """Stop a process tree (SIGSTOP) for the block and let it go on after (SIGCONT): the worker
+    held during a burst, as if it ran on another machine or were busy elsewhere, so that what the
+    web tier alone acknowledges is measured; what it queued is processed once it goes on."""
+    import psutil
+
+    tree = [psutil.Process(proc.pid)]
+    tree += tree[0].children(recursive=True)
+    for member in tree:
+        member.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for member in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.send_signal(signal.SIGCONT)
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of a process and its children, in MiB."""
     import psutil
