@@ -3,9 +3,10 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import Availability, Team, User
+from cxplatform.api.serializers import ModelSerializer
 
 
-class TeamSerializer(serializers.ModelSerializer):
+class TeamSerializer(ModelSerializer):
     member_count = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -13,7 +14,7 @@ class TeamSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "member_count"]
 
 
-class AgentSerializer(serializers.ModelSerializer):
+class AgentSerializer(ModelSerializer):
     role = serializers.CharField(read_only=True)
     teams = serializers.SerializerMethodField()
 

@@ -21,6 +21,7 @@ from channels_app.models import (
     Message,
     MessageStatus,
 )
+from cxplatform.api.serializers import ModelSerializer
 
 
 def _inline_enum(choices) -> type[serializers.ChoiceField]:
@@ -43,7 +44,7 @@ MessageStatusField = _inline_enum(MessageStatus.choices)
 AutomaticMessageKindField = _inline_enum(AutomaticMessageKind.choices)
 
 
-class InboxSerializer(serializers.ModelSerializer):
+class InboxSerializer(ModelSerializer):
     kind = InboxKindField(choices=InboxKind.choices, read_only=True)
     webhook_url = serializers.SerializerMethodField(help_text="Paste into the provider's console.")
     config = serializers.SerializerMethodField(
@@ -108,7 +109,7 @@ class InboxRef(serializers.Serializer):
     kind = serializers.CharField()
 
 
-class ConversationSerializer(serializers.ModelSerializer):
+class ConversationSerializer(ModelSerializer):
     status = ConversationStatusField(choices=ConversationStatus.choices, read_only=True)
     customer = ConversationCustomer(read_only=True)
     assignee = AgentRef(read_only=True, allow_null=True)
@@ -128,7 +129,7 @@ class ConversationSerializer(serializers.ModelSerializer):
         return [label.name for label in conversation.label_list()]
 
 
-class MessageSerializer(serializers.ModelSerializer):
+class MessageSerializer(ModelSerializer):
     status = MessageStatusField(choices=MessageStatus.choices, read_only=True)
     author = AgentRef(read_only=True, allow_null=True)
     channel = serializers.CharField(source="inbox.kind", read_only=True)
@@ -207,7 +208,7 @@ class InboundAcceptedSerializer(serializers.Serializer):
     event = serializers.IntegerField()
 
 
-class LabelSerializer(serializers.ModelSerializer):
+class LabelSerializer(ModelSerializer):
     class Meta:
         model = Label
         fields = ["id", "name", "colour", "description", "created_at"]
@@ -224,7 +225,7 @@ class ConversationLabelsResultSerializer(serializers.Serializer):
     labels = serializers.ListField(child=serializers.CharField())
 
 
-class CannedResponseSerializer(serializers.ModelSerializer):
+class CannedResponseSerializer(ModelSerializer):
     created_by = AgentRef(read_only=True, allow_null=True)
 
     class Meta:

@@ -16,15 +16,16 @@ from customers.models import (
     Segment,
     TimelineEntry,
 )
+from cxplatform.api.serializers import ModelSerializer
 
 
-class IdentitySerializer(serializers.ModelSerializer):
+class IdentitySerializer(ModelSerializer):
     class Meta:
         model = Identity
         fields = ["kind", "value", "scope", "verified", "source", "first_seen_at", "last_seen_at"]
 
 
-class ConsentSerializer(serializers.ModelSerializer):
+class ConsentSerializer(ModelSerializer):
     opted_in = serializers.BooleanField(source="is_opted_in", read_only=True)
 
     class Meta:
@@ -32,7 +33,7 @@ class ConsentSerializer(serializers.ModelSerializer):
         fields = ["channel", "opted_in", "opted_in_at", "opted_out_at", "source"]
 
 
-class CustomerSerializer(serializers.ModelSerializer):
+class CustomerSerializer(ModelSerializer):
     identities = IdentitySerializer(many=True, read_only=True)
     tags = serializers.SerializerMethodField()
     consents = ConsentSerializer(many=True, read_only=True)
@@ -124,7 +125,7 @@ class EraseRequestSerializer(serializers.Serializer):
         return value
 
 
-class TimelineEntrySerializer(serializers.ModelSerializer):
+class TimelineEntrySerializer(ModelSerializer):
     # Free text: other apps add kinds of their own (see customers.models.TimelineKind).
     kind = serializers.CharField(read_only=True)
 
@@ -146,7 +147,7 @@ class TimelineQuerySerializer(serializers.Serializer):
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
 
 
-class SegmentSerializer(serializers.ModelSerializer):
+class SegmentSerializer(ModelSerializer):
     customer_count = serializers.IntegerField(read_only=True)
 
     class Meta:

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from cxplatform.api.serializers import ModelSerializer
 from integrations.events import WEBHOOK_EVENT_TYPES
 from integrations.models import WebhookDelivery, WebhookSubscription
 
 
-class WebhookSubscriptionSerializer(serializers.ModelSerializer):
+class WebhookSubscriptionSerializer(ModelSerializer):
     events = serializers.ListField(child=serializers.ChoiceField(choices=WEBHOOK_EVENT_TYPES))
 
     class Meta:
@@ -40,7 +41,7 @@ class WebhookSubscriptionUpdateSerializer(serializers.Serializer):
     active = serializers.BooleanField(required=False)
 
 
-class WebhookDeliverySerializer(serializers.ModelSerializer):
+class WebhookDeliverySerializer(ModelSerializer):
     class Meta:
         model = WebhookDelivery
         fields = [

@@ -7,6 +7,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from customers.models import LifecycleStage
+from cxplatform.api.serializers import ModelSerializer
 from journeys.models import CsatResponse, CustomerEvent, StageChange
 
 
@@ -34,7 +35,7 @@ class EventCreateSerializer(serializers.Serializer):
         return value
 
 
-class EventSerializer(serializers.ModelSerializer):
+class EventSerializer(ModelSerializer):
     id = serializers.CharField(source="external_id")
     customer = serializers.IntegerField(source="customer_id")
     customer_stage = serializers.CharField(source="customer.lifecycle_stage")
@@ -51,7 +52,7 @@ class StageSetSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
-class StageChangeSerializer(serializers.ModelSerializer):
+class StageChangeSerializer(ModelSerializer):
     actor = serializers.EmailField(source="actor.email", default=None, read_only=True)
     from_stage = serializers.CharField(read_only=True, help_text="reach, acquisition, conversion, retention or loyalty")
     to_stage = serializers.CharField(read_only=True, help_text="reach, acquisition, conversion, retention or loyalty")
@@ -64,7 +65,7 @@ class StageChangeSerializer(serializers.ModelSerializer):
         ]
 
 
-class CsatResponseSerializer(serializers.ModelSerializer):
+class CsatResponseSerializer(ModelSerializer):
     conversation = serializers.IntegerField(source="survey.conversation_id")
     channel = serializers.CharField(source="survey.inbox.kind", default="")
     inbox = serializers.IntegerField(source="survey.inbox_id", default=None)
