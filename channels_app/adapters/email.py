@@ -642,7 +642,7 @@ class EmailAdapter:
             raise AdapterError(str(exc), permanent=True) from exc
         except outbound.OutboundError as exc:
             raise AdapterError(str(exc), permanent=False) from exc
-        context = ssl.create_default_context()
+        context = outbound.tls_context()
         try:
             smtp: smtplib.SMTP
             if c.smtp_security == "ssl":
@@ -712,7 +712,7 @@ def imap_poll(config: EmailConfig, handle: Callable[[str, bytes], None], *, limi
         raise AdapterError(str(exc), permanent=True) from exc
     except outbound.OutboundError as exc:
         raise AdapterError(str(exc), permanent=False) from exc
-    context = ssl_context or ssl.create_default_context()
+    context = ssl_context or outbound.tls_context()
     handled = 0
     try:
         if config.imap_security == "ssl":
