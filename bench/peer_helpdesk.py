@@ -21,11 +21,15 @@ excluded: that number holds up when the machine is busy, req/s does not.
    a random ticket / conversation, token auth on both sides.
    - *note*: peer `POST /api/followups/` with `public: false` (an internal comment) vs ours
      `POST /api/v1/conversations/{id}/messages/` with `private: true` (a private note);
-   - *reply*: peer `public: true` (the follow-up the customer sees; helpdesk renders and sends its
-     notification e-mail inside the request, to a dummy e-mail backend here) vs ours an agent's
-     reply on e-mail conversations (stored as queued; delivery is a Celery task after commit, which
-     runs against an SMTP server that does not exist here and fails — work the peer does not do).
-   Reported: requests/s, p50/p99 ms; ratio = our requests/s ÷ peer requests/s.
+   - *reply*: peer `public: true` (the follow-up the customer sees; helpdesk renders its
+     notification e-mail and sends it inside the request) vs ours an agent's reply on e-mail
+     conversations (stored as queued and answered; a Celery task sends it after commit). Both
+     send by SMTP to the same local server (bench/smtp_sink.py, which accepts and discards), so
+     both do the whole work of a reply. Ours is then waited for until every reply is sent.
+   Reported: requests/s, p50/p99 ms; ratio = our requests/s ÷ peer requests/s. For the reply
+   also the e-mails sent per second end to end (ours: from the first request to the last reply
+   sent; the peer's are sent before it answers) and the servers' CPU per reply sent, worker
+   included.
 2. **Ingesting a folder of .eml files**: the same generated folder (realistic multipart mails,
    plain + HTML, 10% with a small PDF attachment, a quarter of them replies with In-Reply-To /
    References, ~500 senders; fresh Message-IDs every run). The peer ingests it with its own code
@@ -73,6 +77,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import base64
 import datetime as dt
 import hashlib
@@ -105,6 +110,8 @@ PEER_DIR = common.ROOT / "bench" / "peers" / "helpdesk"
 PEER_PY = PEER_DIR / ".venv" / "bin" / "python"
 PEER_PORT = 8201
 OUR_PORT = 8202
+SMTP_PORT = 8225
+SMTP_COUNT = common.ROOT / "var" / "bench" / "smtp-sink-count"
 EML_DIR = common.ROOT / "var" / "bench" / "peer-eml"
 CONCURRENCY = 8
 INBOUND_SECRET = b"bench-inbound-secret"  # the "Bench email" inbox of bench/dataset.py
@@ -116,6 +123,7 @@ def peer_env() -> dict[str, str]:
     env = dict(os.environ)
     url = urlparse(env["DATABASE_URL"])
     env["PEER_DATABASE_URL"] = urlunparse(url._replace(path="/helpdeskbench"))
+    env["PEER_SMTP_PORT"] = str(SMTP_PORT)
     env.pop("DJANGO_SETTINGS_MODULE", None)
     return env
 
@@ -152,6 +160,11 @@ def ours_prepare() -> dict:
 
     ids = list(Conversation.objects.order_by("?").values_list("id", flat=True)[:5000])
     email_inbox = Inbox.objects.get(name="Bench email")
+    if email_inbox.config.get("smtp_host") != "127.0.0.1" or email_inbox.config.get("smtp_port") != SMTP_PORT:
+        from channels_app.services.inboxes import inbox_update
+
+        email_inbox = inbox_update(inbox=email_inbox, config={"smtp_host": "127.0.0.1", "smtp_port": SMTP_PORT,
+                                                              "smtp_security": "none"})
     email_ids = list(Conversation.objects.filter(last_inbox=email_inbox).order_by("?").values_list("id", flat=True)[:5000])
     return {"token": raw, "session_cookie": settings.SESSION_COOKIE_NAME,
             "session_key": client.cookies[settings.SESSION_COOKIE_NAME].value, "conversation_ids": ids,
@@ -379,6 +392,41 @@ def drain(inbox, first_id: int, timeout: float = 1800) -> dict:
             "emails_per_s": round(processed / seconds, 1) if seconds else None}
 
 
+def smtp_sink() -> subprocess.Popen:
+    SMTP_COUNT.parent.mkdir(parents=True, exist_ok=True)
+    proc = processes._start("smtp-sink", [sys.executable, str(common.ROOT / "bench" / "smtp_sink.py"),
+                                          str(SMTP_PORT), str(SMTP_COUNT)])
+    atexit.register(processes.stop, proc)
+    processes.wait_for_port(SMTP_PORT)
+    return proc
+
+
+def mails_received() -> int:
+    return int(SMTP_COUNT.read_text() or 0)
+
+
+def replies_sent(inbox, first_id: int, cpu, cpu_start: list[float], mails_before: int, timeout: float = 600) -> dict:
+    """Wait until our replies (messages after `first_id` on the e-mail inbox) have all left the
+    queue; e-mails sent per second from the first reply stored to the last one sent, and the
+    servers' CPU (web and worker) per reply sent over that whole span."""
+    from channels_app.models import Message, MessageStatus
+
+    replies = Message.objects.filter(inbox=inbox, pk__gt=first_id, direction="outbound", private=False)
+    deadline = time.monotonic() + timeout
+    while replies.filter(status=MessageStatus.QUEUED).exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    cpu_end = cpu()
+    span = replies.aggregate(first=Min("created_at"), last=Max("sent_at"))
+    sent = replies.exclude(sent_at=None).count()
+    seconds = (span["last"] - span["first"]).total_seconds() if span["last"] else None
+    return {"replies": replies.count(), "sent": sent, "failed": replies.filter(status=MessageStatus.FAILED).count(),
+            "still_queued": replies.filter(status=MessageStatus.QUEUED).count(),
+            "mails_received_by_the_sink": mails_received() - mails_before,
+            "seconds": round(seconds, 2) if seconds else None,
+            "emails_per_s": round(sent / seconds, 1) if seconds else None,
+            **{f"{k}_per_reply_sent": v for k, v in cpu_per(cpu_start, cpu_end, sent).items()}}
+
+
 # --- the run -----------------------------------------------------------------------------------
 
 def ratio(ours: float | None, peer: float | None) -> float | None:
@@ -415,17 +463,20 @@ def main() -> int:
     datatables_url = (f"{peer_base}/datatables_ticket_list/{datatables_query}"
                       "?draw=1&start=0&length=25&order%5B0%5D%5Bcolumn%5D=5&order%5B0%5D%5Bdir%5D=asc")
 
+    sink = smtp_sink()
     # 1. The peer alone.
     peer_res: dict = {}
     with processes.running(peer_gunicorn) as procs:
         cpu = cpu_meter(procs)
         if "api" in only:
             for kind, public in (("note", False), ("reply", True)):
+                mails_before = mails_received()
                 peer_res[f"api_{kind}"] = asyncio.run(closed_loop(
                     lambda rng: f"{peer_base}/api/followups/",
                     lambda rng, public=public: {"ticket": peer_ticket(rng), "title": "Bench follow-up",
                                                 "comment": "Terima kasih, kami cek dulu ya kak.", "public": public},
                     peer_api_headers, args.seconds, cpu))
+                peer_res[f"api_{kind}"]["mails_received_by_the_sink"] = mails_received() - mails_before
                 print("peer", kind, json.dumps(peer_res[f"api_{kind}"]), flush=True)
         if "list" in only:
             peer_res["list_page"] = asyncio.run(sequential_gets(f"{peer_base}/tickets/", peer_cookie, args.reads))
@@ -441,12 +492,19 @@ def main() -> int:
     with processes.running(lambda: processes.gunicorn(OUR_PORT), processes.celery_worker) as procs:
         cpu = cpu_meter(procs)
         if "api" in only:
+            from channels_app.models import Message
+
             for kind, private, ids in (("note", True, ours["conversation_ids"]),
                                        ("reply", False, ours["email_conversation_ids"])):
+                first_message = Message.objects.aggregate(m=Max("pk"))["m"] or 0
+                cpu_start, mails_before = cpu(), mails_received()
                 our_res[f"api_{kind}"] = asyncio.run(closed_loop(
                     lambda rng, ids=ids: f"{our_base}/api/v1/conversations/{rng.choice(ids)}/messages/",
                     lambda rng, private=private: {"content": "Terima kasih, kami cek dulu ya kak.", "private": private},
                     our_api_headers, args.seconds, cpu))
+                if kind == "reply":
+                    our_res["api_reply"]["delivery"] = replies_sent(ours["email_inbox"], first_message, cpu,
+                                                                    cpu_start, mails_before)
                 print("ours", kind, json.dumps(our_res[f"api_{kind}"]), flush=True)
         if "list" in only:
             our_res["list_page"] = asyncio.run(sequential_gets(f"{our_base}/inbox/", our_cookie, args.reads))
@@ -469,6 +527,8 @@ def main() -> int:
                                          cpu_per(cpu0, cpu(), our_res["email"]["processed"]).items()})
             print("ours email", json.dumps(our_res["email"]), flush=True)
 
+    processes.stop(sink)
+
     # 3. Ratios.
     ratios: dict = {}
     for kind in ("note", "reply"):
@@ -478,6 +538,12 @@ def main() -> int:
             ratios[f"api_{kind}_p99"] = ratio(o["p99_ms"], p["p99_ms"])
             ratios[f"api_{kind}_cpu_per_request"] = ratio(o.get("server_cpu_ms_per_request"),
                                                            p.get("server_cpu_ms_per_request"))
+    if "api_reply" in peer_res and "delivery" in our_res.get("api_reply", {}):
+        # The peer's replies are sent before it answers: its requests/s are its e-mails sent/s.
+        delivery = our_res["api_reply"]["delivery"]
+        ratios["api_reply_sent_throughput"] = ratio(delivery["emails_per_s"], peer_res["api_reply"]["requests_per_s"])
+        ratios["api_reply_cpu_per_reply_sent"] = ratio(delivery.get("server_cpu_ms_per_reply_sent"),
+                                                        peer_res["api_reply"].get("server_cpu_ms_per_request"))
     if "email" in peer_res:
         ratios["email_ingest_throughput"] = ratio(our_res["email"]["emails_per_s"], peer_res["email"]["emails_per_s"])
         ratios["email_cpu_per_email"] = ratio(our_res["email"].get("server_cpu_ms_per_email"),
@@ -509,6 +575,14 @@ def print_table(peer: dict, ours: dict, ratios: dict) -> None:
                          f"{o.get('server_cpu_ms_per_request')} CPU ms/req (web {o.get('web_cpu_ms_per_request')})",
                          f"{ratios[f'api_{kind}_throughput']}× throughput, "
                          f"{ratios[f'api_{kind}_cpu_per_request']}× CPU"))
+    if "api_reply" in peer and "delivery" in ours.get("api_reply", {}):
+        d = ours["api_reply"]["delivery"]
+        rows.append(("replies sent by SMTP, end to end", f"{peer['api_reply']['requests_per_s']} e-mails/s "
+                     f"({peer['api_reply'].get('mails_received_by_the_sink')} received)",
+                     f"{d['emails_per_s']} e-mails/s ({d['sent']} sent, {d['failed']} failed, "
+                     f"{d['mails_received_by_the_sink']} received), {d.get('server_cpu_ms_per_reply_sent')} CPU ms/reply",
+                     f"{ratios.get('api_reply_sent_throughput')}× throughput, "
+                     f"{ratios.get('api_reply_cpu_per_reply_sent')}× CPU"))
     if "email" in peer:
         rows.append((".eml folder ingest", f"{peer['email']['emails_per_s']} emails/s, "
                      f"{peer['email']['cpu_ms_per_email']} CPU ms/email",

@@ -88,8 +88,14 @@ MEDIA_ROOT = VAR_DIR / "media"
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/tickets/"
 
-# Notifications are rendered as in production but not sent anywhere.
-EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
+# Notifications go by SMTP, as in production, to the benchmark's local sink (bench/smtp_sink.py)
+# when PEER_SMTP_PORT names it; otherwise they are rendered but not sent anywhere.
+if os.environ.get("PEER_SMTP_PORT"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = "127.0.0.1"
+    EMAIL_PORT = int(os.environ["PEER_SMTP_PORT"])
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
 DEFAULT_FROM_EMAIL = "helpdesk@bench.test"
 
 HELPDESK_TEAMS_MODE_ENABLED = False  # no pinax-teams
