@@ -498,10 +498,14 @@ STUCK_AFTER = dt.timedelta(minutes=10)
 STUCK_RETRY_AFTER = dt.timedelta(hours=2)
 
 
+SENT_FIELDS = ["status", "status_changed_at", "provider_message_id", "sent_at", "error_code", "error_title", "data"]
+
+
 @transaction.atomic
 def message_sent(*, message: Message, provider_message_id: str, raw: Any = None) -> Message:
     """The provider accepted the message: sent, with its id (status webhooks refer to it)."""
-    message = Message.objects.select_for_update(of=("self",)).select_related("conversation", "inbox").get(pk=message.pk)
+    message = (Message.objects.select_for_update(of=("self",)).select_related("conversation__customer", "inbox")
+               .get(pk=message.pk))
     now = timezone.now()
     previous_status = message.status
     if STATUS_RANK.get(message.status, -1) < STATUS_RANK[MessageStatus.SENT]:
@@ -512,7 +516,7 @@ def message_sent(*, message: Message, provider_message_id: str, raw: Any = None)
     message.sent_at = message.sent_at or now
     message.error_code = message.error_title = ""
     message.data = _unclaimed(message.data)
-    message.save()
+    message.save(update_fields=SENT_FIELDS)
     customer_touch(customer=message.conversation.customer, contacted_at=now)
     _publish("channels.message.updated", message, message.conversation)
     _status_changed(message, previous_status)
@@ -537,7 +541,7 @@ def message_deliver_attempt_failed(*, message: Message, error: AdapterError, fin
     if final:
         message.status = MessageStatus.FAILED
         message.status_changed_at = timezone.now()
-    message.save()
+    message.save(update_fields=["error_code", "error_title", "data", "status", "status_changed_at"])
     if final:
         _publish("channels.message.updated", message, message.conversation)
         _status_changed(message, MessageStatus.QUEUED)

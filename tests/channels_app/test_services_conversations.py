@@ -582,3 +582,31 @@ def test_a_message_being_sent_by_another_worker_is_not_sent_again(client, agent,
     assert message_deliver(message_id=in_flight.pk).message.status == "queued"
     assert message_deliver(message_id=stale.pk).message.status == "sent"
     assert len(provider_server.requests) == 1
+
+
+def test_recording_a_send_writes_only_what_changed(client, agent, provider_server, django_capture_on_commit_callbacks):
+    """The provider's answer updates the message's status columns, not its content or
+    attachments, and the customer comes with the message (no query of its own)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from channels_app.services import message_deliver
+
+    wa = whatsapp_inbox(api_base_url=provider_server.url)
+    with django_capture_on_commit_callbacks(execute=True):
+        post_whatsapp(client, wa, wa_text(timestamp=now_ts()))
+    reply = Message.objects.create(conversation=Conversation.objects.get(), inbox=wa, direction="outbound",
+                                   sender="agent", content="Pesanan sudah dikirim", status="queued",
+                                   data={"to": WA_ID})
+    provider_server.respond(200, json_body={"messages": [{"id": "wamid.ONLY"}]})
+
+    with CaptureQueriesContext(connection) as queries:
+        assert message_deliver(message_id=reply.pk).message.status == "sent"
+
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "channels_app_message"')]
+    assert len(updates) == 2  # the claim, then the result
+    assert all('"content"' not in sql and '"attachments"' not in sql for sql in updates)
+    assert not [q for q in queries.captured_queries if q["sql"].startswith('SELECT "customers_customer"')]
+    reply.refresh_from_db()
+    assert (reply.status, reply.provider_message_id, reply.content) == ("sent", "wamid.ONLY", "Pesanan sudah dikirim")
+    assert reply.sent_at is not None and "sending_since" not in reply.data
