@@ -95,6 +95,9 @@ def measure(path: str, headers: dict[str, str], n: int) -> dict:
         status, seconds = http_get(path, headers)
         statuses.add(status)
         timings.append(seconds)
+    if statuses != {200}:
+        # An error page is fast and measures nothing (a run once timed 429s at 3.5 ms).
+        raise SystemExit(f"GET {path} answered {sorted(statuses)}, not 200: nothing to measure")
     return {"status": sorted(statuses), **{k: v for k, v in common.summary_ms(timings).items() if k != "p99_ms"}}
 
 
