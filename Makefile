@@ -47,6 +47,7 @@ lint: install-dev
 
 messages: install
 	$(PY) manage.py makemessages -l id --ignore=.venv --ignore=bench
+	$(PY) manage.py makemessages -d djangojs -l id --ignore=.venv --ignore=bench --ignore=staticfiles --ignore=static/vendor
 	$(PY) manage.py compilemessages --ignore=.venv
 
 clean:

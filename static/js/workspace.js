@@ -12,6 +12,11 @@
   var fetching = null;
   var again = false;
   window.cxWorkspace = {socket: null, cursorReady: false};
+  // Translations from Django's JavaScript catalog (/jsi18n/, loaded before this file); English
+  // when it is missing.
+  var _ = window.gettext || function (s) { return s; };
+  var ngettext = window.ngettext || function (one, other, n) { return n === 1 ? one : other; };
+  var interpolate = window.interpolate || function (fmt, args) { return fmt.replace("%s", args[0]); };
 
   function lastMessageId() {
     var ids = Array.prototype.map.call(thread.querySelectorAll("[data-message-id]"), function (el) { return Number(el.dataset.messageId); });
@@ -50,13 +55,13 @@
   }
   function notify(li) {
     if (document.hasFocus() || !("Notification" in window) || Notification.permission !== "granted") return;
-    try { new Notification("New message", {body: (li.querySelector(".content") || li).textContent.slice(0, 120)}); } catch (e) {}
+    try { new Notification(_("New message"), {body: (li.querySelector(".content") || li).textContent.slice(0, 120)}); } catch (e) {}
   }
   function setStatus(text) { if (statusLine) statusLine.textContent = text; }
 
   var delay = 500;
   function retry() {
-    setStatus("Reconnecting…");
+    setStatus(_("Reconnecting…"));
     setTimeout(connect, delay);
     delay = Math.min(delay * 2, 5000);
   }
@@ -70,7 +75,7 @@
     window.cxWorkspace.socket = ws;
     ws.onopen = function () {
       delay = 500;
-      setStatus("Live");
+      setStatus(_("Live"));
       if (conversationId) ws.send(JSON.stringify({type: "conversation.open", conversation: conversationId}));
       liveResume(ws);  // after conversation.open: the server answers for the groups this socket joined
     };
@@ -89,7 +94,7 @@
       else if (ev === "channels.message.updated" && data.message && data.message.conversation === conversationId) refreshOne(data.message.id);
       else if ((ev === "channels.conversation.status_changed" || ev === "channels.conversation.rated" || ev === "channels.conversation.assigned" || ev === "channels.conversation.updated") &&
                data.conversation && data.conversation.id === conversationId) refreshPanel();
-      else if (ev === "channels.typing" && data.conversation === conversationId) { setStatus("Someone is typing…"); setTimeout(function () { setStatus("Live"); }, 3000); }
+      else if (ev === "channels.typing" && data.conversation === conversationId) { setStatus(_("Someone is typing…")); setTimeout(function () { setStatus(_("Live")); }, 3000); }
   }
 
   /* Live-event cursor (docs/workspace.md, "Live events: nothing missed, nothing twice").
@@ -139,7 +144,7 @@
     if (badge) {
       var n = Number(badge.textContent || "0") + 1;
       badge.textContent = String(n); badge.hidden = false;
-      badge.setAttribute("aria-label", n + " unread");
+      badge.setAttribute("aria-label", interpolate(ngettext("%s unread message", "%s unread messages", n), [n]));
     } else {
       var notice = document.getElementById("new-conversations"); if (notice) notice.hidden = false;
     }
@@ -364,7 +369,7 @@
       if (!badge) return;
       var n = Number(badge.textContent || "0") + 1;
       badge.textContent = String(n); badge.hidden = false;
-      badge.setAttribute("aria-label", n + " conversations with unread messages");
+      badge.setAttribute("aria-label", interpolate(ngettext("%s conversation with unread messages", "%s conversations with unread messages", n), [n]));
     }
     // The live code above raises a row's unread badge; a row going from read to unread adds
     // one conversation to the tabs it belongs to.

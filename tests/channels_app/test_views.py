@@ -128,3 +128,17 @@ def test_a_long_conversation_page_shows_the_latest_messages_and_links_to_earlier
     assert 'id="earlier-messages"' not in page  # nothing older
     assert "Back to the latest messages" in page
     assert not ConversationRead.objects.exists()
+
+
+def test_the_workspace_script_gets_its_strings_in_the_agents_language(client, agent, conversation):
+    agent.language = "id"
+    agent.save(update_fields=["language"])
+    client.force_login(agent)
+    page = client.get("/inbox/").content.decode()
+    catalog = page.index('src="/jsi18n/?lang=id"')
+    assert catalog < page.index("js/workspace.js")  # deferred scripts run in order: the catalog first
+
+    response = client.get("/jsi18n/?lang=id")
+    body = response.content.decode()
+    assert "Menyambungkan ulang" in body and "%s pesan belum dibaca" in body
+    assert "private" in response["Cache-Control"] and "max-age=3600" in response["Cache-Control"]

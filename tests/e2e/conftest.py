@@ -6,6 +6,8 @@ import shutil
 
 import pytest
 
+from tests.e2e.daphne_server import daphne_server  # noqa: F401  (a fixture for every e2e test)
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test
 # body are still plain synchronous calls.
@@ -36,3 +38,23 @@ def page(browser):
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def contexts(browser):
+    """`contexts()` opens another browser context (another person) and returns its page."""
+    made = []
+
+    def make():
+        context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="en-US")
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.dialogs = dialogs
+        made.append(context)
+        return page
+
+    yield make
+    for context in made:
+        context.close()

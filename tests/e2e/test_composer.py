@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported by name are parameters of the tests)
 """The agent's composer in real Chromium: `/` opens the canned responses, the keyboard picks
 one and it is sent; a file is attached and reaches the web chat visitor as a link; the
 search shortcut."""
@@ -9,8 +8,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.daphne_server import daphne_server  # noqa: F401  (fixture)
-from tests.e2e.test_widget import agent_open_latest, contexts, open_widget, visitor_send  # noqa: F401
+from tests.e2e.test_widget import agent_open_latest, open_widget, visitor_send
 
 pytestmark = pytest.mark.e2e
 

@@ -7,12 +7,10 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.daphne_server import daphne_server  # noqa: F401  (fixture)
-from tests.e2e.test_widget import (  # noqa: F401
+from tests.e2e.test_widget import (
     agent_open_latest,
     agent_socket_down,
     agent_socket_up,
-    contexts,
     open_widget,
     visitor_send,
 )

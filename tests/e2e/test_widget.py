@@ -6,28 +6,9 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.daphne_server import daphne_server, sign_in  # noqa: F401  (fixture)
+from tests.e2e.daphne_server import sign_in
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def contexts(browser):
-    made = []
-
-    def make():
-        context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="en-US")
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        dialogs = []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.dialogs = dialogs
-        made.append(context)
-        return page
-
-    yield make
-    for context in made:
-        context.close()
 
 
 def open_widget(page, server):

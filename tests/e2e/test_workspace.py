@@ -8,12 +8,11 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.daphne_server import daphne_server, sign_in  # noqa: F401  (fixture)
-from tests.e2e.test_widget import (  # noqa: F401
+from tests.e2e.daphne_server import sign_in
+from tests.e2e.test_widget import (
     agent_open_latest,
     agent_socket_down,
     agent_socket_up,
-    contexts,
     open_widget,
     visitor_send,
 )
@@ -87,3 +86,29 @@ def test_an_agent_of_another_team_never_sees_the_conversation(daphne_server, con
     assert [f["type"] for f in frames if "type" in f] == ["hello", "error"]
     assert all(f.get("event") is None for f in frames), frames
     assert tag not in str(frames)
+
+
+def test_the_workspace_script_speaks_the_agents_language(daphne_server, contexts):
+    """The live status line and the unread labels the script writes come from Django's
+    JavaScript catalog (locale/id/LC_MESSAGES/djangojs.po), like the page around them."""
+    server = daphne_server
+    tag = uuid.uuid4().hex[:8]
+    visitor = contexts()
+    frame = open_widget(visitor, server)
+    visitor_send(frame, f"halo {tag}")
+    lead = contexts()
+    sign_in(lead, server.url, "supervisor@demo.cxplatform.test")
+    switch = "from accounts.models import User; User.objects.filter(email='supervisor@demo.cxplatform.test')"
+    server.manage(switch + ".update(language='id')")
+    try:
+        lead.goto(f"{server.url}/inbox/")
+        expect(lead.get_by_role("heading", name="Percakapan")).to_be_visible()
+        expect(lead.locator("#live-status")).to_have_text("Terhubung")
+        badge = lead.locator("[data-unread-for]").first
+        expect(badge).to_have_attribute("aria-label", "1 pesan belum dibaca")  # rendered by the server
+
+        visitor_send(frame, f"masih di sana? {tag}")
+        expect(badge).to_have_text("2")
+        expect(badge).to_have_attribute("aria-label", "2 pesan belum dibaca")  # written by the script
+    finally:
+        server.manage(switch + ".update(language='en')")
