@@ -29,7 +29,7 @@ def validate_time_zone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(_("%(value)s is not a time zone such as Asia/Jakarta."), params={"value": value})
+        raise ValidationError(_("%(value)s is not a time zone such as Asia/Jakarta."), params={"value": value}) from None
 
 
 class UserManager(BaseUserManager):

@@ -19,6 +19,6 @@ class Command(BaseCommand):
         seed_demo_customers(self.stdout)
         seed_demo_channels(self.stdout)
         seed_demo_journeys(self.stdout)
-        self.stdout.write("Demo sign-ins (password for all: %s):" % DEMO_PASSWORD)
+        self.stdout.write(f"Demo sign-ins (password for all: {DEMO_PASSWORD}):")
         for email, _full_name, role, _teams in DEMO_USERS:
             self.stdout.write(f"  {role.label:<11} {email}")
