@@ -29,7 +29,9 @@ excluded: that number holds up when the machine is busy, req/s does not.
    Reported: requests/s, p50/p99 ms; ratio = our requests/s ÷ peer requests/s. For the reply
    also the e-mails sent per second end to end (ours: from the first request to the last reply
    sent; the peer's are sent before it answers) and the servers' CPU per reply sent, worker
-   included.
+   included. Then the reply once more with our worker held (SIGSTOP) while the clients post,
+   as with a worker on another machine: what our web tier alone answers, and after it the rate
+   at which the worker alone sends the queued replies.
 2. **Ingesting a folder of .eml files**: the same generated folder (realistic multipart mails,
    plain + HTML, 10% with a small PDF attachment, a quarter of them replies with In-Reply-To /
    References, ~500 senders; fresh Message-IDs every run). The peer ingests it with its own code
@@ -79,6 +81,7 @@ import argparse
 import asyncio
 import atexit
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -413,14 +416,16 @@ def replies_sent(inbox, first_id: int, cpu, cpu_start: list[float], mails_before
     while replies.filter(status=MessageStatus.QUEUED).exists() and time.monotonic() < deadline:
         time.sleep(0.5)
     cpu_end = cpu()
-    span = replies.aggregate(first=Min("created_at"), last=Max("sent_at"))
+    span = replies.aggregate(first=Min("created_at"), last=Max("sent_at"), first_sent=Min("sent_at"))
     sent = replies.exclude(sent_at=None).count()
     seconds = (span["last"] - span["first"]).total_seconds() if span["last"] else None
+    sending = (span["last"] - span["first_sent"]).total_seconds() if span["last"] else None
     return {"replies": replies.count(), "sent": sent, "failed": replies.filter(status=MessageStatus.FAILED).count(),
             "still_queued": replies.filter(status=MessageStatus.QUEUED).count(),
             "mails_received_by_the_sink": mails_received() - mails_before,
             "seconds": round(seconds, 2) if seconds else None,
             "emails_per_s": round(sent / seconds, 1) if seconds else None,
+            "sending_emails_per_s": round(sent / sending, 1) if sending else None,  # first sent to last
             **{f"{k}_per_reply_sent": v for k, v in cpu_per(cpu_start, cpu_end, sent).items()}}
 
 
@@ -492,16 +497,21 @@ def main() -> int:
             from channels_app.models import Message
 
             for kind, private, ids in (("note", True, ours["conversation_ids"]),
-                                       ("reply", False, ours["email_conversation_ids"])):
+                                       ("reply", False, ours["email_conversation_ids"]),
+                                       ("reply_worker_held", False, ours["email_conversation_ids"])):
                 first_message = Message.objects.aggregate(m=Max("pk"))["m"] or 0
                 cpu_start, mails_before = cpu(), mails_received()
-                our_res[f"api_{kind}"] = asyncio.run(closed_loop(
-                    lambda rng, ids=ids: f"{our_base}/api/v1/conversations/{rng.choice(ids)}/messages/",
-                    lambda rng, private=private: {"content": "Terima kasih, kami cek dulu ya kak.", "private": private},
-                    our_api_headers, args.seconds, cpu))
-                if kind == "reply":
-                    our_res["api_reply"]["delivery"] = replies_sent(ours["email_inbox"], first_message, cpu,
-                                                                    cpu_start, mails_before)
+                # reply_worker_held: the web tier alone, as with a worker on another machine; the
+                # replies wait in the queue and are sent once the worker goes on (its own rate).
+                with processes.held(procs[1]) if kind == "reply_worker_held" else contextlib.nullcontext():
+                    our_res[f"api_{kind}"] = asyncio.run(closed_loop(
+                        lambda rng, ids=ids: f"{our_base}/api/v1/conversations/{rng.choice(ids)}/messages/",
+                        lambda rng, private=private: {"content": "Terima kasih, kami cek dulu ya kak.",
+                                                      "private": private},
+                        our_api_headers, args.seconds, cpu))
+                if kind != "note":
+                    our_res[f"api_{kind}"]["delivery"] = replies_sent(ours["email_inbox"], first_message, cpu,
+                                                                      cpu_start, mails_before)
                 print("ours", kind, json.dumps(our_res[f"api_{kind}"]), flush=True)
         if "list" in only:
             our_res["list_page"] = asyncio.run(sequential_gets(f"{our_base}/inbox/", our_cookie, args.reads))
@@ -535,6 +545,11 @@ def main() -> int:
             ratios[f"api_{kind}_p99"] = ratio(o["p99_ms"], p["p99_ms"])
             ratios[f"api_{kind}_cpu_per_request"] = ratio(o.get("server_cpu_ms_per_request"),
                                                            p.get("server_cpu_ms_per_request"))
+    if "api_reply" in peer_res and "api_reply_worker_held" in our_res:
+        held = our_res["api_reply_worker_held"]
+        ratios["api_reply_worker_held_throughput"] = ratio(held["requests_per_s"], peer_res["api_reply"]["requests_per_s"])
+        ratios["api_reply_worker_held_web_cpu_per_request"] = ratio(held.get("web_cpu_ms_per_request"),
+                                                                     peer_res["api_reply"].get("server_cpu_ms_per_request"))
     if "api_reply" in peer_res and "delivery" in our_res.get("api_reply", {}):
         # The peer's replies are sent before it answers: its requests/s are its e-mails sent/s.
         delivery = our_res["api_reply"]["delivery"]
@@ -580,6 +595,15 @@ def print_table(peer: dict, ours: dict, ratios: dict) -> None:
                      f"{d['mails_received_by_the_sink']} received), {d.get('server_cpu_ms_per_reply_sent')} CPU ms/reply",
                      f"{ratios.get('api_reply_sent_throughput')}× throughput, "
                      f"{ratios.get('api_reply_cpu_per_reply_sent')}× CPU"))
+    if "api_reply" in peer and "api_reply_worker_held" in ours:
+        h = ours["api_reply_worker_held"]
+        rows.append(("reply, our worker held (web tier alone; sent after)",
+                     f"{peer['api_reply']['requests_per_s']} req/s, {peer['api_reply'].get('server_cpu_ms_per_request')} CPU ms/req",
+                     f"{h['requests_per_s']} req/s, p50 {h['p50_ms']} / p99 {h['p99_ms']} ms, "
+                     f"{h.get('web_cpu_ms_per_request')} CPU ms/req; then sent at "
+                     f"{h.get('delivery', {}).get('sending_emails_per_s')}/s by the worker alone",
+                     f"{ratios.get('api_reply_worker_held_throughput')}× throughput, "
+                     f"{ratios.get('api_reply_worker_held_web_cpu_per_request')}× CPU"))
     if "email" in peer:
         rows.append((".eml folder ingest", f"{peer['email']['emails_per_s']} emails/s, "
                      f"{peer['email']['cpu_ms_per_email']} CPU ms/email",
