@@ -20,7 +20,5 @@ application = ProtocolTypeRouter(
 )
 
 from cxplatform.gc_tuning import freeze_startup_objects  # noqa: E402
-from cxplatform.warmup import warm_imports  # noqa: E402
 
-warm_imports()  # what the first request would load, before the freeze so it is frozen too
 freeze_startup_objects()

@@ -6,10 +6,11 @@ live as long as the process and are never garbage. On the live-push benchmark ea
 ran such collections every few seconds, 40-140 ms each, collecting next to nothing; they were
 the spikes in the push latency's p99 (docs/performance.md).
 
-`freeze_startup_objects()` loads what every process needs anyway (settings, apps, the URL
-configuration with every view module), collects once, and moves all of it to the collector's
-permanent generation (`gc.freeze()`), so later collections only walk what requests and tasks
-create. Set CX_GC_FREEZE=false to keep the default behaviour.
+`freeze_startup_objects()` loads what every process needs anyway (`cxplatform.warmup.warm_imports`:
+the URL configuration with every view module, the tasks modules, the translations), collects
+once, and moves all of it to the collector's permanent generation (`gc.freeze()`), so later
+collections only walk what requests and tasks create. Set CX_GC_FREEZE=false to keep the
+default behaviour (the loading still happens).
 """
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ from cxplatform.env import env_bool
 
 
 def freeze_startup_objects() -> bool:
+    from cxplatform.warmup import warm_imports
+
+    warm_imports()  # now, not on the first request; and before the freeze, so it is frozen too
     if not env_bool("CX_GC_FREEZE", True):
         return False
-    from django.urls import get_resolver
-
-    get_resolver().url_patterns  # noqa: B018  (imports every view module now, not on the first request)
     gc.collect()
     gc.freeze()
     return True

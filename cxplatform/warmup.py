@@ -7,9 +7,9 @@ the Celery app's task registry (22 ms), and opens the connections to PostgreSQL,
 cache and the broker. Right after a restart under 300 webhooks/s that made an ack p99 of
 62-91 ms (docs/performance.md, eighth session).
 
-- `warm_imports()` touches no network: the WSGI and ASGI modules call it before freezing the
-  start-up objects (cxplatform/gc_tuning.py), so what it loads is frozen too, and it is safe
-  before a fork (gunicorn --preload).
+- `warm_imports()` touches no network: every server process (the WSGI and ASGI modules, each
+  Celery worker process) calls it through `gc_tuning.freeze_startup_objects()`, before the
+  freeze, so what it loads is frozen too; it is safe before a fork (gunicorn --preload).
 - `warm_connections()` opens this process's connections: gunicorn calls it in each worker
   once the application is loaded (gunicorn.conf.py, `post_worker_init`). A server that is
   down is logged and left to the first request, which fails or retries as it always would.

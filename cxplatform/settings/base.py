@@ -139,9 +139,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fixup closes every database connection before and after each task unless
 # this is set: a new PostgreSQL backend (fork, authentication, cold catalog caches) per task;
 # 923 new sessions in one 8-second benchmark run of about 300 agent replies
-# (docs/performance.md, eighth session). Connections are now kept, and cxplatform/celery.py gives tasks Django's request
-# lifecycle instead: a broken connection, or one older than CONN_MAX_AGE, is dropped before
-# and after each task; the fixup still recycles every connection after this many tasks.
+# (docs/performance.md, eighth session). Connections are now kept, and cxplatform/celery.py
+# gives tasks Django's request lifecycle instead: a broken connection, or one older than
+# CONN_MAX_AGE, is dropped before and after each task; the fixup still recycles every
+# connection after this many tasks.
 CELERY_DB_REUSE_MAX = env.env_int("CELERY_DB_REUSE_MAX", 1000, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "accounts.availability_expire": {
