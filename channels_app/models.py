@@ -293,6 +293,8 @@ class Message(models.Model):
             # after an agent's read marker, answered from the index alone.
             models.Index(fields=["conversation", "id"], condition=models.Q(direction="inbound"),
                          name="message_inbound_idx"),
+            # The delivery drain and the stuck-reply sweeper: the few queued replies among millions.
+            models.Index(fields=["id"], condition=models.Q(status="queued"), name="message_queued_idx"),
         ]
 
     def __str__(self) -> str:

@@ -32,9 +32,16 @@ def webhook_events_drain_task() -> int:
     return ingest.webhook_events_drain()
 
 
+@shared_task(acks_late=True)
+def messages_deliver_drain_task() -> int:
+    """Send every new queued reply (queued once per burst by `messages.messages_deliver_wake`)."""
+    return messages.messages_deliver_drain()
+
+
 @shared_task(bind=True, acks_late=True, max_retries=None)
 def message_deliver_task(self, message_id: int) -> str | None:
-    """Send one queued outbound message; retryable provider errors back off exponentially."""
+    """Send one queued outbound message again (a retry, or one the sweeper found); retryable
+    provider errors back off exponentially."""
     outcome = messages.message_deliver(message_id=message_id, attempt=self.request.retries + 1)
     if outcome.retry_in is not None:
         return _retry(self, outcome.retry_in, message_id)

@@ -20,6 +20,7 @@ the original Message-ID.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import imaplib
@@ -29,7 +30,7 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email import policy
 from email.headerregistry import Address
@@ -627,15 +628,33 @@ class EmailAdapter:
                                 filename=att.filename or "attachment")
         return mail
 
-    def send(self, message: OutboundMessage) -> DeliveryResult:
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[None]:
+        """Send everything inside over one SMTP connection (a batch of replies): connect, EHLO,
+        STARTTLS and login once, as Django's e-mail backend does for `send_messages`. A connection
+        the server dropped meanwhile is opened again once."""
+        self._keep_open = True
+        try:
+            yield
+        finally:
+            self._keep_open = False
+            self._close()
+
+    _keep_open = False
+    _smtp: smtplib.SMTP | None = None
+
+    def _close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+    def _connect(self) -> smtplib.SMTP:
         from channels_app import outbound
 
         c = self.config
-        if not c.smtp_host:
-            raise AdapterError("this inbox has no SMTP server configured", permanent=True)
-        if not message.to or not (message.text or message.attachment):
-            raise AdapterError("email needs a recipient and a body", permanent=True)
-        mail = self.build_message(message)
         try:
             ip = outbound.resolve_allowed(c.smtp_host, c.smtp_port, outbound._allowed_networks())
         except outbound.OutboundBlocked as exc:
@@ -643,25 +662,38 @@ class EmailAdapter:
         except outbound.OutboundError as exc:
             raise AdapterError(str(exc), permanent=False) from exc
         context = outbound.tls_context()
+        smtp = smtplib.SMTP_SSL(timeout=20, context=context) if c.smtp_security == "ssl" else smtplib.SMTP(timeout=20)
+        smtp._host = c.smtp_host  # TLS checks the configured name while we connect to the checked address
         try:
-            smtp: smtplib.SMTP
-            if c.smtp_security == "ssl":
-                smtp = smtplib.SMTP_SSL(timeout=20, context=context)
-            else:
-                smtp = smtplib.SMTP(timeout=20)
-            smtp._host = c.smtp_host  # TLS checks the configured name while we connect to the checked address
             smtp.connect(str(ip), c.smtp_port)
+            if c.smtp_security == "starttls":
+                smtp.starttls(context=context)
+            if c.smtp_username:
+                smtp.login(c.smtp_username, c.smtp_password)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def send(self, message: OutboundMessage) -> DeliveryResult:
+        c = self.config
+        if not c.smtp_host:
+            raise AdapterError("this inbox has no SMTP server configured", permanent=True)
+        if not message.to or not (message.text or message.attachment):
+            raise AdapterError("email needs a recipient and a body", permanent=True)
+        mail = self.build_message(message)
+        try:
+            reused = self._smtp is not None
+            if not reused:
+                self._smtp = self._connect()
             try:
-                if c.smtp_security == "starttls":
-                    smtp.starttls(context=context)
-                if c.smtp_username:
-                    smtp.login(c.smtp_username, c.smtp_password)
-                smtp.send_message(mail)
-            finally:
-                try:
-                    smtp.quit()
-                except smtplib.SMTPException:
-                    pass
+                self._smtp.send_message(mail)
+            except smtplib.SMTPServerDisconnected:
+                self._close()
+                if not reused:
+                    raise
+                self._smtp = self._connect()  # the kept connection had gone: once more on a new one
+                self._smtp.send_message(mail)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _msg in exc.recipients.values()]
             raise AdapterError(f"recipient refused: {exc.recipients}", permanent=all(code >= 500 for code in codes),
@@ -671,7 +703,11 @@ class EmailAdapter:
             raise AdapterError(f"SMTP {exc.smtp_code}: {text}", permanent=exc.smtp_code >= 500,
                                code=exc.smtp_code) from exc
         except (smtplib.SMTPException, OSError) as exc:
+            self._close()
             raise AdapterError(f"SMTP connection failed: {exc}", permanent=False) from exc
+        finally:
+            if not self._keep_open:
+                self._close()
         return DeliveryResult(provider_message_id=_msgid(mail["Message-ID"]), raw={"message_id": mail["Message-ID"]})
 
 

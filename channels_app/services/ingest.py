@@ -30,6 +30,7 @@ from channels_app.models import (
     WebhookEvent,
 )
 from channels_app.services.conversations import conversation_continue
+from channels_app.services.drains import Drain
 from channels_app.services.inboxes import inbox_adapter
 from channels_app.services.media import schedule_fetch
 from channels_app.services.messages import message_record, message_status_update, message_status_update_until
@@ -83,64 +84,28 @@ def webhook_event_store(*, inbox: Inbox, body: bytes, headers: Mapping[str, str]
 # --- draining: one task processes every waiting delivery ------------------------------------
 
 DRAIN_WAKE_KEY = "channels:webhook-drain:wake"
-DRAIN_WAKE_TTL_SECONDS = 60  # self-heals a wake whose task publish failed
 DRAIN_BATCH = 200
+WEBHOOK_DRAIN = Drain(wake_key=DRAIN_WAKE_KEY, task="channels_app.tasks.webhook_events_drain_task")
 
 
 def drain_wake() -> None:
-    """Make sure a drain task will see the deliveries committed so far.
-
-    Publishing a Celery task per delivery was a third of an acknowledgement's cost. Instead the
-    first delivery sets a flag and queues `webhook_events_drain_task`; later ones see the flag and
-    publish nothing. A drain keeps the flag while it finds work, and clears it *before* its last
-    look, so a delivery committed after that either sets the flag again (and queues another drain)
-    or is found by that look."""
-    from django.core.cache import cache
-
-    from channels_app.tasks import webhook_events_drain_task
-
-    if cache.add(DRAIN_WAKE_KEY, 1, timeout=DRAIN_WAKE_TTL_SECONDS):
-        try:
-            webhook_events_drain_task.delay()
-        except Exception:
-            cache.delete(DRAIN_WAKE_KEY)  # the next delivery tries again
-            raise
+    """Make sure a drain task will see the deliveries committed so far (see services/drains.py:
+    publishing a Celery task per delivery was a third of an acknowledgement's cost)."""
+    WEBHOOK_DRAIN.wake()
 
 
 def webhook_events_drain(*, limit: int = DRAIN_BATCH) -> int:
     """Process waiting deliveries oldest first until none is left (or `limit`, then queue a
     successor so other tasks get the worker too). Returns how many were processed.
 
-    One drain stays on the work while there is some: it keeps the wake flag, so deliveries that
-    arrive meanwhile queue no task and are claimed by its next look. Waking a drain per delivery
-    cost more (measured: one message per drain ~8 ms of worker CPU, one in a batch of 100 ~1 ms)
-    and, with two drains on two cores, more latency too (docs/performance.md, "Seventh
-    session"). A backlog (a full batch claimed) clears the flag, so the next delivery queues a
-    second drain to share it: concurrent drains claim with FOR UPDATE SKIP LOCKED. A claimed
-    batch goes through the set-based path (services/ingest_batch.py) and what that leaves, one
-    by one."""
-    from django.core.cache import cache
-
+    One drain stays on the work while there is some (services/drains.py). Waking a drain per
+    delivery cost more (measured: one message per drain ~8 ms of worker CPU, one in a batch of
+    100 ~1 ms) and, with two drains on two cores, more latency too (docs/performance.md, "Seventh
+    session"). A claimed batch goes through the set-based path (services/ingest_batch.py) and
+    what that leaves, one by one."""
     from channels_app.services.ingest_batch import BATCH_SIZE
 
-    done = 0
-    flag_held = True
-    while done < limit:
-        size = min(BATCH_SIZE, limit - done)
-        claimed = _drain_step(size)
-        done += claimed
-        if flag_held and claimed in (0, size):
-            # Nothing was waiting: one last look follows (a delivery committed before the flag is
-            # cleared is found by it, a later one queues a new drain). Or a backlog: a delivery
-            # arriving now queues a second drain to share it.
-            cache.delete(DRAIN_WAKE_KEY)
-            flag_held = False
-        elif not claimed:
-            return done
-    if flag_held:
-        cache.delete(DRAIN_WAKE_KEY)
-    drain_wake()  # the successor
-    return done
+    return WEBHOOK_DRAIN.run(_drain_step, batch_size=BATCH_SIZE, limit=limit)
 
 
 def _drain_step(size: int) -> int:

@@ -1,23 +1,26 @@
 """Messages: record inbound ones exactly once, create and deliver outbound ones, track status."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import F, Max, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import User
 from channels_app import events, realtime
-from channels_app.adapters.base import AdapterError, OutboundMessage, Template
+from channels_app.adapters.base import AdapterError, DeliveryResult, OutboundMessage, Template
 from channels_app.models import (
     Conversation,
     Inbox,
@@ -29,9 +32,11 @@ from channels_app.models import (
     WebhookEvent,
 )
 from channels_app.services.conversations import conversation_audience
+from channels_app.services.drains import Drain
 from channels_app.services.inboxes import inbox_adapter
 from customers.models import Customer, IdentityKind, TimelineKind
-from customers.services import customer_touch, timeline_record
+from customers.services import customer_touch, customers_contacted, timeline_record
+from cxplatform.db import bulk_set
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +284,7 @@ def message_create_outbound(
     attachments: list[dict[str, Any]] | None = None,
     conversation_fresh: bool = False,
 ) -> Message:
-    """An agent's reply (status queued, delivered after commit by `message_deliver_task`) or a
+    """An agent's reply (status queued, sent after commit by the delivery drain) or a
     private note. The channel defaults to the inbox the customer last wrote from; another inbox
     may be chosen when the customer is reachable there. `template` ({"name", "language",
     "components"}) sends an approved WhatsApp template, the only thing allowed outside the 24-hour
@@ -345,10 +350,8 @@ def message_create_outbound(
     if private:
         _notify_mentions(message=message, conversation=conversation, author=author)
     if status == MessageStatus.QUEUED:
-        from channels_app.tasks import message_deliver_task
-
         # robust: the reply is stored; if the broker is down, messages_requeue_stuck sends it later.
-        transaction.on_commit(lambda: message_deliver_task.delay(message.pk), robust=True)
+        transaction.on_commit(messages_deliver_wake, robust=True)
     return message
 
 
@@ -383,30 +386,42 @@ class DeliverOutcome:
     retry_in: int | None = None  # seconds; None: nothing more to do
 
 
-def _email_threading(message: Message) -> dict[str, Any]:
+def email_threading(messages: list[Message]) -> dict[int, dict[str, Any]]:
     """Reply in the customer's email thread: In-Reply-To/References and "Re:" the subject of
-    their last email on this inbox."""
-    last = (
-        Message.objects.filter(conversation_id=message.conversation_id, inbox_id=message.inbox_id,
-                               direction=MessageDirection.INBOUND)
-        .exclude(provider_message_id="")
-        .order_by("-created_at", "-id")
-        .first()
-    )
-    if last is None:
-        return {"subject": str(message.data.get("subject", ""))}
-    extra = last.data.get("extra", {}) if isinstance(last.data, dict) else {}
-    subject = str(message.data.get("subject") or extra.get("subject") or "")
-    if subject and not subject.lower().startswith("re:"):
-        subject = f"Re: {subject}"
-    references = tuple(str(r) for r in extra.get("references", []) if r)
-    return {"subject": subject, "reply_to_id": last.provider_message_id, "references": references}
+    their last email on the reply's inbox, for each of `messages` (by id). One query for all."""
+    latest: dict[tuple[int, int], Message] = {}
+    if messages:
+        found = (
+            Message.objects.filter(conversation_id__in={m.conversation_id for m in messages},
+                                   inbox_id__in={m.inbox_id for m in messages}, direction=MessageDirection.INBOUND)
+            .exclude(provider_message_id="")
+            .annotate(newest=Window(RowNumber(), partition_by=[F("conversation_id"), F("inbox_id")],
+                                    order_by=[F("created_at").desc(), F("id").desc()]))
+            .filter(newest=1)
+            .only("conversation_id", "inbox_id", "provider_message_id", "data")
+        )
+        latest = {(m.conversation_id, m.inbox_id): m for m in found}
+    headers: dict[int, dict[str, Any]] = {}
+    for message in messages:
+        last = latest.get((message.conversation_id, message.inbox_id))
+        if last is None:
+            headers[message.pk] = {"subject": str(message.data.get("subject", ""))}
+            continue
+        extra = last.data.get("extra", {}) if isinstance(last.data, dict) else {}
+        subject = str(message.data.get("subject") or extra.get("subject") or "")
+        if subject and not subject.lower().startswith("re:"):
+            subject = f"Re: {subject}"
+        references = tuple(str(r) for r in extra.get("references", []) if r)
+        headers[message.pk] = {"subject": subject, "reply_to_id": last.provider_message_id, "references": references}
+    return headers
 
 
 def message_deliver(*, message_id: int, attempt: int = 1) -> DeliverOutcome:
-    """Send a queued message through its inbox's adapter. Idempotent: anything not queued is
-    left alone, so a redelivered task never sends twice once the result was stored. The network
-    call happens outside any transaction; the message uuid is the provider idempotency key."""
+    """Send a queued message through its inbox's adapter (a retry, or a message the sweeper
+    found; first attempts go out in batches, `messages_deliver_batch`). Idempotent: anything not
+    queued is left alone, so a redelivered task never sends twice once the result was stored.
+    The network call happens outside any transaction; the message uuid is the provider
+    idempotency key."""
     with transaction.atomic():
         message = Message.objects.select_for_update(of=("self",)).select_related("inbox").filter(pk=message_id).first()
         if message is None or message.status != MessageStatus.QUEUED or message.private:
@@ -418,13 +433,29 @@ def message_deliver(*, message_id: int, attempt: int = 1) -> DeliverOutcome:
         # left by a worker killed mid-send expires after SEND_CLAIM_TTL (at-least-once).
         message.data = {**message.data, "sending_since": now.isoformat()}
         message.save(update_fields=["data"])
-        attempt = max(attempt, int(message.data.get("attempts", 0)) + 1)
-        inbox = message.inbox
-        to = str(message.data.get("to", ""))
-        metadata = {"conversation": message.conversation_id}
-        if inbox.kind == InboxKind.LINE:
-            metadata["line"] = "push"
-    thread_headers = _email_threading(message) if inbox.kind == InboxKind.EMAIL else {}
+    attempt = max(attempt, int(message.data.get("attempts", 0)) + 1)
+    result = _send(message, attempt)
+    if isinstance(result, DeliverOutcome):
+        return result
+    return DeliverOutcome(message_sent(message=message, provider_message_id=result.provider_message_id,
+                                       raw=result.raw))
+
+
+def _send(message: Message, attempt: int, thread_headers: dict[str, Any] | None = None,
+          adapter_for: Callable[[Inbox], Any] | None = None) -> DeliveryResult | DeliverOutcome:
+    """One attempt at sending a claimed message (`message.inbox` loaded; an e-mail's
+    `thread_headers` from `email_threading`; `adapter_for(inbox)` gives the adapter): the
+    provider's result, or the outcome of a failure (recorded here: retry later, or failed for
+    good)."""
+    inbox = message.inbox
+    to = str(message.data.get("to", ""))
+    metadata: dict[str, Any] = {"conversation": message.conversation_id}
+    if inbox.kind == InboxKind.LINE:
+        metadata["line"] = "push"
+    if inbox.kind != InboxKind.EMAIL:
+        thread_headers = {}
+    elif thread_headers is None:
+        thread_headers = email_threading([message])[message.pk]
     template = message.data.get("template")
     if template:
         outbound = OutboundMessage(to=to, idempotency_key=str(message.uuid), metadata=metadata,
@@ -436,10 +467,10 @@ def message_deliver(*, message_id: int, attempt: int = 1) -> DeliverOutcome:
         outbound = OutboundMessage(to=to, text=message.content, idempotency_key=str(message.uuid), metadata=metadata,
                                    attachment=outbound_attachment(message), **thread_headers)
     try:
-        adapter = inbox_adapter(inbox=inbox)
+        adapter = adapter_for(inbox) if adapter_for is not None else inbox_adapter(inbox=inbox)
         if adapter is None:
             raise AdapterError(f"{inbox.get_kind_display()} cannot send messages", permanent=True)
-        result = adapter.send(outbound)
+        return adapter.send(outbound)
     except AdapterError as exc:
         if not exc.permanent and attempt < max_deliver_attempts():
             message_deliver_attempt_failed(message=message, error=exc, final=False)
@@ -453,8 +484,73 @@ def message_deliver(*, message_id: int, attempt: int = 1) -> DeliverOutcome:
             message_deliver_attempt_failed(message=message, error=error, final=False)
             return DeliverOutcome(message, retry_in=backoff_seconds(attempt))
         return DeliverOutcome(message_deliver_attempt_failed(message=message, error=error, final=True))
-    return DeliverOutcome(message_sent(message=message, provider_message_id=result.provider_message_id,
-                                       raw=result.raw))
+
+
+# --- first attempts, in batches: one drain task works off every new reply ------------------
+
+DELIVER_DRAIN = Drain(wake_key="channels:deliver-drain:wake", task="channels_app.tasks.messages_deliver_drain_task")
+DELIVER_BATCH = 20  # sent one by one, recorded together: at most this many resent after a crash
+DELIVER_DRAIN_LIMIT = 200
+
+
+def messages_deliver_wake() -> None:
+    """After a reply commits: make sure a drain will send it (one Celery publish per burst)."""
+    DELIVER_DRAIN.wake()
+
+
+def messages_deliver_drain(*, limit: int = DELIVER_DRAIN_LIMIT) -> int:
+    """Send every new queued reply, oldest first (services/drains.py); how many were claimed."""
+    return DELIVER_DRAIN.run(messages_deliver_batch, batch_size=DELIVER_BATCH, limit=limit)
+
+
+def messages_deliver_batch(size: int) -> int:
+    """Claim up to `size` queued messages nobody has tried yet, send each, and record the sent
+    ones together; a failed one is recorded at once and retried by its own `message_deliver_task`
+    with backoff. Returns how many were claimed.
+
+    Per message that saves what `message_deliver` pays each time: a Celery task, the claim's
+    locked read and write, and the locked read, write, customer update and live event of the
+    record (measured: docs/performance.md, "Ninth session")."""
+    from channels_app.tasks import message_deliver_task
+
+    with transaction.atomic():
+        batch = list(
+            Message.objects.select_for_update(of=("self",), skip_locked=True)
+            .select_related("inbox", "conversation__customer")
+            .filter(status=MessageStatus.QUEUED, private=False)
+            .exclude(data__has_key="sending_since")
+            .exclude(data__has_key="attempts")
+            .order_by("id")[:size]
+        )
+        if not batch:
+            return 0
+        since = timezone.now().isoformat()
+        for message in batch:
+            message.data = {**message.data, "sending_since": since}
+        bulk_set(Message, batch, ["data"])
+    threads = email_threading([m for m in batch if m.inbox.kind == InboxKind.EMAIL])
+    sent: list[tuple[Message, DeliveryResult]] = []
+    with contextlib.ExitStack() as connections:
+        adapters: dict[int, Any] = {}
+
+        def adapter_for(inbox: Inbox) -> Any:
+            # One adapter per inbox for the batch; one that can keep its connection open does
+            # (SMTP: one connection for the batch's e-mails instead of one each).
+            if inbox.pk not in adapters:
+                adapter = adapters[inbox.pk] = inbox_adapter(inbox=inbox)
+                if hasattr(adapter, "connection"):
+                    connections.enter_context(adapter.connection())
+            return adapters[inbox.pk]
+
+        for message in batch:
+            result = _send(message, attempt=1, thread_headers=threads.get(message.pk), adapter_for=adapter_for)
+            if isinstance(result, DeliveryResult):
+                sent.append((message, result))
+            elif result.retry_in is not None:
+                message_deliver_task.apply_async((message.pk,), countdown=result.retry_in)
+    if sent:
+        messages_sent(sent)
+    return len(batch)
 
 
 SEND_CLAIM_TTL = dt.timedelta(minutes=10)
@@ -501,31 +597,45 @@ STUCK_RETRY_AFTER = dt.timedelta(hours=2)
 SENT_FIELDS = ["status", "status_changed_at", "provider_message_id", "sent_at", "error_code", "error_title", "data"]
 
 
-@transaction.atomic
 def message_sent(*, message: Message, provider_message_id: str, raw: Any = None) -> Message:
     """The provider accepted the message: sent, with its id (status webhooks refer to it)."""
-    message = (Message.objects.select_for_update(of=("self",)).select_related("conversation__customer", "inbox")
-               .get(pk=message.pk))
+    return messages_sent([(message, DeliveryResult(provider_message_id=provider_message_id, raw=raw))])[0]
+
+
+@transaction.atomic
+def messages_sent(sent: list[tuple[Message, DeliveryResult]]) -> list[Message]:
+    """`message_sent` for a batch, one statement of each kind for them all: the rows are read
+    again under lock (a status callback may have moved one meanwhile; states only move forward),
+    then updated, their customers marked contacted and the live events stored together."""
+    results = {message.pk: result for message, result in sent}
+    rows = list(Message.objects.select_for_update(of=("self",)).select_related("conversation__customer", "inbox")
+                .filter(pk__in=results).order_by("pk"))
     now = timezone.now()
-    previous_status = message.status
-    if STATUS_RANK.get(message.status, -1) < STATUS_RANK[MessageStatus.SENT]:
-        message.status = MessageStatus.SENT
-        message.status_changed_at = now
-    if provider_message_id and not message.provider_message_id:
-        message.provider_message_id = provider_message_id[:255]
-    message.sent_at = message.sent_at or now
-    message.error_code = message.error_title = ""
-    message.data = _unclaimed(message.data)
-    message.save(update_fields=SENT_FIELDS)
-    customer_touch(customer=message.conversation.customer, contacted_at=now)
-    _publish("channels.message.updated", message, message.conversation)
-    _status_changed(message, previous_status)
-    if message.inbox.kind == InboxKind.WEBCHAT and message.data.get("to"):
-        # The web chat "provider" is us: the reply reaches the visitor over their widget socket.
-        realtime.publish("webchat.message", {"message": {"id": str(message.uuid), "text": message.content,
-                                                         "created_at": message.created_at.isoformat()}},
-                         groups=[realtime.visitor_group(str(message.data["to"]))])
-    return message
+    previous_status: dict[int, str] = {}
+    pushes: list[tuple[str, dict[str, Any], set[str] | list[str]]] = []
+    for message in rows:
+        result = results[message.pk]
+        previous_status[message.pk] = message.status
+        if STATUS_RANK.get(message.status, -1) < STATUS_RANK[MessageStatus.SENT]:
+            message.status = MessageStatus.SENT
+            message.status_changed_at = now
+        if result.provider_message_id and not message.provider_message_id:
+            message.provider_message_id = result.provider_message_id[:255]
+        message.sent_at = message.sent_at or now
+        message.error_code = message.error_title = ""
+        message.data = _unclaimed(message.data)
+        pushes.append(("channels.message.updated", message_payload(message), _audience(message, message.conversation)))
+        if message.inbox.kind == InboxKind.WEBCHAT and message.data.get("to"):
+            # The web chat "provider" is us: the reply reaches the visitor over their widget socket.
+            pushes.append(("webchat.message", {"message": {"id": str(message.uuid), "text": message.content,
+                                                           "created_at": message.created_at.isoformat()}},
+                           [realtime.visitor_group(str(message.data["to"]))]))
+    bulk_set(Message, rows, SENT_FIELDS)
+    customers_contacted(customers=[message.conversation.customer for message in rows], at=now)
+    realtime.publish_many(pushes)
+    for message in rows:
+        _status_changed(message, previous_status[message.pk])
+    return rows
 
 
 @transaction.atomic

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -254,6 +255,18 @@ def customer_touch(
         updates["last_contacted_at"] = customer.last_contacted_at = contacted_at
     if updates:
         Customer.objects.filter(pk=customer.pk).update(**updates)
+
+
+def customers_contacted(*, customers: list[Customer], at: dt.datetime) -> None:
+    """`customer_touch(contacted_at=at)` for many customers in one UPDATE (a batch of replies)."""
+    moved = {c.pk: c for c in customers if c.last_contacted_at is None or at > c.last_contacted_at}
+    if not moved:
+        return
+    Customer.objects.filter(pk__in=moved).filter(
+        Q(last_contacted_at__isnull=True) | Q(last_contacted_at__lt=at)).update(last_contacted_at=at)
+    for customer in customers:
+        if customer.pk in moved:
+            customer.last_contacted_at = at
 
 
 @transaction.atomic

@@ -547,7 +547,7 @@ def test_broker_outage_when_replying_keeps_the_reply_and_the_sweeper_sends_it(
     wa = whatsapp_inbox(api_base_url=provider_server.url)
     with django_capture_on_commit_callbacks(execute=True):
         post_whatsapp(client, wa, wa_text(timestamp=now_ts()))
-    with mock.patch("channels_app.tasks.message_deliver_task.delay", side_effect=ConnectionError("broker down")):
+    with mock.patch("channels_app.tasks.messages_deliver_drain_task.delay", side_effect=ConnectionError("broker down")):
         with django_capture_on_commit_callbacks(execute=True):
             reply = message_create_outbound(conversation=Conversation.objects.get(), author=agent, content="Siap")
     reply.refresh_from_db()

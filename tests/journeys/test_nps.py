@@ -62,7 +62,7 @@ def test_the_manager_page_creates_the_campaign_and_the_task_sends_it(client, sup
                                                                      django_capture_on_commit_callbacks, monkeypatch):
     from channels_app import tasks as channel_tasks
 
-    monkeypatch.setattr(channel_tasks.message_deliver_task, "delay", lambda *a, **k: None)
+    monkeypatch.setattr(channel_tasks.messages_deliver_drain_task, "delay", lambda *a, **k: None)
     client.force_login(supervisor)
     assert "Retained" in client.get("/journeys/nps/").content.decode()
     with django_capture_on_commit_callbacks(execute=True):

@@ -121,7 +121,7 @@ def test_posting_the_event_to_the_api_runs_the_rule_once(client, supervisor, can
                                                           django_capture_on_commit_callbacks):
     from channels_app import tasks as channel_tasks
 
-    monkeypatch.setattr(channel_tasks.message_deliver_task, "delay", lambda *a, **k: None)  # no provider call
+    monkeypatch.setattr(channel_tasks.messages_deliver_drain_task, "delay", lambda *a, **k: None)  # no provider call
     _whatsapp_customer(last_wrote_hours_ago=2)
     EventMessageRule.objects.create(name="Shipped", event_type="order.shipped", canned_response=canned)
     client.force_login(supervisor)

@@ -108,7 +108,7 @@ def test_a_tampered_token_is_not_found(client):
 
 def test_a_whatsapp_digit_reply_is_recorded(monkeypatch):
     sent_ids: list[int] = []
-    monkeypatch.setattr("channels_app.tasks.message_deliver_task.delay", lambda pk: sent_ids.append(pk))
+    monkeypatch.setattr("channels_app.tasks.messages_deliver_drain_task.delay", lambda: sent_ids.append(1))
     conv = _resolved_conversation("whatsapp", minutes_ago=15)
     services.journeys_sync()
     survey = CsatSurvey.objects.get()

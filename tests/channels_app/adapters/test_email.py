@@ -391,13 +391,19 @@ def test_config_validation(overrides, reason):
 class FakeSMTP:
     """Just enough ESMTP (EHLO, AUTH PLAIN, MAIL, RCPT, DATA, QUIT) to record what we send."""
 
-    def __init__(self, rcpt_code: int = 250, data_code: int = 250) -> None:
+    def __init__(self, rcpt_code: int = 250, data_code: int = 250, *, refuse: frozenset[str] = frozenset(),
+                 hang_up_after: int | None = None) -> None:
+        """`refuse`: recipients answered 550; `hang_up_after`: messages a connection takes before
+        the server drops it (an idle timeout)."""
         self.messages: list[dict] = []
         self.auth: list[str] = []
+        self.connections = 0
         fake = self
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
+                fake.connections += 1
+                taken = 0
                 envelope: dict = {"rcpt": []}
                 self.wfile.write(b"220 fake ESMTP\r\n")
                 while line := self.rfile.readline():
@@ -409,11 +415,12 @@ class FakeSMTP:
                         fake.auth.append(base64.b64decode(command.split()[2]).decode())
                         self.wfile.write(b"235 ok\r\n")
                     elif verb == "MAIL":
-                        envelope["from"] = command
+                        envelope = {"rcpt": [], "from": command}  # a new transaction (after an RSET too)
                         self.wfile.write(b"250 ok\r\n")
                     elif verb == "RCPT":
                         envelope["rcpt"].append(command)
-                        self.wfile.write(f"{fake.rcpt_code} rcpt\r\n".encode())
+                        refused = any(f"<{address}>" in command for address in refuse)
+                        self.wfile.write(f"{550 if refused else fake.rcpt_code} rcpt\r\n".encode())
                     elif verb == "DATA":
                         self.wfile.write(b"354 go\r\n")
                         data = b""
@@ -421,7 +428,11 @@ class FakeSMTP:
                             data += chunk
                         envelope["data"] = data
                         fake.messages.append(envelope)
+                        envelope = {"rcpt": []}
                         self.wfile.write(f"{fake.data_code} queued\r\n".encode())
+                        taken += 1
+                        if hang_up_after is not None and taken >= hang_up_after:
+                            return
                     elif verb == "QUIT":
                         self.wfile.write(b"221 bye\r\n")
                         return
@@ -486,6 +497,51 @@ def test_smtp_errors(rcpt_code, data_code, permanent):
         with pytest.raises(AdapterError) as info:
             smtp_adapter(server.port).send(OutboundMessage(to="a@example.com", text="x", idempotency_key="k"))
         assert info.value.permanent is permanent
+    finally:
+        server.close()
+
+
+def test_without_a_kept_connection_each_send_has_its_own(smtp_server):
+    adapter = smtp_adapter(smtp_server.port)
+    adapter.send(OutboundMessage(to="a@example.com", text="x", idempotency_key="k1"))
+    adapter.send(OutboundMessage(to="b@example.com", text="y", idempotency_key="k2"))
+    assert (smtp_server.connections, len(smtp_server.messages)) == (2, 2)
+
+
+def test_a_kept_connection_sends_a_batch_over_one_session(smtp_server):
+    adapter = smtp_adapter(smtp_server.port)
+    with adapter.connection():
+        for n in range(3):
+            adapter.send(OutboundMessage(to=f"c{n}@example.com", text=f"reply {n}", idempotency_key=f"k{n}"))
+    assert (smtp_server.connections, len(smtp_server.messages), smtp_server.auth) == (1, 3, ["\x00cx\x00pw"])
+    assert [[r.split(":", 1)[1] for r in m["rcpt"]] for m in smtp_server.messages] == [
+        [f"<c{n}@example.com>"] for n in range(3)]
+    assert adapter._smtp is None  # closed when the batch ends
+
+
+def test_a_kept_connection_the_server_dropped_is_opened_again_once():
+    server = FakeSMTP(hang_up_after=1)
+    try:
+        adapter = smtp_adapter(server.port)
+        with adapter.connection():
+            for n in range(3):
+                adapter.send(OutboundMessage(to=f"c{n}@example.com", text="x", idempotency_key=f"k{n}"))
+        assert (server.connections, len(server.messages)) == (3, 3)
+    finally:
+        server.close()
+
+
+def test_a_refused_recipient_does_not_spoil_the_kept_connection():
+    server = FakeSMTP(refuse=frozenset({"gone@example.com"}))
+    try:
+        adapter = smtp_adapter(server.port)
+        with adapter.connection():
+            with pytest.raises(AdapterError) as info:
+                adapter.send(OutboundMessage(to="gone@example.com", text="x", idempotency_key="k1"))
+            adapter.send(OutboundMessage(to="here@example.com", text="y", idempotency_key="k2"))
+        assert info.value.permanent is True
+        assert server.connections == 1
+        assert [[r.split(":", 1)[1] for r in m["rcpt"]] for m in server.messages] == [["<here@example.com>"]]
     finally:
         server.close()
 

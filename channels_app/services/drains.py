@@ -1,0 +1,68 @@
+"""Drains: a queue table worked off in batches by one Celery task, woken once per burst.
+
+Publishing one Celery task per row cost a third of a webhook acknowledgement and about a
+millisecond of every reply's request, and running one task per row cost the worker its per-task
+overhead and a claim, a load and a record per row (docs/performance.md, "Seventh session" and
+"Ninth session"). A drain instead:
+
+- is woken by `wake()`: the first caller sets a flag in the cache and queues the task; later
+  callers see the flag and publish nothing;
+- keeps the flag while it finds work, so rows committed meanwhile are claimed by its next look;
+- clears the flag *before* its last look, so a row committed after that either sets the flag
+  again (and queues another drain) or is found by that look;
+- clears it on a full batch too (a backlog), so the next row queues a second drain to share the
+  work: steps claim with FOR UPDATE SKIP LOCKED;
+- after `limit` rows queues a successor, so other tasks get the worker too.
+
+A wake whose task was never published heals itself when the flag expires; each queue also has a
+periodic sweeper for rows no drain saw.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.utils.module_loading import import_string
+
+
+@dataclass(frozen=True)
+class Drain:
+    wake_key: str
+    task: str  # dotted path of the Celery task that calls `run` (tasks import services: resolved late)
+    wake_ttl_seconds: int = 60
+
+    def wake(self) -> None:
+        """Make sure a drain task will see the rows committed so far."""
+        if cache.add(self.wake_key, 1, timeout=self.wake_ttl_seconds):
+            try:
+                import_string(self.task).delay()
+            except Exception:
+                cache.delete(self.wake_key)  # the next caller tries again
+                raise
+
+    def run(self, step: Callable[[int], int], *, batch_size: int, limit: int) -> int:
+        """Call `step(size)` (claim and handle up to `size` rows, return how many it claimed)
+        until nothing is left or `limit` rows were handled; returns how many were."""
+        done = 0
+        flag_held = True
+        try:
+            while done < limit:
+                size = min(batch_size, limit - done)
+                claimed = step(size)
+                done += claimed
+                if flag_held and claimed in (0, size):
+                    # Nothing was waiting: one last look follows. Or a backlog: a row arriving
+                    # now queues a second drain to share it.
+                    cache.delete(self.wake_key)
+                    flag_held = False
+                elif not claimed:
+                    return done
+        except BaseException:
+            if flag_held:
+                cache.delete(self.wake_key)  # a failed drain must not silence the wakes until the flag expires
+            raise
+        if flag_held:
+            cache.delete(self.wake_key)
+        self.wake()  # the successor
+        return done
