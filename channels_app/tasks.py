@@ -32,10 +32,11 @@ def webhook_events_drain_task() -> int:
     return ingest.webhook_events_drain()
 
 
-@shared_task(acks_late=True)
-def messages_deliver_drain_task() -> int:
+@shared_task(bind=True, acks_late=True)
+def messages_deliver_drain_task(self) -> int:
     """Send every new queued reply (queued once per burst by `messages.messages_deliver_wake`)."""
-    return messages.messages_deliver_drain()
+    linger = 0.0 if self.request.is_eager else messages.DELIVER_LINGER_SECONDS  # eager: inside a request
+    return messages.messages_deliver_drain(linger=linger)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)

@@ -12,13 +12,16 @@ overhead and a claim, a load and a record per row (docs/performance.md, "Seventh
   again (and queues another drain) or is found by that look;
 - clears it on a full batch too (a backlog), so the next row queues a second drain to share the
   work: steps claim with FOR UPDATE SKIP LOCKED;
-- after `limit` rows queues a successor, so other tasks get the worker too.
+- after `limit` rows queues a successor, so other tasks get the worker too;
+- may `linger` after a partial batch, so that rows arriving one by one are handled a few at a
+  time: what a step costs whatever its size (a claim, a record, a connection) is then shared.
 
 A wake whose task was never published heals itself when the flag expires; each queue also has a
 periodic sweeper for rows no drain saw.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,9 +44,10 @@ class Drain:
                 cache.delete(self.wake_key)  # the next caller tries again
                 raise
 
-    def run(self, step: Callable[[int], int], *, batch_size: int, limit: int) -> int:
+    def run(self, step: Callable[[int], int], *, batch_size: int, limit: int, linger: float = 0.0) -> int:
         """Call `step(size)` (claim and handle up to `size` rows, return how many it claimed)
-        until nothing is left or `limit` rows were handled; returns how many were."""
+        until nothing is left or `limit` rows were handled; returns how many were. `linger`:
+        seconds to wait after a partial batch before the next look (the flag held meanwhile)."""
         done = 0
         flag_held = True
         try:
@@ -58,6 +62,8 @@ class Drain:
                     flag_held = False
                 elif not claimed:
                     return done
+                elif linger and claimed < size:
+                    time.sleep(linger)
         except BaseException:
             if flag_held:
                 cache.delete(self.wake_key)  # a failed drain must not silence the wakes until the flag expires

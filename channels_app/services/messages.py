@@ -491,6 +491,10 @@ def _send(message: Message, attempt: int, thread_headers: dict[str, Any] | None 
 DELIVER_DRAIN = Drain(wake_key="channels:deliver-drain:wake", task="channels_app.tasks.messages_deliver_drain_task")
 DELIVER_BATCH = 20  # sent one by one, recorded together: at most this many resent after a crash
 DELIVER_DRAIN_LIMIT = 200
+# After a partial batch a worker's drain waits this long before its next look, so replies
+# arriving one by one go out a few at a time (measured: docs/performance.md, "Ninth session").
+# A reply leaves at most this much later; an eager drain (no broker) never waits.
+DELIVER_LINGER_SECONDS = 0.05
 
 
 def messages_deliver_wake() -> None:
@@ -498,9 +502,9 @@ def messages_deliver_wake() -> None:
     DELIVER_DRAIN.wake()
 
 
-def messages_deliver_drain(*, limit: int = DELIVER_DRAIN_LIMIT) -> int:
+def messages_deliver_drain(*, limit: int = DELIVER_DRAIN_LIMIT, linger: float = 0.0) -> int:
     """Send every new queued reply, oldest first (services/drains.py); how many were claimed."""
-    return DELIVER_DRAIN.run(messages_deliver_batch, batch_size=DELIVER_BATCH, limit=limit)
+    return DELIVER_DRAIN.run(messages_deliver_batch, batch_size=DELIVER_BATCH, limit=limit, linger=linger)
 
 
 def messages_deliver_batch(size: int) -> int:

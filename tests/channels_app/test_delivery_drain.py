@@ -254,3 +254,26 @@ def test_a_wake_whose_publish_fails_leaves_no_flag(recording_task, monkeypatch):
     with pytest.raises(ConnectionError):
         PROTOCOL.wake()
     assert cache.get(PROTOCOL.wake_key) is None
+
+
+def test_a_lingering_drain_waits_only_after_a_partial_batch(recording_task, monkeypatch):
+    from channels_app.services import drains
+
+    waits: list[float] = []
+    monkeypatch.setattr(drains.time, "sleep", waits.append)
+    cache.add(PROTOCOL.wake_key, 1)
+    claims = iter([5, 2, 1, 0, 0])
+
+    assert PROTOCOL.run(lambda size: next(claims), batch_size=5, limit=100, linger=0.05) == 8
+    assert waits == [0.05, 0.05]  # after the 2 and the 1; not after the full batch, nor the empty looks
+
+
+def test_an_eager_drain_never_lingers(monkeypatch):
+    """Without a broker the drain runs inside the agent's request: no waiting there."""
+    from channels_app import tasks
+    from channels_app.services import messages
+
+    lingers: list[float] = []
+    monkeypatch.setattr(messages, "messages_deliver_drain", lambda *, linger: lingers.append(linger) or 0)
+    tasks.messages_deliver_drain_task.apply(throw=True)  # as CELERY_TASK_ALWAYS_EAGER runs it
+    assert lingers == [0.0]
