@@ -483,6 +483,19 @@ def test_send_reply_with_threading_headers(smtp_server):
     assert sent.get_content().rstrip("\r\n") == "Pesanan Anda sudah dikirim."
 
 
+def test_non_ascii_names_subjects_and_bodies_arrive_intact(smtp_server):
+    adapter = make_adapter(smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_security="none",
+                           display_name="Toko Ñusantara, Cabang \"Pusat\"")
+    adapter.send(OutboundMessage(to="budi@example.co.id", text="Sudah dikirim ✓ — terima kasih 🙏",
+                                 subject="Re: Pesanan ✓ #42", idempotency_key="k-utf8"))
+
+    sent = message_from_bytes(smtp_server.messages[0]["data"], policy=policy.default)
+    assert sent["From"].addresses[0].display_name == "Toko Ñusantara, Cabang \"Pusat\""
+    assert sent["From"].addresses[0].addr_spec == "support@cx.example.com"
+    assert sent["Subject"] == "Re: Pesanan ✓ #42"
+    assert sent.get_content().rstrip("\r\n") == "Sudah dikirim ✓ — terima kasih 🙏"
+
+
 def test_same_idempotency_key_gives_same_message_id(smtp_server):
     adapter = smtp_adapter(smtp_server.port)
     message = OutboundMessage(to="a@example.com", text="x", idempotency_key="k1")
