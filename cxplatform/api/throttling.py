@@ -1,6 +1,11 @@
 """Rate limits: per API token, per signed-in user and per client IP, counted in the Django
 cache (Redis when REDIS_URL is set, so every worker shares the counters).
 
+Each limit is a counter per window that starts with the first request (`cxplatform.cache.
+window_hit`, one Redis round trip), not DRF's list of request times, whose cost grew with the
+rate allowed. A client may spend its whole allowance at once; it then waits for the window's
+end, which `Retry-After` gives.
+
 Rates live in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (env: API_RATE_TOKEN, API_RATE_USER,
 API_RATE_IP) and are read at request time. A refused request gets 429, a `Retry-After`
 header and the common error body (cxplatform.api.errors).
@@ -9,6 +14,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from rest_framework import throttling
+
+from cxplatform.cache import window_hit
 
 
 class _SettingsRateMixin:
@@ -27,8 +34,17 @@ class TokenRateThrottle(_SettingsRateMixin, throttling.SimpleRateThrottle):
 
     def allow_request(self, request, view):
         self.rate = self.get_rate()
+        if self.rate is None:
+            return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        hits, self.retry_after = window_hit(self.key, seconds=self.duration)
+        return hits <= self.num_requests
+
+    def wait(self):
+        return self.retry_after
 
     def get_cache_key(self, request, view):
         token = request.auth

@@ -80,3 +80,24 @@ def test_a_made_up_x_forwarded_for_does_not_dodge_the_ip_limit(agent, supervisor
     response = bearer(supervisor).get("/api/v1/me/", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="198.51.100.2")
 
     assert response.status_code == 429
+
+
+def test_a_limit_is_one_counter_whatever_the_rate(agent, rates):
+    """DRF's throttles stored every request time of the window (a list as long as the rate);
+    ours store one number, so a generous limit costs what a small one does."""
+    from django.core.cache import cache
+
+    from cxplatform.cache import window_hit
+
+    rates(token="100000/min")
+    client = bearer(agent)
+    for _ in range(3):
+        assert client.get("/api/v1/me/").status_code == 200
+    token_id = agent.api_tokens.get().pk
+    assert cache.get(f"throttle_token_{token_id}") == 3
+
+    hits, remaining = window_hit("tests:window", seconds=60)
+    assert (hits, 0 < remaining <= 60) == (1, True)
+    assert window_hit("tests:window", seconds=60)[0] == 2
+    cache.delete("tests:window")  # the window ended
+    assert window_hit("tests:window", seconds=60)[0] == 1
