@@ -196,33 +196,48 @@ def ensure_static_manifest() -> None:
 def cpu_meter(procs: list[subprocess.Popen]):
     """A function returning the CPU seconds (user + system) used so far by `procs` and their live
     children: the servers' own cost per request, which holds up better than req/s on a busy box.
-    PostgreSQL and Redis are not included (shared by both sides)."""
+    The last entry is PostgreSQL's and Redis's (shared by both sides, reported apart: what each
+    side's statements and commands cost the database servers)."""
     import psutil
 
-    def cpu() -> list[float]:
-        out = []
-        for proc in procs:
-            total = 0.0
-            try:
-                parent = psutil.Process(proc.pid)
-                for p in [parent, *parent.children(recursive=True)]:
+    def tree(pid: int) -> float:
+        total = 0.0
+        try:
+            parent = psutil.Process(pid)
+            for p in [parent, *parent.children(recursive=True)]:
+                times = p.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+        return total
+
+    def databases() -> float:
+        total = 0.0
+        for p in psutil.process_iter(["name"]):
+            if p.info["name"] in ("postgres", "redis-server"):
+                try:
                     times = p.cpu_times()
                     total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
-            out.append(total)
-        return out
+                except psutil.NoSuchProcess:
+                    pass
+        return total
+
+    def cpu() -> list[float]:
+        return [*(tree(proc.pid) for proc in procs), databases()]
 
     return cpu
 
 
 def cpu_per(before: list[float], after: list[float], n: int) -> dict:
-    """CPU ms per unit: all servers, and the web server alone (the first process started)."""
+    """CPU ms per unit: all servers, the web server alone (the first process started), and
+    PostgreSQL + Redis (the last entry)."""
     if not n:
         return {}
-    total = sum(after) - sum(before)
+    total = sum(after[:-1]) - sum(before[:-1])
     web = after[0] - before[0]
-    return {"server_cpu_ms": round(total * 1000 / n, 2), "web_cpu_ms": round(web * 1000 / n, 2)}
+    db = after[-1] - before[-1]
+    return {"server_cpu_ms": round(total * 1000 / n, 2), "web_cpu_ms": round(web * 1000 / n, 2),
+            "db_cpu_ms": round(db * 1000 / n, 2)}
 
 
 async def closed_loop(url_of, body_of, headers: dict[str, str], seconds: float, cpu, concurrency: int = CONCURRENCY,

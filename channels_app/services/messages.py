@@ -207,10 +207,12 @@ def message_record(
     status: str = MessageStatus.RECEIVED,
     created_at: dt.datetime | None = None,
     webhook_event: WebhookEvent | None = None,
+    customer_fresh: bool = False,
 ) -> tuple[Message, bool]:
     """Store a message; returns (message, created). A provider message id already stored for
     this inbox returns the existing row: the unique constraint decides, inside a savepoint, so
-    two concurrent deliveries of the same webhook cannot both insert."""
+    two concurrent deliveries of the same webhook cannot both insert. `customer_fresh`: see
+    `timeline_record`."""
     created_at = created_at or timezone.now()
     message = message_build(
         conversation=conversation, inbox=inbox, direction=direction, sender=sender, author=author, content=content,
@@ -229,7 +231,8 @@ def message_record(
     if updates:
         Conversation.objects.filter(pk=conversation.pk).update(**updates)
     if not private:
-        timeline_record(customer=conversation.customer, ref_is_new=True, **message_timeline_values(message, conversation))
+        timeline_record(customer=conversation.customer, ref_is_new=True, customer_fresh=customer_fresh,
+                        **message_timeline_values(message, conversation))
     messages_created_after([message])
     return message, True
 
@@ -346,6 +349,7 @@ def message_create_outbound(
         status=status,
         data=data,
         attachments=attachments,
+        customer_fresh=True,  # loaded with the conversation in this request, just above or by the caller
     )
     if private:
         _notify_mentions(message=message, conversation=conversation, author=author)

@@ -63,12 +63,17 @@ def timeline_record(
     ref_id: str = "",
     data: dict | None = None,
     ref_is_new: bool = False,
+    customer_fresh: bool = False,
 ) -> TimelineEntry:
     """Add one item to a customer's timeline (other apps call this). Idempotent per
     (kind, ref_type, ref_id); writes for a merged-away profile land on its survivor.
     `ref_is_new`: the referenced row was inserted by the caller's open transaction, so no entry
-    can refer to it yet — no lookup and no savepoint (three round trips per message)."""
-    customer = _live_customer(customer)
+    can refer to it yet — no lookup and no savepoint (three round trips per message).
+    `customer_fresh`: the caller read `customer` from the database within this request, so its
+    merge and erasure state is not read again (a merge committing in between is as possible
+    right after that read as after this one)."""
+    if not customer_fresh:
+        customer = _live_customer(customer)
     entry = timeline_entry_build(customer=customer, kind=kind, occurred_at=occurred_at, channel=channel, title=title,
                                  body=body, ref_type=ref_type, ref_id=ref_id, data=data)
     if ref_is_new:

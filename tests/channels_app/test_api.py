@@ -449,3 +449,28 @@ def test_webhook_url_is_absolute_even_without_public_base_url(client, supervisor
     body = client.get(f"/api/v1/inboxes/{inbox.pk}/").json()
 
     assert body["webhook_url"] == f"http://testserver/webhooks/whatsapp/{inbox.uuid}/"
+
+
+def test_a_reply_reads_its_customer_once(client, agent, provider_server, django_capture_on_commit_callbacks):
+    """The customer comes with the conversation; the timeline entry does not read it again."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from customers.models import TimelineEntry
+
+    team = TeamFactory()
+    add_to_team(agent, team)
+    wa = whatsapp_inbox(api_base_url=provider_server.url, team=team)
+    with django_capture_on_commit_callbacks(execute=True):
+        post_whatsapp(client, wa, wa_text(text="Halo", timestamp=int(time.time()) - 30))
+    conversation = Conversation.objects.get()
+    client.force_login(agent)
+
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=False):
+        created = client.post(f"/api/v1/conversations/{conversation.pk}/messages/", {"content": "Ada, kak"},
+                              content_type="application/json")
+
+    assert created.status_code == 201, created.json()
+    assert not [q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "customers_customer"')]
+    entry = TimelineEntry.objects.get(ref_type="channels.message", ref_id=str(created.json()["id"]))
+    assert entry.customer_id == conversation.customer_id
