@@ -35,7 +35,7 @@ def webhook_events_drain_task() -> int:
 @shared_task(bind=True, acks_late=True)
 def messages_deliver_drain_task(self) -> int:
     """Send every new queued reply (queued once per burst by `messages.messages_deliver_wake`)."""
-    linger = 0.0 if self.request.is_eager else messages.DELIVER_LINGER_SECONDS  # eager: inside a request
+    linger = 0.0 if self.request.is_eager else messages.deliver_linger_seconds()  # eager: inside a request
     return messages.messages_deliver_drain(linger=linger)
 
 

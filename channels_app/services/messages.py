@@ -427,7 +427,8 @@ def message_deliver(*, message_id: int, attempt: int = 1) -> DeliverOutcome:
     The network call happens outside any transaction; the message uuid is the provider
     idempotency key."""
     with transaction.atomic():
-        message = Message.objects.select_for_update(of=("self",)).select_related("inbox").filter(pk=message_id).first()
+        message = (Message.objects.select_for_update(of=("self",)).select_related("inbox", "conversation__customer")
+                   .filter(pk=message_id).first())
         if message is None or message.status != MessageStatus.QUEUED or message.private:
             return DeliverOutcome(message)
         now = timezone.now()
@@ -495,10 +496,11 @@ def _send(message: Message, attempt: int, thread_headers: dict[str, Any] | None 
 DELIVER_DRAIN = Drain(wake_key="channels:deliver-drain:wake", task="channels_app.tasks.messages_deliver_drain_task")
 DELIVER_BATCH = 20  # sent one by one, recorded together: at most this many resent after a crash
 DELIVER_DRAIN_LIMIT = 200
-# After a partial batch a worker's drain waits this long before its next look, so replies
-# arriving one by one go out a few at a time (measured: docs/performance.md, "Ninth session").
-# A reply leaves at most this much later; an eager drain (no broker) never waits.
-DELIVER_LINGER_SECONDS = 0.05
+
+
+def deliver_linger_seconds() -> float:
+    """How long a worker's drain waits after a partial batch (MESSAGE_DELIVER_LINGER_MS)."""
+    return int(getattr(settings, "MESSAGE_DELIVER_LINGER_MS", 50)) / 1000
 
 
 def messages_deliver_wake() -> None:
@@ -612,12 +614,18 @@ def message_sent(*, message: Message, provider_message_id: str, raw: Any = None)
 
 @transaction.atomic
 def messages_sent(sent: list[tuple[Message, DeliveryResult]]) -> list[Message]:
-    """`message_sent` for a batch, one statement of each kind for them all: the rows are read
-    again under lock (a status callback may have moved one meanwhile; states only move forward),
-    then updated, their customers marked contacted and the live events stored together."""
+    """`message_sent` for a batch, one statement of each kind for them all: the delivery columns
+    are read again under lock (a status callback may have moved one meanwhile; states only move
+    forward), then updated, their customers marked contacted and the live events stored
+    together. The messages come with their inbox, conversation and customer loaded."""
     results = {message.pk: result for message, result in sent}
-    rows = list(Message.objects.select_for_update(of=("self",)).select_related("conversation__customer", "inbox")
-                .filter(pk__in=results).order_by("pk"))
+    current = {row["pk"]: row for row in Message.objects.select_for_update().filter(pk__in=results).order_by("pk")
+               .values("pk", "status", "provider_message_id", "sent_at", "data")}
+    rows = sorted((message for message, _result in sent if message.pk in current), key=lambda message: message.pk)
+    for message in rows:
+        fresh = current[message.pk]
+        message.status, message.provider_message_id = fresh["status"], fresh["provider_message_id"]
+        message.sent_at, message.data = fresh["sent_at"], fresh["data"]
     now = timezone.now()
     previous_status: dict[int, str] = {}
     pushes: list[tuple[str, dict[str, Any], set[str] | list[str]]] = []

@@ -144,6 +144,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # CONN_MAX_AGE, is dropped before and after each task; the fixup still recycles every
 # connection after this many tasks.
 CELERY_DB_REUSE_MAX = env.env_int("CELERY_DB_REUSE_MAX", 1000, minimum=1)
+# Replies go out in batches (channels_app.services.messages.messages_deliver_drain): after a
+# partial batch the drain waits this many milliseconds for more before its next look, so a
+# stream of replies shares each batch's claim, record and SMTP connection. A lone reply is sent
+# at once; in a stream each leaves at most this much later (docs/performance.md, ninth session).
+MESSAGE_DELIVER_LINGER_MS = env.env_int("MESSAGE_DELIVER_LINGER_MS", 50, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "accounts.availability_expire": {
         "task": "accounts.tasks.availability_expire_task",

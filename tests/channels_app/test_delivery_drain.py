@@ -277,3 +277,10 @@ def test_an_eager_drain_never_lingers(monkeypatch):
     monkeypatch.setattr(messages, "messages_deliver_drain", lambda *, linger: lingers.append(linger) or 0)
     tasks.messages_deliver_drain_task.apply(throw=True)  # as CELERY_TASK_ALWAYS_EAGER runs it
     assert lingers == [0.0]
+
+
+def test_the_linger_is_a_setting(settings):
+    from channels_app.services.messages import deliver_linger_seconds
+
+    settings.MESSAGE_DELIVER_LINGER_MS = 200
+    assert deliver_linger_seconds() == 0.2
