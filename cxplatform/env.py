@@ -150,15 +150,6 @@ def database_from_url(url: str | None, *, base_dir: Path, pool: bool) -> dict:
             # back. DATABASE_JIT=true keeps the server's setting (e.g. behind a pgbouncer that
             # refuses the `options` startup parameter).
             config["OPTIONS"]["options"] = (config["OPTIONS"].get("options", "") + " -c jit=off").strip()
-        if env_bool("DATABASE_SERVER_SIDE_BINDING", True):
-            # Parameters bound by the server, and a statement run 5 times on a connection
-            # prepared there: PostgreSQL stops parsing and planning the same short statements
-            # again and again (a reply's request 12.7 → 11.3 ms in one process, the difference
-            # being PostgreSQL's planning; docs/performance.md, ninth session). Django turns both
-            # off by default for pgbouncer's transaction pooling, which cannot keep a prepared
-            # statement: set DATABASE_SERVER_SIDE_BINDING=false behind one.
-            config["OPTIONS"]["server_side_binding"] = True
-            config["OPTIONS"]["prepare_threshold"] = env_int("DATABASE_PREPARE_THRESHOLD", 5, minimum=1)
         if pool:
             # Under ASGI every sync view runs in a fresh thread, so persistent connections
             # are not reused: a pool is the only way not to connect per request.

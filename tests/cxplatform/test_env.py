@@ -109,33 +109,3 @@ def test_production_refuses_to_start_without_a_secret_key():
 
     assert result.returncode != 0
     assert "Set the environment variable SECRET_KEY." in result.stderr
-
-
-def test_postgresql_statements_are_bound_and_prepared_by_the_server_unless_asked(monkeypatch):
-    monkeypatch.delenv("DATABASE_SERVER_SIDE_BINDING", raising=False)
-    monkeypatch.delenv("DATABASE_PREPARE_THRESHOLD", raising=False)
-    options = env.database_from_url("postgres://cx:pw@db/cx", base_dir=ROOT, pool=True)["OPTIONS"]
-    assert (options["server_side_binding"], options["prepare_threshold"]) == (True, 5)
-
-    monkeypatch.setenv("DATABASE_SERVER_SIDE_BINDING", "false")  # behind pgbouncer's transaction pooling
-    options = env.database_from_url("postgres://cx:pw@db/cx", base_dir=ROOT, pool=True)["OPTIONS"]
-    assert "server_side_binding" not in options and "prepare_threshold" not in options
-
-
-@pytest.mark.django_db
-def test_the_postgresql_test_database_prepares_what_it_repeats():
-    """Against the real server (the PostgreSQL CI run): the sixth run of the same statement on a
-    connection is a prepared statement of that session."""
-    from django.db import connection
-
-    from channels_app.models import Conversation
-
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL's prepared statements (this run is on the embedded SQLite)")
-    if not connection.settings_dict["OPTIONS"].get("server_side_binding"):
-        pytest.skip("DATABASE_SERVER_SIDE_BINDING=false")
-    for n in range(6):
-        list(Conversation.objects.filter(pk=n).values_list("pk", flat=True))
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
-        assert cursor.fetchone()[0] >= 1
