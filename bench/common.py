@@ -128,3 +128,20 @@ def leftovers_park() -> int:
     if left:
         print(f"parked {left} deliveries an earlier measurement left unprocessed", flush=True)
     return left
+
+
+def replies_left_fail() -> int:
+    """Mark failed the replies an earlier measurement or profiling run left queued (and clear
+    the delivery drain's wake flag): the drain sends the oldest queued replies first, so an old
+    backlog would be sent inside the run being measured."""
+    from django.core.cache import cache
+
+    from channels_app.models import Message, MessageStatus
+    from channels_app.services.messages import DELIVER_DRAIN
+
+    cache.delete(DELIVER_DRAIN.wake_key)
+    left = Message.objects.filter(status=MessageStatus.QUEUED).update(
+        status=MessageStatus.FAILED, error_title="left unsent by a benchmark run")
+    if left:
+        print(f"marked failed {left} replies an earlier measurement left queued", flush=True)
+    return left

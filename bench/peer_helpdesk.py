@@ -511,6 +511,7 @@ def main() -> int:
         if "api" in only:
             from channels_app.models import Message
 
+            common.replies_left_fail()
             for kind, private, ids in (("note", True, ours["conversation_ids"]),
                                        ("reply", False, ours["email_conversation_ids"]),
                                        ("reply_worker_held", False, ours["email_conversation_ids"])):

@@ -500,7 +500,7 @@ DELIVER_DRAIN_LIMIT = 200
 
 def deliver_linger_seconds() -> float:
     """How long a worker's drain waits after a partial batch (MESSAGE_DELIVER_LINGER_MS)."""
-    return int(getattr(settings, "MESSAGE_DELIVER_LINGER_MS", 50)) / 1000
+    return int(getattr(settings, "MESSAGE_DELIVER_LINGER_MS", 100)) / 1000
 
 
 def messages_deliver_wake() -> None:

@@ -148,7 +148,7 @@ CELERY_DB_REUSE_MAX = env.env_int("CELERY_DB_REUSE_MAX", 1000, minimum=1)
 # partial batch the drain waits this many milliseconds for more before its next look, so a
 # stream of replies shares each batch's claim, record and SMTP connection. A lone reply is sent
 # at once; in a stream each leaves at most this much later (docs/performance.md, ninth session).
-MESSAGE_DELIVER_LINGER_MS = env.env_int("MESSAGE_DELIVER_LINGER_MS", 50, minimum=0)
+MESSAGE_DELIVER_LINGER_MS = env.env_int("MESSAGE_DELIVER_LINGER_MS", 100, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "accounts.availability_expire": {
         "task": "accounts.tasks.availability_expire_task",
