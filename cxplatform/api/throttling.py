@@ -2,7 +2,7 @@
 cache (Redis when REDIS_URL is set, so every worker shares the counters).
 
 Each limit is a counter per window that starts with the first request (`cxplatform.cache.
-window_hit`, one Redis round trip), not DRF's list of request times, whose cost grew with the
+window_hit`, one pipelined Redis round trip), not DRF's list of request times, whose cost grew with the
 rate allowed. A client may spend its whole allowance at once; it then waits for the window's
 end, which `Retry-After` gives.
 

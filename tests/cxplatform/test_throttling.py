@@ -101,3 +101,20 @@ def test_a_limit_is_one_counter_whatever_the_rate(agent, rates):
     assert window_hit("tests:window", seconds=60)[0] == 2
     cache.delete("tests:window")  # the window ended
     assert window_hit("tests:window", seconds=60)[0] == 1
+
+
+def test_on_redis_a_window_is_one_key_with_an_expiry_set_in_one_round_trip():
+    from django.core.cache import caches
+
+    from cxplatform.cache import RedisCache, window_hit
+
+    cache = caches["default"]
+    if not isinstance(cache, RedisCache):
+        pytest.skip("needs Redis (REDIS_URL): the embedded default counts in local memory")
+    assert window_hit("tests:redis-window", seconds=60)[0] == 1
+    key = cache.make_and_validate_key("tests:redis-window")
+    client = cache._cache.get_client(key)
+    assert int(client.get(key)) == 1
+    assert 0 < client.pttl(key) <= 60_000
+    # Not the local-memory path (which keeps the window's end in a second key).
+    assert not client.exists(cache.make_and_validate_key("tests:redis-window:ends"))
