@@ -223,13 +223,19 @@ def test_conversation_list_is_cursor_paginated(client, supervisor):
 # --- messages -----------------------------------------------------------------------------
 
 
-def test_messages_list_and_reply_through_the_api(client, agent, provider_server, django_capture_on_commit_callbacks):
+def _team_agent_and_whatsapp_conversation(client, agent, provider_server, capture, text: str) -> Conversation:
+    """`agent` in a team whose WhatsApp inbox (sending to `provider_server`) got `text`."""
     team = TeamFactory()
     add_to_team(agent, team)
     wa = whatsapp_inbox(api_base_url=provider_server.url, team=team)
-    with django_capture_on_commit_callbacks(execute=True):
-        post_whatsapp(client, wa, wa_text(text="Halo, stok ada?", timestamp=int(time.time()) - 30))
-    conversation = Conversation.objects.get()
+    with capture(execute=True):
+        post_whatsapp(client, wa, wa_text(text=text, timestamp=int(time.time()) - 30))
+    return Conversation.objects.get()
+
+
+def test_messages_list_and_reply_through_the_api(client, agent, provider_server, django_capture_on_commit_callbacks):
+    conversation = _team_agent_and_whatsapp_conversation(client, agent, provider_server,
+                                                         django_capture_on_commit_callbacks, "Halo, stok ada?")
     provider_server.respond(200, json_body={"messages": [{"id": "wamid.API1"}]})
     client.force_login(agent)
 
@@ -458,12 +464,8 @@ def test_a_reply_reads_its_customer_once(client, agent, provider_server, django_
 
     from customers.models import TimelineEntry
 
-    team = TeamFactory()
-    add_to_team(agent, team)
-    wa = whatsapp_inbox(api_base_url=provider_server.url, team=team)
-    with django_capture_on_commit_callbacks(execute=True):
-        post_whatsapp(client, wa, wa_text(text="Halo", timestamp=int(time.time()) - 30))
-    conversation = Conversation.objects.get()
+    conversation = _team_agent_and_whatsapp_conversation(client, agent, provider_server,
+                                                         django_capture_on_commit_callbacks, "Halo")
     client.force_login(agent)
 
     with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=False):
