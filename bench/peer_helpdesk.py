@@ -15,7 +15,9 @@ alone with one Celery worker (2 processes) beside it. The load generator (aiohtt
 is the same code and the same settings for both. Beside rates and latencies, each load run reports
 the servers' CPU per request or per e-mail (user + system time of the server process trees from
 psutil — gunicorn workers, and our Celery worker; the peer's ingest process), PostgreSQL and Redis
-excluded: that number holds up when the machine is busy, req/s does not.
+reported apart (`db_cpu_ms`: what each side's statements and commands cost the shared servers):
+that number holds up when the machine is busy, req/s does not. Replies an earlier run left queued
+are marked failed before ours are measured (our delivery drain sends the oldest first).
 
 1. **Follow-ups / messages through the API**: 8 concurrent clients for N seconds, each request on
    a random ticket / conversation, token auth on both sides.
