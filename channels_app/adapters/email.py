@@ -682,7 +682,10 @@ class EmailAdapter:
             raise AdapterError("this inbox has no SMTP server configured", permanent=True)
         if not message.to or not (message.text or message.attachment):
             raise AdapterError("email needs a recipient and a body", permanent=True)
-        mail = self.build_message(message)
+        try:
+            mail = self.build_message(message)
+        except ValueError as exc:  # Django's BadHeaderError: a newline in an address or subject
+            raise AdapterError(f"the e-mail cannot be built: {exc}", permanent=True) from exc
         try:
             reused = self._smtp is not None
             if not reused:

@@ -496,6 +496,14 @@ def test_non_ascii_names_subjects_and_bodies_arrive_intact(smtp_server):
     assert sent.get_content().rstrip("\r\n") == "Sudah dikirim ✓ — terima kasih 🙏"
 
 
+def test_a_header_injection_is_a_permanent_error_and_nothing_is_sent(smtp_server):
+    with pytest.raises(AdapterError, match="cannot be built") as info:
+        smtp_adapter(smtp_server.port).send(OutboundMessage(to="budi@example.co.id\nBcc: all@example.com",
+                                                            text="x", idempotency_key="k"))
+    assert info.value.permanent is True
+    assert smtp_server.connections == 0
+
+
 def test_same_idempotency_key_gives_same_message_id(smtp_server):
     adapter = smtp_adapter(smtp_server.port)
     message = OutboundMessage(to="a@example.com", text="x", idempotency_key="k1")
