@@ -2,6 +2,8 @@
 # Start or stop the PostgreSQL and Redis servers the benchmarks use, on loopback only.
 #   bench/servers.sh start   → prints the DATABASE_URL / REDIS_URL to export
 #   bench/servers.sh stop
+#   bench/servers.sh reset   → empties the platform's database (cxbench; the peer's is kept):
+#                              every benchmark writes into the dataset the reads then measure
 # Data lives in var/bench/ (PostgreSQL with fsync off: a benchmark box, not a database).
 # Needs Debian's postgresql and redis-server packages (`make bench` installs them with apt).
 set -euo pipefail
@@ -33,10 +35,15 @@ start)
   echo "export DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/cxbench"
   echo "export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
   ;;
+reset)
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS cxbench WITH (FORCE)"
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE cxbench"
+  redis-cli -p "$REDIS_PORT" flushall >/dev/null
+  ;;
 stop)
   redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
   [ -d "$DIR/pg" ] && as_postgres "$PGBIN/pg_ctl -D $DIR/pg -m fast -w stop" >/dev/null 2>&1 || true
   ;;
 *)
-  echo "usage: $0 start|stop" >&2; exit 2 ;;
+  echo "usage: $0 start|reset|stop" >&2; exit 2 ;;
 esac
