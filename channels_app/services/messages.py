@@ -605,6 +605,8 @@ STUCK_RETRY_AFTER = dt.timedelta(hours=2)
 
 
 SENT_FIELDS = ["status", "status_changed_at", "provider_message_id", "sent_at", "error_code", "error_title", "data"]
+# What a status callback or another worker may have changed since the claim: read again under lock.
+DELIVERY_STATE_FIELDS = ["status", "status_changed_at", "provider_message_id", "sent_at", "data"]
 
 
 def message_sent(*, message: Message, provider_message_id: str, raw: Any = None) -> Message:
@@ -619,17 +621,15 @@ def messages_sent(sent: list[tuple[Message, DeliveryResult]]) -> list[Message]:
     forward), then updated, their customers marked contacted and the live events stored
     together. The messages come with their inbox, conversation and customer loaded."""
     results = {message.pk: result for message, result in sent}
-    current = {row["pk"]: row for row in Message.objects.select_for_update().filter(pk__in=results).order_by("pk")
-               .values("pk", "status", "provider_message_id", "sent_at", "data")}
+    current = {row.pop("pk"): row for row in Message.objects.select_for_update().filter(pk__in=results)
+               .order_by("pk").values("pk", *DELIVERY_STATE_FIELDS)}
     rows = sorted((message for message, _result in sent if message.pk in current), key=lambda message: message.pk)
-    for message in rows:
-        fresh = current[message.pk]
-        message.status, message.provider_message_id = fresh["status"], fresh["provider_message_id"]
-        message.sent_at, message.data = fresh["sent_at"], fresh["data"]
     now = timezone.now()
     previous_status: dict[int, str] = {}
     pushes: list[tuple[str, dict[str, Any], set[str] | list[str]]] = []
     for message in rows:
+        for field, value in current[message.pk].items():
+            setattr(message, field, value)
         result = results[message.pk]
         previous_status[message.pk] = message.status
         if STATUS_RANK.get(message.status, -1) < STATUS_RANK[MessageStatus.SENT]:

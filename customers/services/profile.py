@@ -259,7 +259,7 @@ def customer_touch(
 
 def customers_contacted(*, customers: list[Customer], at: dt.datetime) -> None:
     """`customer_touch(contacted_at=at)` for many customers in one UPDATE (a batch of replies)."""
-    moved = {c.pk: c for c in customers if c.last_contacted_at is None or at > c.last_contacted_at}
+    moved = {c.pk for c in customers if c.last_contacted_at is None or at > c.last_contacted_at}
     if not moved:
         return
     Customer.objects.filter(pk__in=moved).filter(

@@ -145,6 +145,22 @@ def test_recording_sends_never_moves_a_status_back(client, provider_server, djan
     assert early.status == "delivered" and early.sent_at is not None
 
 
+def test_recording_a_send_keeps_when_a_status_callback_moved_it(client, provider_server,
+                                                                 django_capture_on_commit_callbacks):
+    """The claimed instance is older than the callback's write: its status time must not win."""
+    import datetime as dt
+
+    wa, conversation = _conversation(client, provider_server, django_capture_on_commit_callbacks)
+    message = _queued(conversation, wa)
+    delivered_at = timezone.now() - dt.timedelta(seconds=5)
+    Message.objects.filter(pk=message.pk).update(status="delivered", status_changed_at=delivered_at)
+
+    messages_sent([(message, DeliveryResult("wamid.T"))])
+
+    message.refresh_from_db()
+    assert (message.status, message.status_changed_at) == ("delivered", delivered_at)
+
+
 @pytest.mark.skipif(not connection.features.has_select_for_update_skip_locked, reason="SQLite has no row locks")
 def test_concurrent_drains_skip_each_others_rows_and_lock_only_messages(client, provider_server,
                                                                          django_capture_on_commit_callbacks):
