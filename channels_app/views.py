@@ -140,6 +140,7 @@ def conversation_list(request):
         priority=filters.get("priority", ""),
         label=filters.get("label", ""),
         with_unread=True,
+        for_rows=True,
         **scope,
     )
     page = CappedPaginator(conversations, PAGE_SIZE, cap=LIST_COUNT_CAP).get_page(request.GET.get("page"))

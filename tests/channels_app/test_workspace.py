@@ -336,6 +336,51 @@ def test_tab_unread_counts_follow_each_viewers_read_marker(supervisor, team):
     assert {c.pk for c in unread} == {never_opened.pk, read_then_new.pk}
 
 
+def test_tab_unread_counts_agree_with_the_orm_rules_for_every_kind_of_viewer(agent, supervisor, outsider, team,
+                                                                              make_user):
+    """inbox_view_list counts in SQL of its own; here it must agree with the ORM's visibility
+    (conversation_visibility) and unread rule (unread_exists_expression) for a lead, an agent
+    with a team, an agent of another team and an agent with no team at all."""
+    from django.db.models import Q
+
+    from channels_app import selectors
+    from channels_app.services import workspace
+    from tests.channels_app.test_api import _conversation
+
+    loner = make_user(email="loner@example.com")
+    other_team = outsider.teams.get()
+    cases = [
+        _conversation(team=team), _conversation(team=team, assignee=agent), _conversation(team=None, assignee=agent),
+        _conversation(team=None), _conversation(team=other_team), _conversation(team=other_team, assignee=agent),
+        _conversation(team=None, assignee=loner), _conversation(team=team, status="resolved"),
+        _conversation(team=team, assignee=outsider), _conversation(team=None),
+    ]
+    for conversation in cases:
+        _inbound(conversation, "halo")
+    for viewer in (agent, supervisor, loner):
+        workspace.conversation_mark_read(conversation=cases[1], user=viewer)
+        workspace.conversation_mark_read(conversation=cases[3], user=viewer)
+    _inbound(cases[3], "masih ada?")  # read, then a new message: unread again
+    _conversation(team=team, assignee=agent)  # no customer message at all: never unread
+
+    def orm_counts(viewer):
+        unread = (selectors.conversation_list(viewer=viewer).exclude(status="resolved")
+                  .filter(selectors.unread_exists_expression(viewer=viewer)))
+        views = {"mine": Q(assignee=viewer), "unassigned": Q(assignee__isnull=True),
+                 "teams": Q(team_id__in=selectors.team_ids_for_user(user=viewer))}
+        if selectors.user_is_supervisor_or_admin(user=viewer):
+            views["all"] = Q()
+        return {name: unread.filter(condition).count() for name, condition in views.items()}
+
+    for viewer in (agent, supervisor, outsider, loner):
+        tabs = {t["key"]: t["unread"] for t in selectors.inbox_view_list(viewer=viewer)}
+        assert tabs == orm_counts(viewer), viewer.email
+    assert {t["key"]: t["unread"] for t in selectors.inbox_view_list(viewer=agent)} == {
+        "mine": 2, "unassigned": 1, "teams": 2}
+    assert {t["key"]: t["unread"] for t in selectors.inbox_view_list(viewer=loner)} == {
+        "mine": 1, "unassigned": 0, "teams": 0}
+
+
 def _list_queries(client, path: str = "/inbox/") -> int:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -358,6 +403,39 @@ def test_list_query_count_does_not_grow_with_the_number_of_conversations(client,
 
     assert _list_queries(client) == with_two_pages
     assert _list_queries(client, "/inbox/?page=3") == with_two_pages - 1  # the last page: no count
+
+
+def test_list_rows_show_what_they_name_from_the_narrowed_query_in_a_flat_number_of_queries(client, agent, team):
+    """The list reads only the columns its rows show (selectors.ROW_FIELDS): every cell must
+    still come out, and none may load a deferred field (a query per row)."""
+    from django.urls import reverse
+
+    from tests.channels_app.test_api import _conversation
+
+    client.force_login(agent)
+    client.get("/inbox/")
+    plain = _conversation(team=team)
+    _inbound(plain, "halo")
+    one_row = _list_queries(client)
+    for n in range(4):
+        full = _conversation(team=team, assignee=agent)
+        full.customer.display_name = f"Sari <Pelanggan> {n}"
+        full.customer.save()
+        full.labels.add(Label.objects.get_or_create(name="vip", defaults={"colour": "#aa0000"})[0])
+        Conversation.objects.filter(pk=full.pk).update(priority="urgent")
+        _inbound(full, "halo")
+    agent.full_name = "Rina Agen"
+    agent.save()
+
+    html = client.get("/inbox/").content.decode()
+
+    assert _list_queries(client) == one_row
+    assert f'href="{reverse("channels_app:detail", args=[full.pk])}" data-conversation-link data-conversation-id="{full.pk}"' in html
+    assert "Sari &lt;Pelanggan&gt; 3" in html and "<Pelanggan>" not in html
+    for shown in ("Rina Agen", "Support", "vip", "WhatsApp", f'data-assignee="{agent.pk}"', f'data-team="{team.pk}"',
+                  'class="badge priority-urgent"'):
+        assert shown in html, shown
+    assert 'data-assignee=""' in html  # the unassigned one
 
 
 def test_list_total_is_counted_up_to_a_cap_and_says_more_than(client, agent, team, monkeypatch):
