@@ -90,6 +90,7 @@ def customer_list(request):
         tag=filters.get("tag", ""),
         channel=filters.get("channel", ""),
         segment=filters.get("segment"),
+        for_rows=True,
     ).order_by("-id")
     page = CappedPaginator(customers, LIST_PAGE_SIZE, cap=LIST_COUNT_CAP).get_page(request.GET.get("page"))
     query = request.GET.copy()

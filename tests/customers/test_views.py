@@ -86,6 +86,35 @@ def test_list_searches_by_partial_phone(client, agent, budi):
     assert unlabelled_controls(response.content.decode()) == []
 
 
+def test_list_rows_come_from_the_narrowed_query_in_a_flat_number_of_queries(client, agent):
+    """The list reads only what its rows show (customer_list(for_rows=True)): every cell comes
+    out escaped, and no row loads a deferred field (a query per row)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    def queries() -> tuple[int, str]:
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(reverse("customers:list"), {"q": "budi"})
+        return len(ctx.captured_queries), response.content.decode()
+
+    client.force_login(agent)
+    client.get(reverse("customers:list"))  # the first request of a session does a little more (last seen)
+    CustomerFactory(display_name="Budi 0")
+    one_row, _html = queries()
+    for n in range(1, 5):
+        customer = CustomerFactory(display_name=f"Budi <{n}>", lifecycle_stage="loyalty", last_seen_at=timezone.now())
+        IdentityFactory(customer=customer, kind="phone", value=f"+62812345678{n}")
+        customer.tags.set(services.tags_for_names(names=["vip"]))
+
+    count, html = queries()
+
+    assert count == one_row
+    assert "Budi &lt;4&gt;" in html and "Budi <4>" not in html
+    for shown in ("+628123456784", ">vip<", "Loyalty", reverse("customers:detail", args=[customer.pk])):
+        assert shown in html, shown
+
+
 def test_profile_escapes_user_text_and_labels_every_control(client, supervisor, budi):
     client.force_login(supervisor)
 
