@@ -195,53 +195,6 @@ def ensure_static_manifest() -> None:
 
 # --- load --------------------------------------------------------------------------------------
 
-def cpu_meter(procs: list[subprocess.Popen]):
-    """A function returning the CPU seconds (user + system) used so far by `procs` and their live
-    children: the servers' own cost per request, which holds up better than req/s on a busy box.
-    The last entry is PostgreSQL's and Redis's (shared by both sides, reported apart: what each
-    side's statements and commands cost the database servers)."""
-    import psutil
-
-    def tree(pid: int) -> float:
-        total = 0.0
-        try:
-            parent = psutil.Process(pid)
-            for p in [parent, *parent.children(recursive=True)]:
-                times = p.cpu_times()
-                total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-        return total
-
-    def databases() -> float:
-        total = 0.0
-        for p in psutil.process_iter(["name"]):
-            if p.info["name"] in ("postgres", "redis-server"):
-                try:
-                    times = p.cpu_times()
-                    total += times.user + times.system
-                except psutil.NoSuchProcess:
-                    pass
-        return total
-
-    def cpu() -> list[float]:
-        return [*(tree(proc.pid) for proc in procs), databases()]
-
-    return cpu
-
-
-def cpu_per(before: list[float], after: list[float], n: int) -> dict:
-    """CPU ms per unit: all servers, the web server alone (the first process started), and
-    PostgreSQL + Redis (the last entry)."""
-    if not n:
-        return {}
-    total = sum(after[:-1]) - sum(before[:-1])
-    web = after[0] - before[0]
-    db = after[-1] - before[-1]
-    return {"server_cpu_ms": round(total * 1000 / n, 2), "web_cpu_ms": round(web * 1000 / n, 2),
-            "db_cpu_ms": round(db * 1000 / n, 2)}
-
-
 async def closed_loop(url_of, body_of, headers: dict[str, str], seconds: float, cpu, concurrency: int = CONCURRENCY,
                       warmup: int = 16) -> dict:
     """`concurrency` clients, each POSTing back to back for `seconds`; 2xx latencies only."""
@@ -287,7 +240,7 @@ async def closed_loop(url_of, body_of, headers: dict[str, str], seconds: float, 
     summary = common.summary_ms(latencies)
     return {"requests_per_s": round(len(latencies) / elapsed, 1), "ok": len(latencies), "failures": failures,
             "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"],
-            **{f"{k}_per_request": v for k, v in cpu_per(cpu0, cpu1, len(latencies)).items()},
+            **{f"{k}_per_request": v for k, v in processes.cpu_per(cpu0, cpu1, len(latencies)).items()},
             **({"first_error": first_error[0]} if first_error else {})}
 
 
@@ -443,7 +396,7 @@ def replies_sent(inbox, first_id: int, cpu, cpu_start: list[float], mails_before
             "seconds": round(seconds, 2) if seconds else None,
             "emails_per_s": round(sent / seconds, 1) if seconds else None,
             "sending_emails_per_s": round(sent / sending, 1) if sending else None,  # first sent to last
-            **{f"{k}_per_reply_sent": v for k, v in cpu_per(cpu_start, cpu_end, sent).items()}}
+            **{f"{k}_per_reply_sent": v for k, v in processes.cpu_per(cpu_start, cpu_end, sent).items()}}
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -486,7 +439,7 @@ def main() -> int:
     # 1. The peer alone.
     peer_res: dict = {}
     with processes.running(peer_gunicorn) as procs:
-        cpu = cpu_meter(procs)
+        cpu = processes.cpu_meter(procs)
         if "api" in only:
             for kind, public in (("note", False), ("reply", True)):
                 mails_before = mails_received()
@@ -509,7 +462,7 @@ def main() -> int:
     # 2. Ours alone (web + Celery worker).
     our_res: dict = {}
     with processes.running(lambda: processes.gunicorn(OUR_PORT), processes.celery_worker) as procs:
-        cpu = cpu_meter(procs)
+        cpu = processes.cpu_meter(procs)
         if "api" in only:
             from channels_app.models import Message
 
@@ -549,7 +502,7 @@ def main() -> int:
             our_res["email"] = {**ack, **drain(inbox, first)}
             if our_res["email"]["processed"]:
                 our_res["email"].update({f"{k}_per_email": v for k, v in
-                                         cpu_per(cpu0, cpu(), our_res["email"]["processed"]).items()})
+                                         processes.cpu_per(cpu0, cpu(), our_res["email"]["processed"]).items()})
             print("ours email", json.dumps(our_res["email"]), flush=True)
 
     processes.stop(sink)

@@ -133,3 +133,50 @@ def rss_mib(pid: int) -> float:
 
     proc = psutil.Process(pid)
     return round(sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20, 1)
+
+
+def cpu_meter(procs: list[subprocess.Popen]):
+    """A function returning the CPU seconds (user + system) used so far by `procs` and their live
+    children: the servers' own cost per request, which holds up better than req/s on a busy box.
+    The last entry is PostgreSQL's and Redis's (shared by both sides, reported apart: what each
+    side's statements and commands cost the database servers)."""
+    import psutil
+
+    def tree(pid: int) -> float:
+        total = 0.0
+        try:
+            parent = psutil.Process(pid)
+            for p in [parent, *parent.children(recursive=True)]:
+                times = p.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+        return total
+
+    def databases() -> float:
+        total = 0.0
+        for p in psutil.process_iter(["name"]):
+            if p.info["name"] in ("postgres", "redis-server"):
+                try:
+                    times = p.cpu_times()
+                    total += times.user + times.system
+                except psutil.NoSuchProcess:
+                    pass
+        return total
+
+    def cpu() -> list[float]:
+        return [*(tree(proc.pid) for proc in procs), databases()]
+
+    return cpu
+
+
+def cpu_per(before: list[float], after: list[float], n: int) -> dict:
+    """CPU ms per unit: all servers, the web server alone (the first process started), and
+    PostgreSQL + Redis (the last entry)."""
+    if not n:
+        return {}
+    total = sum(after[:-1]) - sum(before[:-1])
+    web = after[0] - before[0]
+    db = after[-1] - before[-1]
+    return {"server_cpu_ms": round(total * 1000 / n, 2), "web_cpu_ms": round(web * 1000 / n, 2),
+            "db_cpu_ms": round(db * 1000 / n, 2)}

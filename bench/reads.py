@@ -87,18 +87,24 @@ def http_get(path: str, headers: dict[str, str]) -> tuple[int, float]:
     return status, time.perf_counter() - started
 
 
-def measure(path: str, headers: dict[str, str], n: int) -> dict:
+def measure(path: str, headers: dict[str, str], n: int, cpu=None) -> dict:
+    """Latencies, and with `cpu` (processes.cpu_meter) the CPU each request cost gunicorn
+    (`web_cpu_ms`) and PostgreSQL + Redis (`db_cpu_ms`): on a shared machine the latency's tail
+    moves with the neighbours' load, the CPU a request costs much less."""
     for _ in range(3):
         http_get(path, headers)
     timings, statuses = [], set()
+    before = cpu() if cpu else None
     for _ in range(n):
         status, seconds = http_get(path, headers)
         statuses.add(status)
         timings.append(seconds)
+    used = processes.cpu_per(before, cpu(), n) if cpu else {}
     if statuses != {200}:
         # An error page is fast and measures nothing (a run once timed 429s at 3.5 ms).
         raise SystemExit(f"GET {path} answered {sorted(statuses)}, not 200: nothing to measure")
-    return {"status": sorted(statuses), **{k: v for k, v in common.summary_ms(timings).items() if k != "p99_ms"}}
+    return {"status": sorted(statuses), **{k: v for k, v in common.summary_ms(timings).items() if k != "p99_ms"},
+            **{k: v for k, v in used.items() if k != "server_cpu_ms"}}
 
 
 def queries(client: Client, path: str, headers: dict[str, str]) -> int:
@@ -118,7 +124,8 @@ def main() -> int:
     paths = targets()
     results: dict = {"dataset": {"customers": Customer.objects.count(), "conversations": Conversation.objects.count()},
                      "reads": [], "reports": []}
-    with processes.running(lambda: processes.gunicorn(HTTP_PORT)):
+    with processes.running(lambda: processes.gunicorn(HTTP_PORT)) as procs:
+        cpu = processes.cpu_meter(procs)
         for kind in ("reads", "reports"):
             for name, path in paths[kind]:
                 for viewer_name, user in (viewers.items() if kind == "reads" else [("api token", admin)]):
@@ -136,7 +143,7 @@ def main() -> int:
                             client.cookies[key] = value
                         client_headers = {}
                     row = {"name": name, "viewer": viewer_name, "path": path,
-                           **measure(path, headers, args.requests if kind == "reads" else max(5, args.requests // 5)),
+                           **measure(path, headers, args.requests if kind == "reads" else max(5, args.requests // 5), cpu),
                            "queries": queries(client, path, client_headers)}
                     results[kind].append(row)
                     print(json.dumps(row), flush=True)

@@ -57,7 +57,8 @@ def main() -> int:
               f"{verdict(top['sockets'] >= 5000 and top['rss_mib'] < 1024)} |")
     reads = data.get("reads", {})
     for row in reads.get("reads", []):
-        print(f"| read: {row['name']} ({row['viewer']}) | p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, {row['queries']} queries | "
+        cpu = f", CPU {row['web_cpu_ms']} ms web + {row['db_cpu_ms']} ms database" if "web_cpu_ms" in row else ""
+        print(f"| read: {row['name']} ({row['viewer']}) | p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms{cpu}, {row['queries']} queries | "
               f"p95 ≤ 50 ms | {verdict(row['p95_ms'] <= 50)} |")
     for row in reads.get("reports", []):
         limit = 500 if "90 days" in row["name"] else 1000
