@@ -153,10 +153,11 @@ def conversation_get(*, viewer: User, conversation_id: int, for_page: bool = Fal
     `for_message`: only what writing a message into it needs (customer and last inbox, one
     query), for `message_create_outbound`.
 
-    `for_page`: also what the agent's conversation page shows, in the same query:
-    `csat_rating` (the customer's answer to this conversation's survey, None when none) and
-    `viewer_last_read_message_id`, the viewer's read marker (None when never read). Scalar
-    subqueries: joining the survey and response made the query's planning three times longer."""
+    `for_page`: also what the agent's conversation page shows, in the same query: the
+    customer's owner (for customer_panel), `csat_rating` (the customer's answer to this
+    conversation's survey, None when none) and `viewer_last_read_message_id`, the viewer's read
+    marker (None when never read). Scalar subqueries: joining the survey and response made the
+    query's planning three times longer."""
     if for_message:
         return _visible_conversations(viewer).select_related("customer", "last_inbox").get(pk=conversation_id)
     conversations = (
@@ -168,8 +169,8 @@ def conversation_get(*, viewer: User, conversation_id: int, for_page: bool = Fal
         marker = ConversationRead.objects.filter(user=viewer, conversation=OuterRef("pk")).values(
             "last_read_message_id")[:1]
         rating = Conversation.objects.filter(pk=OuterRef("pk")).values("csat_survey__response__rating")[:1]
-        conversations = conversations.annotate(viewer_last_read_message_id=Subquery(marker),
-                                               csat_rating=Subquery(rating))
+        conversations = conversations.select_related("customer__owner_agent").annotate(
+            viewer_last_read_message_id=Subquery(marker), csat_rating=Subquery(rating))
     return conversations.get(pk=conversation_id)
 
 
@@ -217,8 +218,14 @@ def canned_response_get(*, viewer: User, canned_id: int) -> CannedResponse:
     return canned_response_list(viewer=viewer).get(pk=canned_id)
 
 
-def label_list(*, viewer: User) -> QuerySet[Label]:
-    return Label.objects.order_by("name", "id")
+def label_list(*, viewer: User, marked_on: Conversation | None = None) -> QuerySet[Label]:
+    """Every label; with `marked_on`, each carries `on_conversation` (whether that conversation
+    has it): the conversation page's chips and its "add label" choices in one query."""
+    labels = Label.objects.order_by("name", "id")
+    if marked_on is not None:
+        labels = labels.annotate(on_conversation=Exists(Conversation.labels.through.objects.filter(
+            conversation_id=marked_on.pk, label_id=OuterRef("pk"))))
+    return labels
 
 
 # --- unread counts ---------------------------------------------------------------------------
@@ -401,11 +408,11 @@ def customer_panel(*, viewer: User, conversation: Conversation) -> dict:
     """Everything the side panel shows about the conversation's customer, through the owning
     apps' selectors: profile and identities, lifecycle stage, CSAT history, previous
     conversations (only those the viewer may see), recent timeline, merge suggestions."""
-    from customers.selectors import customer_can_merge, customer_get, customer_timeline, merge_suggestion_list
+    from customers.selectors import customer_can_merge, customer_get_loaded, customer_timeline, merge_suggestion_list
     from journeys.selectors import stage_history
 
-    try:
-        customer = customer_get(viewer=viewer, customer_id=conversation.customer_id, with_consents=False)
+    try:  # the customer conversation_get(for_page=True) read with the conversation, owner included
+        customer = customer_get_loaded(viewer=viewer, customer=conversation.customer, with_consents=False)
     except conversation.customer.DoesNotExist:
         return {"customer": None}
     # Only number, status and date are shown: no related rows to load.

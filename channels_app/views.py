@@ -193,13 +193,14 @@ def conversation_detail(request, pk: int):
 
 def _panel_context(request, conversation: Conversation) -> dict:
     local_snooze = timezone.localtime(conversation.snoozed_until) if conversation.snoozed_until else None
+    all_labels = list(selectors.label_list(viewer=request.user, marked_on=conversation))
     return {
         "status_form": StatusForm(initial={"status": conversation.status}),
         "priority_form": PriorityForm(initial={"priority": conversation.priority}),
         "team_form": TeamForm(viewer=request.user, initial={"team": conversation.team_id}),
         "snooze_form": SnoozeForm(initial={"snoozed_until": local_snooze}),
-        "labels": list(conversation.labels.order_by("name")),
-        "all_labels": list(selectors.label_list(viewer=request.user)),
+        "labels": [label for label in all_labels if label.on_conversation],
+        "all_labels": all_labels,
         "can_change": request.user.has_perm("channels_app.change_conversation"),
         "csat_rating": conversation.csat_rating,  # selectors.conversation_get(for_page=True)
         "panel": selectors.customer_panel(viewer=request.user, conversation=conversation),

@@ -12,7 +12,19 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db.models import BooleanField, Count, Exists, F, Func, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    F,
+    Func,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    prefetch_related_objects,
+)
 from django.utils import timezone
 
 from accounts.models import User
@@ -172,10 +184,23 @@ def customer_get(
         customers = customers.filter(merged_into__isnull=True, is_erased=False)
     if with_related:
         customers = customers.select_related("owner_agent", "owner_team", "merged_into").prefetch_related(
-            Prefetch("identities", queryset=Identity.objects.order_by("kind", "value")), "tags",
-            *(["consents"] if with_consents else []),
-        )
+            *_related(with_consents=with_consents))
     return customers.get(pk=customer_id)
+
+
+def customer_get_loaded(*, viewer: User, customer: Customer, with_consents: bool = True) -> Customer:
+    """customer_get for a customer already read in this request (e.g. with its conversation):
+    the same rules (raises Customer.DoesNotExist when the viewer may not see it, or it was merged
+    or erased), and its identities, tags and consents loaded onto it; the row is not read again."""
+    if not customer_can_view(viewer=viewer) or not customer.is_active_profile:
+        raise Customer.DoesNotExist
+    prefetch_related_objects([customer], *_related(with_consents=with_consents))
+    return customer
+
+
+def _related(*, with_consents: bool) -> list:
+    return [Prefetch("identities", queryset=Identity.objects.order_by("kind", "value")), "tags",
+            *(["consents"] if with_consents else [])]
 
 
 def customer_lookup(*, viewer: User, kind: str, value: str, scope: str = "") -> Customer | None:

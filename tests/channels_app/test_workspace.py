@@ -519,6 +519,52 @@ def test_conversation_page_query_count_is_flat_and_a_read_conversation_is_not_wr
     assert ConversationRead.objects.get(user=agent).last_read_message_id == response.context["chat"][-1].pk
 
 
+def test_conversation_page_reads_its_customer_and_labels_once(client, agent, conversation):
+    """The side panel uses the customer (and owner) read with the conversation instead of
+    reading it again, and one query gives the label chips and the "add label" choices."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    customer = conversation.customer
+    customer.owner_agent = agent
+    customer.save()
+    agent.full_name = "Rina Agen"
+    agent.save()
+    vip, _late = Label.objects.create(name="vip", colour="#aa0000"), Label.objects.create(name="zzz-later")
+    conversation.labels.add(vip)
+    client.force_login(agent)
+    client.get(f"/inbox/{conversation.pk}/")
+
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(f"/inbox/{conversation.pk}/")
+
+    sqls = [q["sql"] for q in ctx.captured_queries]
+    assert not [sql for sql in sqls if sql.startswith('SELECT "customers_customer"')]
+    assert len([sql for sql in sqls if 'FROM "channels_app_label"' in sql]) == 1
+    html = " ".join(response.content.decode().split())
+    assert "Owner: Rina Agen" in html
+    assert [label.name for label in response.context["labels"]] == ["vip"]
+    assert '<option value="zzz-later">zzz-later</option>' in html and '<option value="vip">' not in html
+
+
+@pytest.mark.parametrize("gone", ["merged", "erased"])
+def test_side_panel_has_no_customer_card_for_a_merged_or_erased_profile(client, agent, conversation, gone):
+    from customers.models import Customer
+
+    customer = conversation.customer
+    if gone == "merged":
+        customer.merged_into = Customer.objects.create(display_name="Survivor")
+    else:
+        customer.is_erased = True
+    customer.save()
+    client.force_login(agent)
+
+    response = client.get(f"/inbox/{conversation.pk}/")
+
+    assert response.status_code == 200
+    assert response.context["panel"] == {"customer": None}
+
+
 @pytest.mark.parametrize(("status", "rating", "shown"), [("answered", 4, "<strong>4/5</strong>"), ("sent", None, "CSAT: —"),
                                                          (None, None, "CSAT: —")])
 def test_conversation_page_shows_the_csat_rating(client, agent, conversation, status, rating, shown):
