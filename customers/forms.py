@@ -27,7 +27,12 @@ class CustomerSearchForm(forms.Form):
 
     def __init__(self, *args, segments=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["segment"].queryset = segments if segments is not None else Segment.objects.none()
+        field = self.fields["segment"]
+        field.queryset = segments if segments is not None else Segment.objects.none()
+        # The options from one plain query: a ModelChoiceField iterates its queryset with a
+        # server-side cursor on PostgreSQL (DECLARE, FETCH, CLOSE) for a handful of rows.
+        # Validation still looks the chosen one up in the queryset.
+        field.choices = [("", field.empty_label)] + [(s.pk, field.label_from_instance(s)) for s in field.queryset]
 
 
 class NoteForm(forms.Form):

@@ -115,6 +115,30 @@ def test_list_rows_come_from_the_narrowed_query_in_a_flat_number_of_queries(clie
         assert shown in html, shown
 
 
+def test_list_segment_choices_come_from_one_plain_query_and_still_filter(client, agent):
+    """The segment select's options are read with one ordinary query (a ModelChoiceField would
+    open a server-side cursor on PostgreSQL: DECLARE, FETCH, CLOSE) and choosing one filters."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from customers.models import Segment
+
+    loyal = Segment.objects.create(name="Loyal <b>", filters={"stage": "loyalty"})
+    Segment.objects.create(name="Everyone", filters={})
+    CustomerFactory(display_name="Sari", lifecycle_stage="loyalty")
+    CustomerFactory(display_name="Budi", lifecycle_stage="reach")
+    client.force_login(agent)
+
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(reverse("customers:list"), {"segment": loyal.pk})
+
+    html = response.content.decode()
+    assert [c.display_name for c in response.context["page"]] == ["Sari"]
+    assert f'<option value="{loyal.pk}" selected>Loyal &lt;b&gt;</option>' in html
+    assert ">Everyone</option>" in html
+    assert not [q["sql"] for q in ctx.captured_queries if q["sql"].lstrip().upper().startswith(("DECLARE", "FETCH"))]
+
+
 def test_profile_escapes_user_text_and_labels_every_control(client, supervisor, budi):
     client.force_login(supervisor)
 
