@@ -610,3 +610,34 @@ def test_recording_a_send_writes_only_what_changed(client, agent, provider_serve
     reply.refresh_from_db()
     assert (reply.status, reply.provider_message_id, reply.content) == ("sent", "wamid.ONLY", "Pesanan sudah dikirim")
     assert reply.sent_at is not None and "sending_since" not in reply.data
+
+
+def test_a_reply_goes_to_the_verified_then_most_recently_seen_address_scoped_to_the_inbox(db):
+    """recipient_for: among the customer's identities of the inbox's kind (and, for page-scoped
+    ids, of this inbox's scope) the verified one first, then the most recently seen."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from channels_app.services.messages import recipient_for
+    from customers.models import Customer, Identity
+    from tests.channels_app.test_webhooks import messenger_inbox, whatsapp_inbox
+
+    customer = Customer.objects.create(display_name="Budi")
+    other = Customer.objects.create(display_name="Siti")
+    wa, page = whatsapp_inbox(), messenger_inbox()
+    now = timezone.now()
+    Identity.objects.create(customer=other, kind="phone", value="+6281100000009", verified=True, last_seen_at=now)
+    assert recipient_for(customer=customer, inbox=wa) == ""
+
+    Identity.objects.create(customer=customer, kind="phone", value="+6281100000001", last_seen_at=now - dt.timedelta(days=9))
+    Identity.objects.create(customer=customer, kind="phone", value="+6281100000002", last_seen_at=now)
+    assert recipient_for(customer=customer, inbox=wa) == "+6281100000002"
+    Identity.objects.create(customer=customer, kind="phone", value="+6281100000003", verified=True,
+                            last_seen_at=now - dt.timedelta(days=30))
+    assert recipient_for(customer=customer, inbox=wa) == "+6281100000003"
+
+    Identity.objects.create(customer=customer, kind="messenger", value="psid-other-page", scope="another-page")
+    assert recipient_for(customer=customer, inbox=page) == ""
+    Identity.objects.create(customer=customer, kind="messenger", value="psid-1", scope=str(page.uuid))
+    assert recipient_for(customer=customer, inbox=page) == "psid-1"
