@@ -23,6 +23,7 @@ from channels_app import selectors, services
 from channels_app.models import Conversation, ConversationPriority, ConversationStatus, Inbox
 from channels_app.services import media as media_services
 from channels_app.services import workspace as workspace_services
+from cxplatform.forms import PlainModelChoiceField
 from cxplatform.paginator import CappedPaginator
 
 PAGE_SIZE = 25
@@ -82,16 +83,12 @@ class PriorityForm(forms.Form):
 
 
 class TeamForm(forms.Form):
-    team = forms.ModelChoiceField(label=gettext_lazy("Team"), queryset=None,
-                                  empty_label=gettext_lazy("Choose a team"))
+    team = PlainModelChoiceField(label=gettext_lazy("Team"), queryset=None,
+                                 empty_label=gettext_lazy("Choose a team"))
 
     def __init__(self, *args, viewer=None, **kwargs):
         super().__init__(*args, **kwargs)
-        field = self.fields["team"]
-        field.queryset = selectors.team_choice_list(viewer=viewer)
-        if not self.is_bound:
-            # One plain query for the options (ModelChoiceField iterates with a server-side cursor).
-            field.choices = [("", field.empty_label)] + [(t.pk, field.label_from_instance(t)) for t in field.queryset]
+        self.fields["team"].queryset = selectors.team_choice_list(viewer=viewer)
 
 
 class LabelForm(forms.Form):

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from customers.models import AttributeDefinition, IdentityKind, LifecycleStage, Segment
+from cxplatform.forms import PlainModelChoiceField
 
 
 class CustomerSearchForm(forms.Form):
@@ -21,18 +22,13 @@ class CustomerSearchForm(forms.Form):
     channel = forms.ChoiceField(
         label=_("Channel"), required=False, choices=[("", _("Any channel")), *IdentityKind.choices]
     )
-    segment = forms.ModelChoiceField(
+    segment = PlainModelChoiceField(
         label=_("Segment"), required=False, queryset=Segment.objects.none(), empty_label=_("No segment")
     )
 
     def __init__(self, *args, segments=None, **kwargs):
         super().__init__(*args, **kwargs)
-        field = self.fields["segment"]
-        field.queryset = segments if segments is not None else Segment.objects.none()
-        # The options from one plain query: a ModelChoiceField iterates its queryset with a
-        # server-side cursor on PostgreSQL (DECLARE, FETCH, CLOSE) for a handful of rows.
-        # Validation still looks the chosen one up in the queryset.
-        field.choices = [("", field.empty_label)] + [(s.pk, field.label_from_instance(s)) for s in field.queryset]
+        self.fields["segment"].queryset = segments if segments is not None else Segment.objects.none()
 
 
 class NoteForm(forms.Form):

@@ -60,6 +60,8 @@ def customer_can_erase(*, viewer: User) -> bool:
 
 
 def _visible(viewer: User) -> QuerySet[Customer]:
+    # customer_get_loaded applies this rule to a row already read: a row-level rule added here
+    # must be added there too.
     if not customer_can_view(viewer=viewer):
         return Customer.objects.none()
     return Customer.objects.all()
