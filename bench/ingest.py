@@ -123,6 +123,7 @@ async def fixed_rate(url: str, rate: int, seconds: int, secret: bytes, customers
 
     bodies = [whatsapp_body(sender(i, customers, 104729)) for i in range(rate * seconds)]
     latencies: list[float] = []
+    sent_at: list[float] = []
     failures = 0
 
     async def one(session, body):
@@ -139,11 +140,13 @@ async def fixed_rate(url: str, rate: int, seconds: int, secret: bytes, customers
             failures += 1
             return
         latencies.append(time.perf_counter() - started)
+        sent_at.append(started - begin)
 
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector) as session:
         tasks = []
         begin = time.perf_counter()
+        begin_utc = time.strftime("%H:%M:%S", time.gmtime())
         for i, body in enumerate(bodies):
             delay = begin + i / rate - time.perf_counter()
             if delay > 0:
@@ -151,8 +154,20 @@ async def fixed_rate(url: str, rate: int, seconds: int, secret: bytes, customers
             tasks.append(asyncio.create_task(one(session, body)))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - begin
-    return {"rate": rate, "sent": len(bodies), "achieved_per_s": round(len(bodies) / elapsed, 1), "failures": failures,
-            **{k: v for k, v in common.summary_ms(latencies).items() if k != "mean_ms"}}
+    return {"rate": rate, "started_utc": begin_utc, "sent": len(bodies), "achieved_per_s": round(len(bodies) / elapsed, 1), "failures": failures,
+            **{k: v for k, v in common.summary_ms(latencies).items() if k != "mean_ms"},
+            "slowest_seconds": slowest_seconds(sent_at, latencies)}
+
+
+def slowest_seconds(sent_at: list[float], latencies: list[float], keep: int = 3) -> list[dict]:
+    """The seconds of a run whose acks were slowest (by their max): whether a tail is spread over
+    the run (CPU contention) or one stall (a lock, a vacuum, a checkpoint) shows here."""
+    by_second: dict[int, list[float]] = {}
+    for at, latency in zip(sent_at, latencies, strict=True):
+        by_second.setdefault(int(at), []).append(latency * 1000)
+    worst = sorted(by_second.items(), key=lambda item: -max(item[1]))[:keep]
+    return [{"second": second, "max_ms": round(max(values), 1), "over_50ms": sum(v > 50 for v in values),
+             "requests": len(values)} for second, values in worst]
 
 
 def purge_queue() -> None:
@@ -197,6 +212,8 @@ def main() -> int:
     parser.add_argument("--chats", type=int, default=CHATS,
                         help="senders: this many customers in ongoing chats; 0 = a different customer per message")
     parser.add_argument("--fixed-only", action="store_true", help="skip the peak runs (wrk)")
+    parser.add_argument("--hold-worker", action="store_true",
+                        help="fixed rates: hold the worker while sending (the web tier's ack alone), drain after")
     parser.add_argument("--warmup", type=int, default=5,
                         help="seconds at the first fixed rate, not measured, before the fixed-rate runs")
     args = parser.parse_args()
@@ -235,7 +252,7 @@ def main() -> int:
 
     rates = [int(r) for r in args.rates.split(",")]
     results["warmup_seconds"] = args.warmup
-    with processes.running(lambda: processes.gunicorn(HTTP_PORT), processes.celery_worker):
+    with processes.running(lambda: processes.gunicorn(HTTP_PORT), processes.celery_worker) as procs:
         if args.warmup:
             # Freshly started processes open their connections, fill their caches and import
             # lazily on their first requests: measured, the first 300/s run after a start had an
@@ -247,9 +264,17 @@ def main() -> int:
             purge_queue()
         for rate in rates:
             first = last_event_id()
-            row = asyncio.run(fixed_rate(f"http://127.0.0.1:{HTTP_PORT}{webhook_path}", rate, args.seconds,
-                                         app_secret, customers))
+            cpu = processes.cpu_meter(procs)
+            before = cpu()
+            with processes.held(procs[1]) if args.hold_worker else contextlib.nullcontext():
+                row = asyncio.run(fixed_rate(f"http://127.0.0.1:{HTTP_PORT}{webhook_path}", rate, args.seconds,
+                                             app_secret, customers))
+            row["worker_held"] = args.hold_worker
             row["end_to_end"] = drain(first, timeout=args.drain_seconds)
+            # CPU per webhook, acknowledged and processed (the drain included): web, worker, database
+            after = cpu()
+            row["cpu_ms_per_webhook"] = {name: round((a - b) * 1000 / row["sent"], 2)
+                                         for name, b, a in zip(("web", "worker", "database"), before, after, strict=True)}
             purge_queue()
             results["fixed_rate"].append(row)
             print("fixed", json.dumps(row), flush=True)

@@ -26,10 +26,11 @@ def webhook_event_process_task(self, event_id: int) -> str | None:
     return event.status if event is not None else None
 
 
-@shared_task(acks_late=True)
-def webhook_events_drain_task() -> int:
+@shared_task(bind=True, acks_late=True)
+def webhook_events_drain_task(self) -> int:
     """Process every stored delivery waiting (queued once per burst by `ingest.drain_wake`)."""
-    return ingest.webhook_events_drain()
+    linger = 0.0 if self.request.is_eager else ingest.drain_linger_seconds()  # eager: inside a request
+    return ingest.webhook_events_drain(linger=linger)
 
 
 @shared_task(bind=True, acks_late=True)

@@ -94,7 +94,12 @@ def drain_wake() -> None:
     WEBHOOK_DRAIN.wake()
 
 
-def webhook_events_drain(*, limit: int = DRAIN_BATCH) -> int:
+def drain_linger_seconds() -> float:
+    """How long a worker's webhook drain waits after a partial batch (WEBHOOK_DRAIN_LINGER_MS)."""
+    return int(getattr(settings, "WEBHOOK_DRAIN_LINGER_MS", 10)) / 1000
+
+
+def webhook_events_drain(*, limit: int = DRAIN_BATCH, linger: float = 0.0) -> int:
     """Process waiting deliveries oldest first until none is left (or `limit`, then queue a
     successor so other tasks get the worker too). Returns how many were processed.
 
@@ -105,7 +110,7 @@ def webhook_events_drain(*, limit: int = DRAIN_BATCH) -> int:
     what that leaves, one by one."""
     from channels_app.services.ingest_batch import BATCH_SIZE
 
-    return WEBHOOK_DRAIN.run(_drain_step, batch_size=BATCH_SIZE, limit=limit)
+    return WEBHOOK_DRAIN.run(_drain_step, batch_size=BATCH_SIZE, limit=limit, linger=linger)
 
 
 def _drain_step(size: int) -> int:

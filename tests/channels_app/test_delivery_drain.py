@@ -284,15 +284,33 @@ def test_a_lingering_drain_waits_only_after_a_partial_batch(recording_task, monk
     assert waits == [0.05, 0.05]  # after the 2 and the 1; not after the full batch, nor the empty looks
 
 
-def test_an_eager_drain_never_lingers(monkeypatch):
-    """Without a broker the drain runs inside the agent's request: no waiting there."""
-    from channels_app import tasks
-    from channels_app.services import messages
+DRAIN_TASKS = [  # (task, the service it calls, that service's module, the setting of its linger)
+    ("messages_deliver_drain_task", "messages_deliver_drain", "messages", "MESSAGE_DELIVER_LINGER_MS"),
+    ("webhook_events_drain_task", "webhook_events_drain", "ingest", "WEBHOOK_DRAIN_LINGER_MS"),
+]
 
+
+@pytest.mark.parametrize(("task", "service", "module", "setting"), DRAIN_TASKS)
+def test_an_eager_drain_never_lingers(monkeypatch, settings, task, service, module, setting):
+    """Without a broker the drain runs inside the agent's request (or the webhook's): no waiting there."""
+    from channels_app import services, tasks
+
+    setattr(settings, setting, 100)
     lingers: list[float] = []
-    monkeypatch.setattr(messages, "messages_deliver_drain", lambda *, linger: lingers.append(linger) or 0)
-    tasks.messages_deliver_drain_task.apply(throw=True)  # as CELERY_TASK_ALWAYS_EAGER runs it
+    monkeypatch.setattr(getattr(services, module), service, lambda *, linger: lingers.append(linger) or 0)
+    getattr(tasks, task).apply(throw=True)  # as CELERY_TASK_ALWAYS_EAGER runs it
     assert lingers == [0.0]
+
+
+@pytest.mark.parametrize(("task", "service", "module", "setting"), DRAIN_TASKS)
+def test_a_worker_drain_lingers_as_set(monkeypatch, settings, task, service, module, setting):
+    from channels_app import services, tasks
+
+    setattr(settings, setting, 25)
+    lingers: list[float] = []
+    monkeypatch.setattr(getattr(services, module), service, lambda *, linger: lingers.append(linger) or 0)
+    getattr(tasks, task)()  # as a worker runs it: not eager
+    assert lingers == [0.025]
 
 
 def test_the_linger_is_a_setting(settings):
