@@ -9,6 +9,13 @@ from pathlib import Path
 PATH = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
+def cpu_per_webhook(row: dict) -> str:
+    cpu = row.get("cpu_ms_per_webhook")
+    if not cpu:
+        return ""
+    return f"; CPU per webhook {cpu['web']} ms web + {cpu['worker']} worker + {cpu['database']} database"
+
+
 def verdict(ok: bool | None) -> str:
     return "—" if ok is None else ("met" if ok else "**missed**")
 
@@ -41,7 +48,8 @@ def main() -> int:
     for row in ingest.get("fixed_rate", []):
         target = row["rate"] == 300
         print(f"| ack latency at {row['rate']}/s (gunicorn, open loop) | achieved {row['achieved_per_s']}/s, p50 {row['p50_ms']} ms, "
-              f"p99 {row['p99_ms']} ms, {row['failures']} failed; processed {row['end_to_end'].get('processed_per_s')}/s | "
+              f"p99 {row['p99_ms']} ms, {row['failures']} failed; processed {row['end_to_end'].get('processed_per_s')}/s"
+              f"{cpu_per_webhook(row)} | "
               f"{'p99 ≤ 50 ms' if target else ''} | {verdict(row['p99_ms'] <= 50) if target else ''} |")
     for r in data.get("live", {}).get("runs", []):
         target = r["rate"] >= 100 and r["agents_connected"] >= 500
