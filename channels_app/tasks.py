@@ -29,15 +29,13 @@ def webhook_event_process_task(self, event_id: int) -> str | None:
 @shared_task(bind=True, acks_late=True)
 def webhook_events_drain_task(self) -> int:
     """Process every stored delivery waiting (queued once per burst by `ingest.drain_wake`)."""
-    linger = 0.0 if self.request.is_eager else ingest.drain_linger_seconds()  # eager: inside a request
-    return ingest.webhook_events_drain(linger=linger)
+    return ingest.webhook_events_drain(linger=ingest.WEBHOOK_DRAIN.linger_seconds(eager=self.request.is_eager))
 
 
 @shared_task(bind=True, acks_late=True)
 def messages_deliver_drain_task(self) -> int:
     """Send every new queued reply (queued once per burst by `messages.messages_deliver_wake`)."""
-    linger = 0.0 if self.request.is_eager else messages.deliver_linger_seconds()  # eager: inside a request
-    return messages.messages_deliver_drain(linger=linger)
+    return messages.messages_deliver_drain(linger=messages.DELIVER_DRAIN.linger_seconds(eager=self.request.is_eager))
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.cache import cache
 from django.utils.module_loading import import_string
 
@@ -34,6 +35,14 @@ class Drain:
     wake_key: str
     task: str  # dotted path of the Celery task that calls `run` (tasks import services: resolved late)
     wake_ttl_seconds: int = 60
+    linger_setting: str = ""  # the setting (milliseconds) a worker's drain lingers after a partial batch
+
+    def linger_seconds(self, *, eager: bool) -> float:
+        """How long `run` should linger: the setting's value in a worker; never when eager
+        (without a broker the drain runs inside the request that woke it)."""
+        if eager or not self.linger_setting:
+            return 0.0
+        return int(getattr(settings, self.linger_setting)) / 1000
 
     def wake(self) -> None:
         """Make sure a drain task will see the rows committed so far."""

@@ -85,18 +85,14 @@ def webhook_event_store(*, inbox: Inbox, body: bytes, headers: Mapping[str, str]
 
 DRAIN_WAKE_KEY = "channels:webhook-drain:wake"
 DRAIN_BATCH = 200
-WEBHOOK_DRAIN = Drain(wake_key=DRAIN_WAKE_KEY, task="channels_app.tasks.webhook_events_drain_task")
+WEBHOOK_DRAIN = Drain(wake_key=DRAIN_WAKE_KEY, task="channels_app.tasks.webhook_events_drain_task",
+                      linger_setting="WEBHOOK_DRAIN_LINGER_MS")
 
 
 def drain_wake() -> None:
     """Make sure a drain task will see the deliveries committed so far (see services/drains.py:
     publishing a Celery task per delivery was a third of an acknowledgement's cost)."""
     WEBHOOK_DRAIN.wake()
-
-
-def drain_linger_seconds() -> float:
-    """How long a worker's webhook drain waits after a partial batch (WEBHOOK_DRAIN_LINGER_MS)."""
-    return int(getattr(settings, "WEBHOOK_DRAIN_LINGER_MS", 10)) / 1000
 
 
 def webhook_events_drain(*, limit: int = DRAIN_BATCH, linger: float = 0.0) -> int:

@@ -493,14 +493,10 @@ def _send(message: Message, attempt: int, thread_headers: dict[str, Any] | None 
 
 # --- first attempts, in batches: one drain task works off every new reply ------------------
 
-DELIVER_DRAIN = Drain(wake_key="channels:deliver-drain:wake", task="channels_app.tasks.messages_deliver_drain_task")
+DELIVER_DRAIN = Drain(wake_key="channels:deliver-drain:wake", task="channels_app.tasks.messages_deliver_drain_task",
+                      linger_setting="MESSAGE_DELIVER_LINGER_MS")
 DELIVER_BATCH = 20  # sent one by one, recorded together: at most this many resent after a crash
 DELIVER_DRAIN_LIMIT = 200
-
-
-def deliver_linger_seconds() -> float:
-    """How long a worker's drain waits after a partial batch (MESSAGE_DELIVER_LINGER_MS)."""
-    return int(getattr(settings, "MESSAGE_DELIVER_LINGER_MS", 100)) / 1000
 
 
 def messages_deliver_wake() -> None:

@@ -314,7 +314,7 @@ def test_a_worker_drain_lingers_as_set(monkeypatch, settings, task, service, mod
 
 
 def test_the_linger_is_a_setting(settings):
-    from channels_app.services.messages import deliver_linger_seconds
+    from channels_app.services.messages import DELIVER_DRAIN
 
     settings.MESSAGE_DELIVER_LINGER_MS = 200
-    assert deliver_linger_seconds() == 0.2
+    assert DELIVER_DRAIN.linger_seconds(eager=False) == 0.2
