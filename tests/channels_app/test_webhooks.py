@@ -8,10 +8,13 @@ import json
 from unittest import mock
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection, transaction
+from django.db.models.signals import post_save, pre_save
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from channels_app.models import Conversation, Message, MessageStatus, WebhookEvent
-from channels_app.services import inbox_create
+from channels_app.services import inbox_create, webhook_event_store
 from customers.models import Identity
 
 pytestmark = pytest.mark.django_db
@@ -240,6 +243,47 @@ def test_database_failure_while_storing_is_503_so_the_provider_retries(client):
     assert response.status_code == 503
     assert response["Retry-After"] == "30"
     assert response.json()["error"]["code"] == "unavailable"
+
+
+def test_a_stored_delivery_is_one_insert_of_the_row_the_orm_would_write(django_capture_on_commit_callbacks):
+    inbox = whatsapp_inbox()
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": "sha256=ab", "X-Forwarded-For": "10.0.0.1"}
+    before = timezone.now()
+
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks() as callbacks:
+        event = webhook_event_store(inbox=inbox, body=b'{"entry": []}', headers=headers)
+
+    assert len(queries) == 1 and len(callbacks) == 1  # the INSERT, then the drain's wake after commit
+    stored = WebhookEvent.objects.get(pk=event.pk)
+    as_python = lambda value: bytes(value) if isinstance(value, memoryview) else value  # noqa: E731
+    # Every column the model has, as the returned instance holds it and as the ORM reads it back:
+    # the INSERT is built from the model's fields, so a field added later is written with its default.
+    assert {f.attname: as_python(getattr(event, f.attname)) for f in WebhookEvent._meta.concrete_fields} == {
+        f.attname: as_python(getattr(stored, f.attname)) for f in WebhookEvent._meta.concrete_fields}
+    assert (stored.inbox_id, bytes(stored.body), stored.headers, stored.status, stored.attempts, stored.last_error,
+            stored.last_attempt_at, stored.processed_at) == (
+        inbox.pk, b'{"entry": []}', {"content-type": "application/json", "x-hub-signature-256": "sha256=ab"},
+        WebhookEvent.Status.RECEIVED, 0, "", None, None)
+    assert before <= stored.received_at <= timezone.now()
+    assert event.inbox == inbox and not event._state.adding
+
+
+def test_webhook_events_have_no_save_signal_receivers():
+    """webhook_event_store writes its INSERT without Model.save() (the acknowledgement's cost),
+    so it sends no pre_save / post_save: a receiver added for WebhookEvent would never run."""
+    assert not pre_save.has_listeners(WebhookEvent)
+    assert not post_save.has_listeners(WebhookEvent)
+
+
+def test_a_delivery_stored_in_a_transaction_that_rolls_back_is_gone_and_wakes_nothing(django_capture_on_commit_callbacks):
+    inbox = whatsapp_inbox()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            webhook_event_store(inbox=inbox, body=b"{}", headers={})
+            raise RuntimeError("the caller's work failed")
+
+    assert not WebhookEvent.objects.exists() and not callbacks
 
 
 def test_database_failure_looking_up_the_inbox_is_503(client):

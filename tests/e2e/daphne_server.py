@@ -45,7 +45,7 @@ class LiveDaphne:
     inbox: str
 
     def manage(self, code: str) -> str:
-        return subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=self.env,
+        return subprocess.run([sys.executable, "manage.py", "shell", "--no-imports", "-c", code], cwd=ROOT, env=self.env,
                               check=True, capture_output=True, text=True, timeout=120).stdout
 
 

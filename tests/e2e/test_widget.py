@@ -1,6 +1,7 @@
 """The web chat widget and the agent workspace together, in real Chromium against daphne."""
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -24,12 +25,31 @@ def visitor_send(frame, text):
     expect(frame.locator(".msg.inbound", has_text=text)).to_have_count(1)
 
 
+def conversation_holding(server, text, attempts=20):
+    """The id of the conversation whose messages include `text`. The widget shows a message once
+    its delivery is stored; the conversation may be written a moment later."""
+    code = ("from channels_app.models import Message\n"
+            f"m = Message.objects.filter(content__contains={text!r}).order_by('-pk').first()\n"
+            "print(m.conversation_id if m else '')")
+    for _ in range(attempts):
+        found = server.manage(code).strip()
+        if found:
+            return int(found)
+        time.sleep(0.25)
+    raise AssertionError(f"no conversation holds {text!r}")
+
+
 def agent_open_latest(page, server, email="agent3@demo.cxplatform.test", text=""):
+    """Sign in and open, from the inbox, the conversation holding `text` (without: the first row).
+    Clicking the first row raced with another test's conversation when `text` was not yet written."""
+    conversation_id = conversation_holding(server, text) if text else None
     sign_in(page, server.url, email)
     page.goto(f"{server.url}/inbox/")
-    page.locator("[data-conversation-link]").first.click()
-    if text:
+    if conversation_id:
+        page.locator(f"[data-conversation-link][data-conversation-id='{conversation_id}']").click()
         expect(page.locator("#thread [data-message-id]", has_text=text)).to_have_count(1)
+    else:
+        page.locator("[data-conversation-link]").first.click()
     expect(page.locator("#live-status")).to_have_text("Live")
 
 
