@@ -247,6 +247,29 @@ def test_a_batch_uses_a_fixed_number_of_statements_whatever_its_size(django_asse
     assert large == small, (small, large)
 
 
+def test_a_look_that_finds_nothing_waiting_is_one_statement_and_no_claim(django_capture_on_commit_callbacks):
+    """A drain ends with looks that find nothing; each is one indexed SELECT outside a
+    transaction, not a claim (BEGIN, SELECT … FOR UPDATE, COMMIT)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    inbox = whatsapp_inbox()
+    WebhookEvent.objects.create(inbox=inbox, status=WebhookEvent.Status.PROCESSED, body=b"{}", headers={})
+    with CaptureQueriesContext(connection) as ctx:
+        assert ingest_batch.webhook_events_batch_process() == (0, [])
+    assert len(ctx.captured_queries) == 1, ctx.captured_queries
+    assert "FOR UPDATE" not in ctx.captured_queries[0]["sql"]
+    assert ingest_batch.deliveries_waiting() is False
+    waiting = WebhookEvent.objects.create(inbox=inbox, body=wa_text(wa_id="628137000001", msg_id="wamid.look"),
+                                          headers={})
+    assert ingest_batch.deliveries_waiting() is True
+    with django_capture_on_commit_callbacks(execute=True):
+        assert webhook_events_drain() == 1
+    waiting.refresh_from_db()
+    assert waiting.status == WebhookEvent.Status.PROCESSED
+    assert ingest_batch.deliveries_waiting() is False
+
+
 def test_a_batch_the_planner_cannot_handle_is_processed_one_by_one(django_capture_on_commit_callbacks):
     """A failure while planning or applying the batch costs nothing: every delivery goes the
     one-by-one way, which stores it (or records its error against it)."""
