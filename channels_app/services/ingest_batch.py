@@ -233,12 +233,17 @@ def _resolve_customers(plan: _Plan) -> None:
     the provider sent one, and a verified one must be stored verified (else it is a claim);
     anything else is `customer_resolve`'s work."""
     wanted = {key for c in plan.candidates for key in c.keys}
+    # The customers come along (one join; only the identities are locked, as before): a separate
+    # in_bulk was one more ORM statement per batch, about 1.3 ms of the worker's CPU each.
     rows = {
         (row.kind, row.scope, row.value): row
-        for row in Identity.objects.select_for_update().filter(value__in={key[2] for key in wanted})
+        for row in Identity.objects.select_related("customer").select_for_update(of=("self",))
+        .filter(value__in={key[2] for key in wanted})
         if (row.kind, row.scope, row.value) in wanted
     }
-    customers = Customer.objects.in_bulk({row.customer_id for row in rows.values()})
+    customers: dict[int, Customer] = {}
+    for row in rows.values():  # one instance per customer, whichever of its identities matched
+        row.customer = customers.setdefault(row.customer_id, row.customer)
     for candidate in plan.candidates:
         found = [rows.get(key) for key in candidate.keys]
         owners = {row.customer_id for row in found if row is not None}
