@@ -140,8 +140,10 @@ def deliveries_waiting() -> bool:
     wake flag); as claims (BEGIN, the joined SELECT … FOR UPDATE compiled by the ORM, COMMIT)
     they cost about 2 ms of CPU each, as this look 0.16 ms: a fifth of what one message alone
     in its batch cost the worker (docs/performance.md, twelfth session). A delivery another
-    drain holds still counts as waiting; the claim then finds nothing, as before."""
-    using = router.db_for_read(WebhookEvent)
+    drain holds still counts as waiting; the claim then finds nothing, as before. It asks the
+    database the claim writes to: a lagging read replica would answer "nothing" while deliveries
+    wait, and the drain would end without them."""
+    using = router.db_for_write(WebhookEvent)
     sql, params = _waiting_sql(using)
     with connections[using].cursor() as cursor:
         cursor.execute(sql, params)

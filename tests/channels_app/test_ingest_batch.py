@@ -270,6 +270,14 @@ def test_a_look_that_finds_nothing_waiting_is_one_statement_and_no_claim(django_
     assert ingest_batch.deliveries_waiting() is False
 
 
+def test_the_look_asks_the_database_the_claim_writes_to_never_a_read_replica():
+    """Routed to a lagging replica, the look would answer "nothing waiting" while deliveries wait
+    on the primary, and the drain would end without them."""
+    WebhookEvent.objects.create(inbox=whatsapp_inbox(), body=b"{}", headers={})
+    with mock.patch.object(ingest_batch.router, "db_for_read", side_effect=AssertionError("read route used")):
+        assert ingest_batch.deliveries_waiting() is True
+
+
 def test_a_batch_the_planner_cannot_handle_is_processed_one_by_one(django_capture_on_commit_callbacks):
     """A failure while planning or applying the batch costs nothing: every delivery goes the
     one-by-one way, which stores it (or records its error against it)."""
