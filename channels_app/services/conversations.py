@@ -16,8 +16,8 @@ from accounts.models import Availability, Team, TeamMembership, User
 from accounts.selectors import team_ids_for_user, user_is_supervisor_or_admin
 from channels_app import events, realtime
 from channels_app.models import Conversation, ConversationPriority, ConversationStatus, Inbox, MessageSender
-from customers.models import Customer, IdentityKind, TimelineKind
-from customers.services import timeline_record
+from customers.models import Customer, IdentityKind, TimelineEntry, TimelineKind
+from customers.services import timeline_entry_build, timeline_record
 
 
 def reopen_window() -> dt.timedelta:
@@ -131,7 +131,8 @@ def conversation_continue(*, customer: Customer, inbox: Inbox, at: dt.datetime |
         else:
             try:
                 with transaction.atomic():
-                    created = Conversation.objects.create(customer=customer, team=inbox.default_team, last_inbox=inbox, created_at=at)
+                    created = conversation_build(customer=customer, inbox=inbox, at=at)
+                    created.save(force_insert=True)
             except IntegrityError:
                 # A concurrent message of the same customer opened it first: continue that one.
                 existing = (
@@ -158,16 +159,7 @@ def conversation_continue(*, customer: Customer, inbox: Inbox, at: dt.datetime |
     elif previous_status:
         _status_event(conversation, previous_status=previous_status, actor=None)
     if result.created or result.reopened:
-        timeline_record(
-            customer=customer,
-            kind=TimelineKind.CONVERSATION_OPENED,
-            occurred_at=at,
-            channel=inbox.kind,
-            title=_("Conversation reopened") if result.reopened else _("Conversation started"),
-            ref_type="channels.conversation.opened",
-            ref_id=f"{conversation.pk}:{at.isoformat()}",
-            data={"conversation": conversation.pk, "inbox": inbox.pk},
-        )
+        timeline_record(customer=customer, **_opened_entry(conversation, inbox, at, reopened=result.reopened))
         if conversation.assignee_id is None:
             conversation_auto_assign(conversation=conversation)
     elif result.channel_switched:
@@ -180,6 +172,48 @@ def conversation_continue(*, customer: Customer, inbox: Inbox, at: dt.datetime |
             data={"conversation": conversation.pk, "inbox": inbox.pk},
         )
     return result
+
+
+def _opened_entry(conversation: Conversation, inbox: Inbox, at: dt.datetime, *, reopened: bool) -> dict:
+    """The timeline entry of a conversation started (or reopened) by a message at `at`."""
+    return {
+        "kind": TimelineKind.CONVERSATION_OPENED, "occurred_at": at, "channel": inbox.kind,
+        "title": _("Conversation reopened") if reopened else _("Conversation started"),
+        "ref_type": "channels.conversation.opened", "ref_id": f"{conversation.pk}:{at.isoformat()}",
+        "data": {"conversation": conversation.pk, "inbox": inbox.pk},
+    }
+
+
+def conversation_build(*, customer: Customer, inbox: Inbox, at: dt.datetime) -> Conversation:
+    """The unsaved new conversation a message from `customer` on `inbox` at `at` starts: what
+    `conversation_continue` creates; `conversations_open` stores a batch of them."""
+    return Conversation(customer=customer, team_id=inbox.default_team_id, last_inbox=inbox, created_at=at)
+
+
+def conversations_open(conversations: list[Conversation]) -> None:
+    """Store new conversations (built by `conversation_build`, one per customer, none of whom has
+    an unresolved one) with what `conversation_continue` does for each it creates: auto-assigned
+    as `conversation_auto_assign` would one after the other, the inbox among its inboxes, the
+    timeline entry, the assignee told live, the domain events after commit. A fixed number of
+    statements however many: one per team to assign in, then one INSERT each for the
+    conversations, their inboxes, their timeline entries and their live events. A customer who
+    meanwhile got an unresolved conversation fails the INSERT (the one-unresolved-conversation
+    constraint): the caller's transaction rolls back and the one-by-one path takes over."""
+    _auto_assign_unsaved(conversations)
+    Conversation.objects.bulk_create(conversations)
+    Conversation.inboxes.through.objects.bulk_create([
+        Conversation.inboxes.through(conversation_id=c.pk, inbox_id=c.last_inbox_id) for c in conversations])
+    TimelineEntry.objects.bulk_create([
+        timeline_entry_build(customer=c.customer, **_opened_entry(c, c.last_inbox, c.created_at, reopened=False))
+        for c in conversations])
+    assigned = [c for c in conversations if c.assignee_id]
+    realtime.publish_many([("channels.conversation.assigned", _conversation_payload(c), [realtime.agent_group(c.assignee_id)])
+                           for c in assigned])
+    for conversation in conversations:
+        events.send_on_commit(events.conversation_created, event=events.CONVERSATION_CREATED,
+                              conversation=conversation, inbox=conversation.last_inbox)
+    for conversation in assigned:
+        _assigned_event(conversation, previous_assignee_id=None, actor=None)
 
 
 def _live(customer: Customer) -> Customer:
@@ -316,10 +350,16 @@ def agent_candidates(*, team_id: int, limit: int | None = None) -> list[User]:
     a COUNT over a join of every conversation ever assigned took 360 ms per new conversation on
     the 200k-conversation bench. Capacity and order are SQL too: building every member of a
     110-agent team as a User to keep one cost 5 ms of CPU per new conversation."""
+    users = _agents_by_load(team_id)
+    return list(users[:limit] if limit is not None else users)
+
+
+def _agents_by_load(team_id: int):
+    """The team's online, active members with room for one more, in the order they get the next."""
     assigned = Conversation.objects.filter(assignee=OuterRef("pk")).order_by()
     open_count = assigned.filter(status__in=UNRESOLVED).values("assignee").annotate(n=Count("id")).values("n")
     last_assigned = assigned.filter(assigned_at__isnull=False).order_by("-assigned_at").values("assigned_at")[:1]
-    users = (
+    return (
         User.objects.filter(
             team_memberships__team_id=team_id, is_active=True, availability=Availability.ONLINE
         )
@@ -327,7 +367,32 @@ def agent_candidates(*, team_id: int, limit: int | None = None) -> list[User]:
         .filter(open_count__lt=F("max_concurrent_conversations"))
         .order_by("open_count", F("last_assigned_at").asc(nulls_first=True), "pk")
     )
-    return list(users[:limit] if limit is not None else users)
+
+
+def _auto_assign_unsaved(conversations: list[Conversation]) -> None:
+    """Choose assignees for new, unsaved conversations, in order, exactly as
+    `conversation_auto_assign` called on each in turn would: one read of each team's free agents
+    with their loads, then the choices in memory (each choice adds one to the agent's load and
+    makes them the most recently assigned; the assignment times step by a microsecond so the
+    next batch's SQL sees the same order)."""
+    by_team: dict[int, list[Conversation]] = {}
+    for conversation in conversations:
+        if conversation.team_id and conversation.assignee_id is None:
+            by_team.setdefault(conversation.team_id, []).append(conversation)
+    now = timezone.now()
+    step = 0
+    for team_id, waiting in by_team.items():
+        # [pk, open_count, last_assigned_at, capacity], in the SQL's order (the order ties keep)
+        agents = [list(row) for row in _agents_by_load(team_id).values_list(
+            "pk", "open_count", "last_assigned_at", "max_concurrent_conversations")]
+        for conversation in waiting:
+            free = [agent for agent in agents if agent[1] < agent[3]]
+            if not free:
+                break  # nobody free: the rest wait in the team's queue, as one by one
+            agent = min(free, key=lambda a: (a[1], a[2] is not None, a[2] or now, a[0]))
+            step += 1
+            agent[1], agent[2] = agent[1] + 1, now + dt.timedelta(microseconds=step)
+            conversation.assignee_id, conversation.assigned_at = agent[0], agent[2]
 
 
 @transaction.atomic

@@ -4,14 +4,16 @@ One delivery at a time through `webhook_event_process` costs about 25 SQL statem
 11 ms of CPU: identity lookup, conversation lock, INSERT with its savepoint, timeline entry,
 status update, each a round trip with its own ORM compilation. Almost all traffic is the
 common case: a customer we know (by a verified identity) writing into their open conversation
-on the channel they last used. For that case a batch of deliveries is applied with a fixed
-number of statements for the whole batch: one claim, one duplicate check, one identity lookup,
-one conversation lock, bulk inserts of the messages and their timeline entries, and bulk
-updates of what moved (last seen, last message times, the deliveries' status).
+on the channel they last used, or starting a new one. For that case a batch of deliveries is
+applied with a fixed number of statements for the whole batch: one claim, one duplicate check,
+one identity lookup, one conversation lock, the new conversations (`conversations_open`: the
+assignment read once per team, then bulk inserts), bulk inserts of the messages and their
+timeline entries, and bulk updates of what moved (last seen, last message times, the
+deliveries' status).
 
-Everything else in the batch (a new customer, a new or reopened conversation, a channel
-switch, a snoozed conversation, receipts, edits, automatic inbound mail, an inbox whose office
-hours may answer, anything that fails to parse) is left to `webhook_event_process`, one by one,
+Everything else in the batch (a new customer, a reopened conversation, a channel switch, a
+snoozed conversation, receipts, edits, automatic inbound mail, an inbox whose office hours may
+answer or greet, anything that fails to parse) is left to `webhook_event_process`, one by one,
 right after the batch commits, and so is the whole batch if applying it fails. Both paths give
 the same rows, live events and domain events: `tests/channels_app/test_ingest_batch.py` runs
 the same deliveries through each and compares what they stored.
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import connections, router, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from channels_app.adapters.base import EventKind, InboundEvent
@@ -39,6 +41,7 @@ from channels_app.models import (
     MessageSender,
     WebhookEvent,
 )
+from channels_app.services.conversations import conversation_build, conversations_open, reopen_window
 from channels_app.services.inboxes import inbox_adapter
 from channels_app.services.ingest import (
     MESSAGE_KINDS,
@@ -87,6 +90,7 @@ class _Candidate:
     customer: Customer | None = None
     identities: list[Identity] = field(default_factory=list)
     conversation: Conversation | None = None
+    opens: bool = False  # the message starts `conversation` (built, not stored yet)
 
 
 @dataclass
@@ -265,32 +269,53 @@ def _resolve_customers(plan: _Plan) -> None:
 
 def _find_conversations(plan: _Plan) -> None:
     """The customer's unresolved conversation must be open and last used on this inbox: no
-    reopen, no wake-up, no channel switch (those record timeline entries and domain events)."""
+    wake-up, no channel switch (those record timeline entries and domain events). A customer
+    without one starts a new conversation (`conversations_open` stores it in `_apply`), unless a
+    conversation of theirs was resolved recently enough to be reopened: that is the one-by-one
+    path's. Their later messages in the batch continue the new one."""
     live = [c for c in plan.candidates if c.event.pk not in plan.slow]
-    conversations = {
-        conversation.customer_id: conversation
-        for conversation in Conversation.objects.select_for_update().filter(
-            customer_id__in={c.customer.pk for c in live}).exclude(status=ConversationStatus.RESOLVED)
-    }
+    if not live:
+        return
+    # One statement: the unresolved conversations, and the resolved ones recent enough that one
+    # of the batch's messages would reopen them (locked as conversation_continue locks them).
+    recent_since = min(c.at for c in live) - reopen_window()
+    conversations: dict[int, Conversation] = {}
+    last_resolved: dict[int, dt.datetime] = {}
+    for conversation in Conversation.objects.select_for_update().filter(
+            Q(resolved_at__gte=recent_since) | ~Q(status=ConversationStatus.RESOLVED),
+            customer_id__in={c.customer.pk for c in live}):
+        if conversation.status != ConversationStatus.RESOLVED:
+            conversations[conversation.customer_id] = conversation
+        else:
+            at = last_resolved.get(conversation.customer_id, conversation.resolved_at)
+            last_resolved[conversation.customer_id] = max(at, conversation.resolved_at)
     for candidate in live:
-        conversation = conversations.get(candidate.customer.pk)
-        if (conversation is None or conversation.status != ConversationStatus.OPEN
-                or conversation.last_inbox_id != candidate.event.inbox_id):
+        customer, inbox = candidate.customer, candidate.event.inbox
+        conversation = conversations.get(customer.pk)
+        if conversation is None:
+            resolved_at = last_resolved.get(customer.pk)
+            if resolved_at is not None and resolved_at >= candidate.at - reopen_window():
+                plan.slow.add(candidate.event.pk)  # a reopen
+                continue
+            conversation = conversations[customer.pk] = conversation_build(customer=customer, inbox=inbox, at=candidate.at)
+            candidate.opens = True
+        elif conversation.status != ConversationStatus.OPEN or conversation.last_inbox_id != inbox.pk:
             plan.slow.add(candidate.event.pk)
             continue
-        conversation.customer = candidate.customer
+        conversation.customer = customer
         candidate.conversation = conversation
     _slow_together(plan)
 
 
 def _check_office_hours(plan: _Plan) -> None:
-    """An inbox with an automatic out-of-hours reply may answer: that is the one-by-one path's."""
+    """An inbox with an automatic out-of-hours reply may answer, and one with a greeting greets
+    a new conversation: both are the one-by-one path's."""
     for candidate in plan.candidates:
         try:
             office_hours = candidate.event.inbox.office_hours  # joined by the claim
         except ObjectDoesNotExist:
             continue
-        if office_hours.auto_reply_enabled:
+        if office_hours.auto_reply_enabled or (candidate.opens and office_hours.greeting_enabled):
             plan.slow.add(candidate.event.pk)
     _slow_together(plan)
 
@@ -313,6 +338,9 @@ def _slow_together(plan: _Plan) -> None:
 
 def _apply(candidates: list[_Candidate]) -> None:
     """Write the batch: what `_inbound_message` writes for each, with bulk statements."""
+    opened = [c.conversation for c in candidates if c.opens]
+    if opened:
+        conversations_open(opened)
     now = timezone.now()
     touched_identities: dict[int, Identity] = {}
     seen_customers: dict[int, Customer] = {}

@@ -12,20 +12,23 @@ from email.utils import format_datetime
 from unittest import mock
 
 import pytest
+from django.db.models import Q
 from django.test import override_settings
 from django.utils import timezone
 
+from accounts.models import Availability, User
 from channels_app import events
-from channels_app.models import Conversation, ConversationStatus, LiveEvent, Message, WebhookEvent
+from channels_app.models import Conversation, ConversationStatus, Inbox, LiveEvent, Message, WebhookEvent
 from channels_app.services import inbox_create, ingest_batch
 from channels_app.services.ingest import webhook_events_drain
 from customers.models import Customer, Identity, TimelineEntry
+from tests.accounts.factories import TeamFactory, UserFactory, add_to_team
 from tests.channels_app.test_webhooks import messaging, messenger_inbox, wa_status, wa_text, whatsapp_inbox
 
 pytestmark = pytest.mark.django_db
 
 BASE = int((timezone.now() - dt.timedelta(hours=2)).timestamp())
-WHO = "ABCDEFGHIJK"  # the world's customers; A-C, E-G, I and J (e-mail) are known before the batch
+WHO = "ABCDEFGHIJKLMN"  # the world's customers; all but D, H and K are known before the batch
 
 
 def email(world: int, who: str, name: str, at: int, *, auto: bool = False) -> bytes:
@@ -71,7 +74,7 @@ def build_world(world: int) -> dict:
                               config={"address": f"support{world}@toko.example", "inbound_secret": "s" * 12})
     raw = {"content-type": "message/rfc822"}
     with override_settings(WEBHOOK_BATCH_PROCESSING=False):
-        for n, who in enumerate("ABCEFGI"):
+        for n, who in enumerate("ABCEFGILMN"):
             name = "" if who == "F" else f"Customer {who}"
             WebhookEvent.objects.create(inbox=wa_inbox, body=wa_text(
                 wa_id=wa(world, who), msg_id=mid(world, f"{who}0"), text="hello", name=name, timestamp=BASE + n),
@@ -93,9 +96,24 @@ def build_world(world: int) -> dict:
         status=ConversationStatus.SNOOZED, snoozed_until=timezone.now() + dt.timedelta(hours=5))
     Conversation.objects.filter(customer__identities__value="+" + wa(world, "G")).update(
         status=ConversationStatus.RESOLVED, resolved_at=timezone.now() - dt.timedelta(hours=1))
+    # L, M and N were last served three days ago: each message of theirs starts a new conversation.
+    Conversation.objects.filter(customer__identities__value__in=["+" + wa(world, who) for who in "LMN"]).update(
+        status=ConversationStatus.RESOLVED, resolved_at=timezone.now() - dt.timedelta(days=3))
+    # From now on the WhatsApp inbox routes to a team: two agents online with room for three new
+    # conversations (one offline), so the batch's openings fill them and one waits.
+    team = TeamFactory(name=f"Team {world}")
+    for name, availability, capacity in (("Ayu", Availability.ONLINE, 1), ("Budi", Availability.ONLINE, 2),
+                                         ("Citra", Availability.OFFLINE, 5)):
+        add_to_team(UserFactory(full_name=f"{name} {world}", availability=availability,
+                                max_concurrent_conversations=capacity), team)
+    Inbox.objects.filter(pk=wa_inbox.pk).update(default_team=team)
 
     t = BASE + 600
     bodies = [
+        wa_text(wa_id=wa(world, "L"), msg_id=mid(world, "L1"), text="L1", name="Customer L", timestamp=t - 5),
+        wa_text(wa_id=wa(world, "M"), msg_id=mid(world, "M1"), text="M1", name="Customer M", timestamp=t - 4),
+        wa_text(wa_id=wa(world, "N"), msg_id=mid(world, "N1"), text="N1", name="Customer N", timestamp=t - 3),
+        wa_text(wa_id=wa(world, "M"), msg_id=mid(world, "M2"), text="M2", name="Customer M", timestamp=t - 2),
         wa_text(wa_id=wa(world, "A"), msg_id=mid(world, "A1"), text="A1", name="Customer A", timestamp=t),
         wa_text(wa_id=wa(world, "A"), msg_id=mid(world, "A2"), text="A2", name="Customer A", timestamp=t + 30),
         wa_text(wa_id=wa(world, "B"), msg_id=mid(world, "B1"), text="B1", name="Customer B", timestamp=t + 40),
@@ -133,14 +151,34 @@ def process(world: int, *, batch: bool, capture) -> tuple[list[tuple], list[str]
     def on_created(sender, message, conversation, direction, kind, **kwargs):
         created.append((_strip(message.provider_message_id, world), direction, kind))
 
-    events.message_created.connect(on_created, dispatch_uid="test-batch")
+    def on_opened(sender, conversation, inbox, **kwargs):
+        created.append(("opened", _who(conversation, world), inbox.kind, _name(conversation.assignee_id, world)))
+
+    def on_assigned(sender, conversation, assignee_id, previous_assignee_id, team_id, actor_id, **kwargs):
+        created.append(("assigned", _who(conversation, world), _name(assignee_id, world),
+                        _name(previous_assignee_id, world), team_id == conversation.team_id, actor_id))
+
+    signals = ((events.message_created, on_created), (events.conversation_created, on_opened),
+               (events.conversation_assigned, on_assigned))
+    for signal, receiver in signals:
+        signal.connect(receiver, dispatch_uid="test-batch")
     try:
         with override_settings(WEBHOOK_BATCH_PROCESSING=batch), capture(execute=True), \
                 mock.patch.object(ingest_batch, "_apply", spy):
             webhook_events_drain()
     finally:
-        events.message_created.disconnect(dispatch_uid="test-batch")
+        for signal, _receiver in signals:
+            signal.disconnect(dispatch_uid="test-batch")
     return created, applied
+
+
+def _who(conversation: Conversation, world: int) -> str:
+    identity = Identity.objects.filter(customer_id=conversation.customer_id).order_by("pk").first()
+    return _strip(identity.value, world) if identity else "?"
+
+
+def _name(user_id: int | None, world: int) -> str | None:
+    return User.objects.get(pk=user_id).full_name.removesuffix(f" {world}") if user_id else None
 
 
 def _strip(value: str, world: int) -> str:
@@ -163,6 +201,8 @@ def snapshot(world: int, inboxes: dict, since_event: int, since_live: int) -> di
         for conversation in Conversation.objects.filter(customer=customer).order_by("pk"):
             conversations.append({
                 "status": conversation.status,
+                "assignee": _name(conversation.assignee_id, world),
+                "team": conversation.team.name.removesuffix(f" {world}") if conversation.team_id else None,
                 "last_inbox": conversation.last_inbox.kind if conversation.last_inbox else None,
                 "last_message_at": conversation.last_message_at,
                 "last_inbound_at": conversation.last_inbound_at,
@@ -175,7 +215,9 @@ def snapshot(world: int, inboxes: dict, since_event: int, since_live: int) -> di
                 ],
                 "live": [
                     (e.event, sorted(re.sub(r"\d+", "N", g) for g in e.groups), e.payload.get("message", {}).get("content"))
-                    for e in LiveEvent.objects.filter(conversation_id=conversation.pk, pk__gt=since_live).order_by("pk")
+                    for e in LiveEvent.objects.filter(  # an assignment is for the agent's sockets only
+                        Q(conversation_id=conversation.pk) | Q(payload__conversation__id=conversation.pk),
+                        pk__gt=since_live).order_by("pk")
                 ],
             })
         out["customers"][who] = {
@@ -207,12 +249,25 @@ def test_the_batch_path_stores_exactly_what_the_one_by_one_path_stores(django_ca
     assert batched[0]["customers"] == one_by_one[0]["customers"]
     assert batched[0]["deliveries"] == one_by_one[0]["deliveries"]
     assert batched[1] == one_by_one[1]
-    # The scenario is not trivial: A's three messages and B's new ones went the batch way; all
-    # else took the other: duplicates (no-ops either way), the snoozed, new, switching, unnamed and
-    # resolved customers, I (one of I's messages shares a delivery with a new customer), the
-    # receipt and the broken body.
+    # The scenario is not trivial: L, M and N starting conversations, A's three messages and B's
+    # new ones went the batch way; all else took the other: duplicates (no-ops either way), the
+    # snoozed, new, switching, unnamed and recently resolved customers, I (one of I's messages
+    # shares a delivery with a new customer), the receipt and the broken body.
     assert one_by_one[2] == []
-    assert batched[2] == ["wamid.A1", "wamid.A2", "wamid.B1", "wamid.A3", "wamid.B2", "J1@mail", "J2@mail"]
+    assert batched[2] == ["wamid.L1", "wamid.M1", "wamid.N1", "wamid.M2", "wamid.A1", "wamid.A2", "wamid.B1",
+                          "wamid.A3", "wamid.B2", "J1@mail", "J2@mail"]
+    # L, M and N each started a conversation in the batch, assigned as one by one: Ayu is full
+    # after L, Budi after M and N; D (new) and G (reopened), one by one after it, wait.
+    assignees = {who: [(c["status"], c["assignee"], c["team"]) for c in batched[0]["customers"][who]["conversations"]]
+                 for who in "LMNDG"}
+    assert assignees == {
+        "L": [("resolved", None, None), ("open", "Ayu", "Team")],
+        "M": [("resolved", None, None), ("open", "Budi", "Team")],
+        "N": [("resolved", None, None), ("open", "Budi", "Team")],
+        "D": [("open", None, "Team")],
+        "G": [("open", None, None)],
+    }
+    assert [m[0] for m in batched[0]["customers"]["M"]["conversations"][1]["messages"]] == ["wamid.M1", "wamid.M2"]
     assert [m[0] for m in batched[0]["customers"]["A"]["conversations"][0]["messages"]] == [
         "wamid.A0", "wamid.A1", "wamid.A2", "wamid.A3"]
     assert batched[0]["deliveries"][-5] == ("parked", 1, "ParseError")
@@ -246,6 +301,20 @@ def test_a_batch_uses_a_fixed_number_of_statements_whatever_its_size(django_asse
     # One statement per step of the batch, whether it carries 3 messages or 30.
     assert large == small, (small, large)
 
+    # And when each message starts a conversation, auto-assigned in a team: still a fixed number.
+    team = TeamFactory()
+    add_to_team(UserFactory(availability=Availability.ONLINE, max_concurrent_conversations=100), team)
+    Inbox.objects.filter(pk=inbox.pk).update(default_team=team)
+
+    def opening(count: int, tag: str) -> int:
+        Conversation.objects.update(status=ConversationStatus.RESOLVED, resolved_at=timezone.now() - dt.timedelta(days=2))
+        return deliver(count, tag)
+
+    small, large = opening(3, "open-small"), opening(30, "open-large")
+    opened = Conversation.objects.exclude(status=ConversationStatus.RESOLVED)
+    assert opened.count() == 30 and not opened.filter(assignee=None).exists()
+    assert large == small, (small, large)
+
 
 def test_a_look_that_finds_nothing_waiting_is_one_statement_and_no_claim(django_capture_on_commit_callbacks):
     """A drain ends with looks that find nothing; each is one indexed SELECT outside a
@@ -276,6 +345,39 @@ def test_the_look_asks_the_database_the_claim_writes_to_never_a_read_replica():
     WebhookEvent.objects.create(inbox=whatsapp_inbox(), body=b"{}", headers={})
     with mock.patch.object(ingest_batch.router, "db_for_read", side_effect=AssertionError("read route used")):
         assert ingest_batch.deliveries_waiting() is True
+
+
+def test_a_conversation_opened_meanwhile_sends_the_batch_the_one_by_one_way(django_capture_on_commit_callbacks,
+                                                                          caplog):
+    """Between the batch's look at a customer's conversations and its INSERT of a new one, another
+    writer opened one for them (through another of their identities, which the batch did not
+    lock): the one-unresolved-conversation constraint fails the batch, nothing of it is kept
+    (here the other writer's row goes with it: it wrote inside the batch's savepoint), and the
+    one-by-one path stores the message."""
+    inbox = whatsapp_inbox()
+    with override_settings(WEBHOOK_BATCH_PROCESSING=False), django_capture_on_commit_callbacks(execute=True):
+        WebhookEvent.objects.create(inbox=inbox, body=wa_text(wa_id="628136100001", msg_id="wamid.r0",
+                                                              timestamp=BASE), headers={})
+        webhook_events_drain()
+    customer = Identity.objects.get(value="+628136100001").customer
+    Conversation.objects.update(status=ConversationStatus.RESOLVED, resolved_at=timezone.now() - dt.timedelta(days=2))
+    WebhookEvent.objects.create(inbox=inbox, body=wa_text(wa_id="628136100001", msg_id="wamid.r1",
+                                                          timestamp=BASE + 60), headers={})
+    real_open = ingest_batch.conversations_open
+
+    def concurrent_writer_first(conversations):
+        Conversation.objects.create(customer=customer, last_inbox=inbox)
+        return real_open(conversations)
+
+    with mock.patch.object(ingest_batch, "conversations_open", concurrent_writer_first), \
+            django_capture_on_commit_callbacks(execute=True):
+        assert webhook_events_drain() == 1
+
+    unresolved = Conversation.objects.exclude(status=ConversationStatus.RESOLVED).get()
+    assert list(unresolved.messages.values_list("provider_message_id", flat=True)) == ["wamid.r1"]
+    assert WebhookEvent.objects.order_by("-pk").values_list("status", flat=True)[0] == WebhookEvent.Status.PROCESSED
+    assert Conversation.objects.filter(customer=customer).count() == 2  # the resolved one and the new one
+    assert "processing them one by one" in caplog.text and "IntegrityError" in caplog.text
 
 
 def test_a_batch_the_planner_cannot_handle_is_processed_one_by_one(django_capture_on_commit_callbacks):

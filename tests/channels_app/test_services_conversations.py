@@ -408,6 +408,42 @@ def test_round_robin_gives_the_least_loaded_online_agent_and_respects_capacity(m
     assert assignees[3] is None  # everybody is at capacity: it waits in the team queue
 
 
+def test_opening_conversations_together_assigns_them_as_one_after_the_other_would(make_user):
+    """conversations_open (the ingest drain's batch) chooses assignees in memory: the same agents,
+    in the same order, as conversation_continue called for each customer in turn, whatever the
+    agents' loads, capacities and last assignments."""
+    from channels_app.services.conversations import conversation_build, conversations_open
+
+    now = timezone.now()
+    results = []
+    for together in (False, True):
+        team = TeamFactory()
+        agents = []
+        # (capacity, unresolved assigned now, minutes since the last assignment or None)
+        for capacity, load, last in ((3, 1, 30), (2, 0, None), (4, 1, 90), (1, 1, 5), (3, 0, 10), (2, 0, 10)):
+            agent = make_user(availability=Availability.ONLINE, max_concurrent_conversations=capacity)
+            add_to_team(agent, team)
+            agents.append(agent.pk)
+            if last is not None:
+                Conversation.objects.create(customer=Customer.objects.create(), team=team, assignee=agent,
+                                            assigned_at=now - dt.timedelta(minutes=last),
+                                            status="open" if load else "resolved", resolved_at=None if load else now)
+        inbox = whatsapp_inbox(team=team)
+        customers = [Customer.objects.create() for _ in range(14)]
+        if together:
+            opened = [conversation_build(customer=c, inbox=inbox, at=now) for c in customers]
+            conversations_open(opened)
+            chosen = [Conversation.objects.get(pk=c.pk).assignee_id for c in opened]
+        else:
+            chosen = [conversation_continue(customer=c, inbox=inbox, at=now).conversation.assignee_id for c in customers]
+        results.append([agents.index(pk) if pk else None for pk in chosen])
+
+    one_by_one, together = results
+    assert together == one_by_one
+    assert one_by_one.count(None) == 2  # twelve free places for fourteen conversations
+    assert 3 not in one_by_one  # that agent is at capacity
+
+
 def test_resolving_frees_the_agent_who_gets_the_oldest_waiting_conversation(make_user):
     team = TeamFactory()
     a = make_user(availability=Availability.ONLINE, max_concurrent_conversations=1)
