@@ -3,15 +3,15 @@
 One delivery at a time through `webhook_event_process` costs about 25 SQL statements and
 11 ms of CPU: identity lookup, conversation lock, INSERT with its savepoint, timeline entry,
 status update, each a round trip with its own ORM compilation. Almost all traffic is the
-common case: a customer we know (by a verified identity) writing into their open conversation
-on the channel they last used, or starting a new one. For that case a batch of deliveries is
-applied with a fixed number of statements for the whole batch: one claim, one duplicate check,
-one identity lookup, one conversation lock, the new conversations (`conversations_open`: the
-assignment read once per team, then bulk inserts), bulk inserts of the messages and their
-timeline entries, and bulk updates of what moved (last seen, last message times, the
-deliveries' status).
+common case: a customer we know (by a verified identity), or one nobody knows yet, writing
+into their open conversation on the channel they last used, or starting a new one. For that
+case a batch of deliveries is applied with a fixed number of statements for the whole batch:
+one claim, one duplicate check, one identity lookup, one conversation lock, the new customers
+(`customers_create`) and conversations (`conversations_open`: the assignment read once per
+team), bulk inserts of the messages and their timeline entries, and bulk updates of what moved
+(last seen, last message times, the deliveries' status).
 
-Everything else in the batch (a new customer, a reopened conversation, a channel switch, a
+Everything else in the batch (an identity to attach or claim, a reopened conversation, a channel switch, a
 snoozed conversation, receipts, edits, automatic inbound mail, an inbox whose office hours may
 answer or greet, anything that fails to parse) is left to `webhook_event_process`, one by one,
 right after the batch commits, and so is the whole batch if applying it fails. Both paths give
@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -60,10 +60,10 @@ from channels_app.services.messages import (
     message_timeline_values,
     messages_created_after,
 )
-from customers.identity import IdentityValueError, identity_normalise
+from customers.identity import IdentityValueError, identity_normalise, max_identities_per_kind
 from customers.models import Customer, Identity, IdentityOrigin, TimelineEntry
 from customers.services import timeline_entry_build
-from customers.services.resolution import SEEN_RESOLUTION
+from customers.services.resolution import SEEN_RESOLUTION, IdentityInput, customers_create, identity_build
 from cxplatform.db import bulk_set
 
 logger = logging.getLogger(__name__)
@@ -87,9 +87,11 @@ class _Candidate:
     at: dt.datetime
     keys: list[Key]
     verified: list[bool]  # per key: a channel proved it (else the business asserts it: email)
+    inputs: list[IdentityInput]  # per key: as the adapter gave it
     customer: Customer | None = None
     identities: list[Identity] = field(default_factory=list)
     conversation: Conversation | None = None
+    creates: bool = False  # the message brings `customer` and `identities` (built, not stored yet)
     opens: bool = False  # the message starts `conversation` (built, not stored yet)
 
 
@@ -207,7 +209,7 @@ def _candidates(event: WebhookEvent, adapter, parsed: dict[int, list[InboundEven
         except IdentityValueError:
             return None
         out.append(_Candidate(event=event, item=item, provider_id=provider_id[:255], at=message_time(item), keys=keys,
-                              verified=[i.verified for i in inputs]))
+                              verified=[i.verified for i in inputs], inputs=inputs))
     return out
 
 
@@ -236,8 +238,9 @@ def _skip_duplicates(plan: _Plan) -> None:
 
 def _resolve_customers(plan: _Plan) -> None:
     """Every identity of the message must already exist on one live customer who has a name if
-    the provider sent one, and a verified one must be stored verified (else it is a claim);
-    anything else is `customer_resolve`'s work."""
+    the provider sent one, and a verified one must be stored verified (else it is a claim); or
+    none of them may exist, and a new customer is built for them (`_new_customer`). Anything
+    else (an identity to attach, one on another customer, a claim) is `customer_resolve`'s."""
     wanted = {key for c in plan.candidates for key in c.keys}
     # The customers come along (one join; only the identities are locked, as before): a separate
     # in_bulk was one more ORM statement per batch, about 1.3 ms of the worker's CPU each.
@@ -250,9 +253,16 @@ def _resolve_customers(plan: _Plan) -> None:
     customers: dict[int, Customer] = {}
     for row in rows.values():  # one instance per customer, whichever of its identities matched
         row.customer = customers.setdefault(row.customer_id, row.customer)
+    new: dict[Key, tuple[Customer, dict[Key, Identity]]] = {}  # built new customers, by each of their keys
     for candidate in plan.candidates:
         found = [rows.get(key) for key in candidate.keys]
+        if not any(found):
+            if not _new_customer(candidate, new):
+                plan.slow.add(candidate.event.pk)
+            continue
         owners = {row.customer_id for row in found if row is not None}
+        if len(owners) == 1:  # known, even when this message goes one by one: _slow_together
+            candidate.customer = customers[next(iter(owners))]
         if len(owners) != 1 or None in found or not all(
                 row.verified for row, verified in zip(found, candidate.verified, strict=False) if verified):
             plan.slow.add(candidate.event.pk)
@@ -265,6 +275,42 @@ def _resolve_customers(plan: _Plan) -> None:
         candidate.customer = customer
         candidate.identities = found
     _slow_together(plan)
+
+
+def _new_customer(candidate: _Candidate, new: dict[Key, tuple[Customer, dict[Key, Identity]]]) -> bool:
+    """Nobody has the message's identities: the customer `customer_resolve` would create (built
+    here, stored by `customers_create` in `_apply`), or the one an earlier message of the batch
+    built for exactly these identities. False when it is `customer_resolve`'s work after all:
+    identities shared in part with another new customer, too many of one kind, or what a later
+    message would change (a name, a verification)."""
+    keys = set(candidate.keys)
+    held = {id(new[key][0]) for key in keys if key in new}
+    if held:
+        if len(held) != 1:
+            return False
+        customer, identities = next(new[key] for key in keys if key in new)
+        candidate.customer = customer  # known, even when this message goes one by one: _slow_together
+        if set(identities) != keys or (candidate.item.display_name and not customer.display_name):
+            return False
+        if not all(identities[key].verified for key, verified in zip(candidate.keys, candidate.verified, strict=True)
+                   if verified):
+            return False
+    else:
+        if max(Counter(key[0] for key in keys).values()) > max_identities_per_kind():
+            return False
+        customer = Customer(display_name=(candidate.item.display_name or "")[:200], last_seen_at=candidate.at)
+        source, asserted_by = f"channel:{candidate.event.inbox.kind}", _asserted_by(candidate.event.inbox)
+        identities = {}
+        for key, item in zip(candidate.keys, candidate.inputs, strict=True):
+            if key not in identities or (item.verified and not identities[key].verified):  # as customer_resolve
+                identities[key] = identity_build(customer=customer, item=item, key=key, source=source,
+                                                 asserted_by=asserted_by, seen_at=candidate.at)
+        for key in keys:
+            new[key] = (customer, identities)
+        candidate.creates = True
+    candidate.customer = customer
+    candidate.identities = [identities[key] for key in candidate.keys]
+    return True
 
 
 def _find_conversations(plan: _Plan) -> None:
@@ -281,23 +327,26 @@ def _find_conversations(plan: _Plan) -> None:
     recent_since = min(c.at for c in live) - reopen_window()
     conversations: dict[int, Conversation] = {}
     last_resolved: dict[int, dt.datetime] = {}
+    known = {c.customer.pk for c in live if not c.creates and c.customer.pk is not None}
     for conversation in Conversation.objects.select_for_update().filter(
             Q(resolved_at__gte=recent_since) | ~Q(status=ConversationStatus.RESOLVED),
-            customer_id__in={c.customer.pk for c in live}):
+            customer_id__in=known) if known else ():
         if conversation.status != ConversationStatus.RESOLVED:
             conversations[conversation.customer_id] = conversation
         else:
             at = last_resolved.get(conversation.customer_id, conversation.resolved_at)
             last_resolved[conversation.customer_id] = max(at, conversation.resolved_at)
+    opened: dict[int, Conversation] = {}  # by id() of the customer instance: a new one has no pk yet
     for candidate in live:
         customer, inbox = candidate.customer, candidate.event.inbox
-        conversation = conversations.get(customer.pk)
+        conversation = conversations.get(customer.pk) if customer.pk is not None else None
+        conversation = conversation or opened.get(id(customer))
         if conversation is None:
             resolved_at = last_resolved.get(customer.pk)
             if resolved_at is not None and resolved_at >= candidate.at - reopen_window():
                 plan.slow.add(candidate.event.pk)  # a reopen
                 continue
-            conversation = conversations[customer.pk] = conversation_build(customer=customer, inbox=inbox, at=candidate.at)
+            conversation = opened[id(customer)] = conversation_build(customer=customer, inbox=inbox, at=candidate.at)
             candidate.opens = True
         elif conversation.status != ConversationStatus.OPEN or conversation.last_inbox_id != inbox.pk:
             plan.slow.add(candidate.event.pk)
@@ -324,12 +373,13 @@ def _slow_together(plan: _Plan) -> None:
     """A customer's messages in one batch all take the same path, in order: when one of them
     needs the one-by-one path, so do the others (and so does every message of their deliveries)."""
     while True:
-        slow_customers = {c.customer.pk for c in plan.candidates if c.event.pk in plan.slow and c.customer}
+        # id(): one instance per customer in a batch, and a new one has no pk yet
+        slow_customers = {id(c.customer) for c in plan.candidates if c.event.pk in plan.slow and c.customer}
         moved = False
         for candidate in plan.candidates:
             if candidate.event.pk in plan.slow:
                 continue
-            if candidate.customer is not None and candidate.customer.pk in slow_customers:
+            if candidate.customer is not None and id(candidate.customer) in slow_customers:
                 plan.slow.add(candidate.event.pk)
                 moved = True
         if not moved:
@@ -338,6 +388,9 @@ def _slow_together(plan: _Plan) -> None:
 
 def _apply(candidates: list[_Candidate]) -> None:
     """Write the batch: what `_inbound_message` writes for each, with bulk statements."""
+    created = [(c.customer, list({id(i): i for i in c.identities}.values())) for c in candidates if c.creates]
+    if created:
+        customers_create(created)
     opened = [c.conversation for c in candidates if c.opens]
     if opened:
         conversations_open(opened)
@@ -355,7 +408,7 @@ def _apply(candidates: list[_Candidate]) -> None:
         if any(candidate.verified) and (customer.last_seen_at is None or at - customer.last_seen_at > SEEN_RESOLUTION):
             customer.last_seen_at, customer.updated_at = at, now  # customer_resolve's save
             resaved_customers[customer.pk] = customer
-        if at > customer.last_seen_at:  # customer_touch
+        if customer.last_seen_at is None or at > customer.last_seen_at:  # customer_touch
             customer.last_seen_at = at
             seen_customers[customer.pk] = customer
         item = candidate.item

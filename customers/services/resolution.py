@@ -260,20 +260,8 @@ def _resolve_once(
                 over_limit.append(f"{norm.value}: {reason}")
                 continue
             per_kind[norm.kind] += 1
-            to_create.append(
-                Identity(
-                    customer=anchor,
-                    kind=norm.kind,
-                    scope=norm.scope,
-                    value=norm.value,
-                    verified=item.verified,
-                    origin=IdentityOrigin.CHANNEL if item.verified else asserted_by,
-                    source=source[:100],
-                    source_ref=item.source_ref[:255],
-                    first_seen_at=seen_at,
-                    last_seen_at=seen_at,
-                )
-            )
+            to_create.append(identity_build(customer=anchor, item=item, key=_key(norm), source=source,
+                                            asserted_by=asserted_by, seen_at=seen_at))
         result.attached = Identity.objects.bulk_create(to_create)
         if not created:
             for identity in result.attached:
@@ -289,6 +277,30 @@ def _resolve_once(
             lambda: events.customer_created.send(sender=Customer, event=events.CUSTOMER_CREATED, customer=anchor)
         )
     return result
+
+
+def identity_build(*, customer: Customer, item: IdentityInput, key: tuple[str, str, str], source: str,
+                   asserted_by: str, seen_at: dt.datetime) -> Identity:
+    """The unsaved identity `customer_resolve` attaches for `item` (normalised to `key`)."""
+    kind, scope, value = key
+    return Identity(
+        customer=customer, kind=kind, scope=scope, value=value, verified=item.verified,
+        origin=IdentityOrigin.CHANNEL if item.verified else asserted_by, source=source[:100],
+        source_ref=item.source_ref[:255], first_seen_at=seen_at, last_seen_at=seen_at,
+    )
+
+
+def customers_create(created: list[tuple[Customer, list[Identity]]]) -> None:
+    """Store new customers with their identities (built with `identity_build`), as
+    `customer_resolve` does for identities nobody has, for many at once: one INSERT for the
+    customers and one for the identities, `customer_created` after commit. An identity another
+    writer stored meanwhile fails the INSERT (the unique constraint), and the caller's
+    transaction with it: the caller then resolves one by one, as `customer_resolve` retries."""
+    Customer.objects.bulk_create([customer for customer, _identities in created])
+    Identity.objects.bulk_create([identity for _customer, identities in created for identity in identities])
+    for customer, _identities in created:
+        transaction.on_commit(
+            lambda c=customer: events.customer_created.send(sender=Customer, event=events.CUSTOMER_CREATED, customer=c))
 
 
 def _add_suggestion(result: ResolveResult, suggestion: MergeSuggestion | None) -> None:

@@ -21,6 +21,7 @@ from channels_app import events
 from channels_app.models import Conversation, ConversationStatus, Inbox, LiveEvent, Message, WebhookEvent
 from channels_app.services import inbox_create, ingest_batch
 from channels_app.services.ingest import webhook_events_drain
+from customers import events as customer_events
 from customers.models import Customer, Identity, TimelineEntry
 from tests.accounts.factories import TeamFactory, UserFactory, add_to_team
 from tests.channels_app.test_webhooks import messaging, messenger_inbox, wa_status, wa_text, whatsapp_inbox
@@ -28,7 +29,7 @@ from tests.channels_app.test_webhooks import messaging, messenger_inbox, wa_stat
 pytestmark = pytest.mark.django_db
 
 BASE = int((timezone.now() - dt.timedelta(hours=2)).timestamp())
-WHO = "ABCDEFGHIJKLMN"  # the world's customers; all but D, H and K are known before the batch
+WHO = "ABCDEFGHIJKLMNOP"  # the world's customers; all but D, H, K, O and P are known before the batch
 
 
 def email(world: int, who: str, name: str, at: int, *, auto: bool = False) -> bytes:
@@ -127,6 +128,12 @@ def build_world(world: int) -> dict:
         wa_text(wa_id=wa(world, "G"), msg_id=mid(world, "G1"), text="G1", name="Customer G", timestamp=t + 90),
         two_messages(world, ("I", "I1"), ("H", "H1"), t + 95),
         wa_text(wa_id=wa(world, "I"), msg_id=mid(world, "I2"), text="I2", name="Customer I", timestamp=t + 96),
+        # O is new and nameless, then named: the name is customer_resolve's work, so O goes one by one.
+        wa_text(wa_id=wa(world, "O"), msg_id=mid(world, "O1"), text="O1", name="", timestamp=t + 97),
+        wa_text(wa_id=wa(world, "O"), msg_id=mid(world, "O2"), text="O2", name="Customer O", timestamp=t + 98),
+        # P is new and writes twice: one customer, one conversation.
+        wa_text(wa_id=wa(world, "P"), msg_id=mid(world, "P1"), text="P1", name="Customer P", timestamp=t + 99),
+        wa_text(wa_id=wa(world, "P"), msg_id=mid(world, "P2"), text="P2", name="Customer P", timestamp=t + 99),
         wa_status(msg_id=mid(world, "A0"), status="read", wa_id=wa(world, "A"), timestamp=t + 110),
         b"{not json",
         wa_text(wa_id=wa(world, "B"), msg_id=mid(world, "B2"), text="B2", name="Customer B", timestamp=t + 200),
@@ -158,8 +165,12 @@ def process(world: int, *, batch: bool, capture) -> tuple[list[tuple], list[str]
         created.append(("assigned", _who(conversation, world), _name(assignee_id, world),
                         _name(previous_assignee_id, world), team_id == conversation.team_id, actor_id))
 
+    def on_customer(sender, customer, **kwargs):
+        identity = Identity.objects.filter(customer=customer).order_by("pk").first()
+        created.append(("customer", customer.display_name, _strip(identity.value, world) if identity else None))
+
     signals = ((events.message_created, on_created), (events.conversation_created, on_opened),
-               (events.conversation_assigned, on_assigned))
+               (events.conversation_assigned, on_assigned), (customer_events.customer_created, on_customer))
     for signal, receiver in signals:
         signal.connect(receiver, dispatch_uid="test-batch")
     try:
@@ -191,6 +202,7 @@ def _strip(value: str, world: int) -> str:
 
 def snapshot(world: int, inboxes: dict, since_event: int, since_live: int) -> dict:
     out: dict = {"customers": {}, "deliveries": []}
+    refs = {f"inbox:{inbox.pk}": name for name, inbox in inboxes.items()}  # an identity's source_ref
     for who in WHO:
         identity = Identity.objects.filter(value=identity_value(world, who)).select_related("customer").first()
         if identity is None:
@@ -223,7 +235,8 @@ def snapshot(world: int, inboxes: dict, since_event: int, since_live: int) -> di
         out["customers"][who] = {
             "display_name": customer.display_name,
             "last_seen_at": customer.last_seen_at,
-            "identities": sorted((i.kind, _strip(i.value, world), i.verified, i.last_seen_at)
+            "identities": sorted((i.kind, _strip(i.value, world), i.verified, i.origin, i.source, i.first_seen_at,
+                                  i.last_seen_at, refs.get(i.source_ref, i.source_ref))
                                  for i in customer.identities.all()),
             "conversations": conversations,
             "timeline": [
@@ -249,15 +262,18 @@ def test_the_batch_path_stores_exactly_what_the_one_by_one_path_stores(django_ca
     assert batched[0]["customers"] == one_by_one[0]["customers"]
     assert batched[0]["deliveries"] == one_by_one[0]["deliveries"]
     assert batched[1] == one_by_one[1]
-    # The scenario is not trivial: L, M and N starting conversations, A's three messages and B's
-    # new ones went the batch way; all else took the other: duplicates (no-ops either way), the
-    # snoozed, new, switching, unnamed and recently resolved customers, I (one of I's messages
-    # shares a delivery with a new customer), the receipt and the broken body.
+    # The scenario is not trivial: L, M and N starting conversations, A's three messages, B's new
+    # ones, the new customers D, H and P, and I (one of I's messages shares a delivery with H) went
+    # the batch way; all else took the other: duplicates (no-ops either way), the snoozed,
+    # switching, unnamed and recently resolved customers, O (new, named by a later message), the
+    # automatic e-mail of the new K, the receipt and the broken body.
     assert one_by_one[2] == []
     assert batched[2] == ["wamid.L1", "wamid.M1", "wamid.N1", "wamid.M2", "wamid.A1", "wamid.A2", "wamid.B1",
-                          "wamid.A3", "wamid.B2", "J1@mail", "J2@mail"]
+                          "wamid.A3", "wamid.D1", "wamid.I1", "wamid.H1", "wamid.I2", "wamid.P1", "wamid.P2",
+                          "wamid.B2", "J1@mail", "J2@mail"]
     # L, M and N each started a conversation in the batch, assigned as one by one: Ayu is full
-    # after L, Budi after M and N; D (new) and G (reopened), one by one after it, wait.
+    # after L, Budi after M and N; D (new, in the batch after them) and G (reopened, one by one
+    # after the batch) wait.
     assignees = {who: [(c["status"], c["assignee"], c["team"]) for c in batched[0]["customers"][who]["conversations"]]
                  for who in "LMNDG"}
     assert assignees == {
@@ -274,6 +290,17 @@ def test_the_batch_path_stores_exactly_what_the_one_by_one_path_stores(django_ca
     assert Message.objects.filter(provider_message_id=mid(2, "B1")).count() == 1
 
 
+def drain_statements(capture) -> int:
+    """Drain what waits; how many statements it took."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx, capture(execute=True):
+        webhook_events_drain()
+    # (the subscribed webhook types are cached for a second: whether they are read is timing)
+    return len([q for q in ctx.captured_queries if "integrations_webhooksubscription" not in q["sql"]])
+
+
 def test_a_batch_uses_a_fixed_number_of_statements_whatever_its_size(django_assert_max_num_queries,
                                                                      django_capture_on_commit_callbacks):
     inbox = whatsapp_inbox()
@@ -288,13 +315,7 @@ def test_a_batch_uses_a_fixed_number_of_statements_whatever_its_size(django_asse
         for n in range(count):
             WebhookEvent.objects.create(inbox=inbox, body=wa_text(
                 wa_id=customers[n], msg_id=f"wamid.{tag}{n}", text=f"{tag} {n}", timestamp=BASE + 600 + n), headers={})
-        from django.db import connection
-        from django.test.utils import CaptureQueriesContext
-
-        with CaptureQueriesContext(connection) as ctx, django_capture_on_commit_callbacks(execute=True):
-            webhook_events_drain()
-        # (the subscribed webhook types are cached for a second: whether they are read is timing)
-        return len([q for q in ctx.captured_queries if "integrations_webhooksubscription" not in q["sql"]])
+        return drain_statements(django_capture_on_commit_callbacks)
 
     small, large = deliver(3, "small"), deliver(30, "large")
     assert Message.objects.filter(provider_message_id__startswith="wamid.large").count() == 30
@@ -313,6 +334,19 @@ def test_a_batch_uses_a_fixed_number_of_statements_whatever_its_size(django_asse
     small, large = opening(3, "open-small"), opening(30, "open-large")
     opened = Conversation.objects.exclude(status=ConversationStatus.RESOLVED)
     assert opened.count() == 30 and not opened.filter(assignee=None).exists()
+    assert large == small, (small, large)
+
+    # And when each message comes from a customer nobody knew yet: still a fixed number.
+    def newcomers(count: int, tag: str) -> int:
+        for n in range(count):
+            WebhookEvent.objects.create(inbox=inbox, body=wa_text(
+                wa_id=f"62813700{tag}{n:03d}", msg_id=f"wamid.{tag}{n}", timestamp=BASE + 900 + n), headers={})
+        return drain_statements(django_capture_on_commit_callbacks)
+
+    customers_before = Customer.objects.count()
+    small, large = newcomers(3, "1"), newcomers(30, "2")
+    assert Customer.objects.count() == customers_before + 33
+    assert Identity.objects.filter(value__startswith="+628137002").count() == 30
     assert large == small, (small, large)
 
 
@@ -377,6 +411,30 @@ def test_a_conversation_opened_meanwhile_sends_the_batch_the_one_by_one_way(djan
     assert list(unresolved.messages.values_list("provider_message_id", flat=True)) == ["wamid.r1"]
     assert WebhookEvent.objects.order_by("-pk").values_list("status", flat=True)[0] == WebhookEvent.Status.PROCESSED
     assert Conversation.objects.filter(customer=customer).count() == 2  # the resolved one and the new one
+    assert "processing them one by one" in caplog.text and "IntegrityError" in caplog.text
+
+
+def test_a_new_identity_stored_meanwhile_sends_the_batch_the_one_by_one_way(django_capture_on_commit_callbacks,
+                                                                           caplog):
+    """Another writer stored the newcomer's identity between the batch's lookup and its INSERT:
+    the unique constraint fails the batch, and the one-by-one path (customer_resolve) stores the
+    message on one customer."""
+    inbox = whatsapp_inbox()
+    WebhookEvent.objects.create(inbox=inbox, body=wa_text(wa_id="628136200001", msg_id="wamid.n1", timestamp=BASE),
+                                headers={})
+    real_create = ingest_batch.customers_create
+
+    def concurrent_writer_first(created):
+        Identity.objects.create(customer=Customer.objects.create(), kind="phone", value="+628136200001")
+        return real_create(created)
+
+    with mock.patch.object(ingest_batch, "customers_create", concurrent_writer_first), \
+            django_capture_on_commit_callbacks(execute=True):
+        assert webhook_events_drain() == 1
+
+    identity = Identity.objects.get(value="+628136200001")
+    assert list(Message.objects.filter(conversation__customer=identity.customer).values_list(
+        "provider_message_id", flat=True)) == ["wamid.n1"]
     assert "processing them one by one" in caplog.text and "IntegrityError" in caplog.text
 
 

@@ -513,7 +513,10 @@ def test_processing_failure_is_retried_then_parked_and_replay_processes_it(clien
     settings.WEBHOOK_PROCESS_MAX_ATTEMPTS = 3
     inbox = whatsapp_inbox()
 
-    with mock.patch("channels_app.services.ingest.conversation_continue", side_effect=RuntimeError("boom")):
+    # Both ways of starting the conversation fail: the drain's batch (which then hands the
+    # delivery on) and the one-by-one path (which records the failure and retries).
+    with mock.patch("channels_app.services.ingest.conversation_continue", side_effect=RuntimeError("boom")), \
+            mock.patch("channels_app.services.ingest_batch.conversations_open", side_effect=RuntimeError("boom")):
         with django_capture_on_commit_callbacks(execute=True):
             response = post_whatsapp(client, inbox, wa_text())
 
