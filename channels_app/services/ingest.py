@@ -123,7 +123,7 @@ def _event_insert(using: str) -> Callable[[dict[str, Any]], WebhookEvent] | None
 DRAIN_WAKE_KEY = "channels:webhook-drain:wake"
 DRAIN_BATCH = 200
 WEBHOOK_DRAIN = Drain(wake_key=DRAIN_WAKE_KEY, task="channels_app.tasks.webhook_events_drain_task",
-                      linger_setting="WEBHOOK_DRAIN_LINGER_MS")
+                      linger_setting="WEBHOOK_DRAIN_LINGER_MS", idle_setting="WEBHOOK_DRAIN_IDLE_MS")
 
 
 def drain_wake() -> None:
@@ -132,7 +132,7 @@ def drain_wake() -> None:
     WEBHOOK_DRAIN.wake()
 
 
-def webhook_events_drain(*, limit: int = DRAIN_BATCH, linger: float = 0.0) -> int:
+def webhook_events_drain(*, limit: int = DRAIN_BATCH, linger: float = 0.0, idle: float | None = None) -> int:
     """Process waiting deliveries oldest first until none is left (or `limit`, then queue a
     successor so other tasks get the worker too). Returns how many were processed.
 
@@ -140,10 +140,13 @@ def webhook_events_drain(*, limit: int = DRAIN_BATCH, linger: float = 0.0) -> in
     delivery cost more (measured: one message per drain ~8 ms of worker CPU, one in a batch of
     100 ~1 ms) and, with two drains on two cores, more latency too (docs/performance.md, "Seventh
     session"). A claimed batch goes through the set-based path (services/ingest_batch.py) and
-    what that leaves, one by one."""
+    what that leaves, one by one. A lingering drain stays WEBHOOK_DRAIN_IDLE_MS after its last
+    work (`idle`, default that setting; never without a linger, as when eager)."""
     from channels_app.services.ingest_batch import BATCH_SIZE
 
-    return WEBHOOK_DRAIN.run(_drain_step, batch_size=BATCH_SIZE, limit=limit, linger=linger)
+    if idle is None:
+        idle = WEBHOOK_DRAIN.idle_seconds() if linger else 0.0
+    return WEBHOOK_DRAIN.run(_drain_step, batch_size=BATCH_SIZE, limit=limit, linger=linger, idle=idle)
 
 
 def _drain_step(size: int) -> int:

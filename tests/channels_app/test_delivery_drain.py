@@ -284,6 +284,46 @@ def test_a_lingering_drain_waits_only_after_a_partial_batch(recording_task, monk
     assert waits == [0.05, 0.05]  # after the 2 and the 1; not after the full batch, nor the empty looks
 
 
+def test_a_lingering_drain_stays_idle_a_while_then_ends(recording_task, monkeypatch):
+    """In a trickle the running task takes each row as it comes: after its last work it goes on
+    looking every linger, the flag held (an acknowledgement queues no task meanwhile), for
+    `idle` seconds; then it ends as before (the flag cleared, one last look)."""
+    from channels_app.services import drains
+
+    clock = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        assert cache.get(PROTOCOL.wake_key) == 1  # held while idle: no task is queued meanwhile
+        clock[0] += seconds
+
+    monkeypatch.setattr(drains.time, "sleep", sleep)
+    monkeypatch.setattr(drains.time, "monotonic", lambda: clock[0])
+    cache.add(PROTOCOL.wake_key, 1)
+    # one row; three empty looks; a row arrives and is taken; then nothing for good
+    claims = iter([1, 0, 0, 0, 1] + [0] * 100)
+
+    assert PROTOCOL.run(lambda size: next(claims), batch_size=5, limit=100, linger=0.01, idle=0.035) == 2
+    # after each row: the linger, then three idle looks (0.01, 0.02, 0.03 < 0.035); the fourth
+    # empty look is past the idle time, clears the flag, and the last look ends the drain
+    assert waits == [0.01] * 8
+    assert cache.get(PROTOCOL.wake_key) is None
+    assert recording_task.calls == 0  # it ended on an empty look: no successor
+
+
+def test_the_webhook_drain_stays_idle_only_when_it_lingers(monkeypatch, settings):
+    from channels_app.services import ingest
+
+    settings.WEBHOOK_DRAIN_IDLE_MS = 150
+    seen: list[tuple[float, float]] = []
+    monkeypatch.setattr(ingest.WEBHOOK_DRAIN.__class__, "run",
+                        lambda self, step, *, batch_size, limit, linger, idle: seen.append((linger, idle)) or 0)
+    ingest.webhook_events_drain(linger=0.01)
+    ingest.webhook_events_drain()  # eager: no linger, so no idle looks either
+    assert seen == [(0.01, 0.15), (0.0, 0.0)]
+
+
 DRAIN_TASKS = [  # (task, the service it calls, that service's module, the setting of its linger)
     ("messages_deliver_drain_task", "messages_deliver_drain", "messages", "MESSAGE_DELIVER_LINGER_MS"),
     ("webhook_events_drain_task", "webhook_events_drain", "ingest", "WEBHOOK_DRAIN_LINGER_MS"),
