@@ -324,10 +324,11 @@ def _find_conversations(plan: _Plan) -> None:
         return
     # One statement: the unresolved conversations, and the resolved ones recent enough that one
     # of the batch's messages would reopen them (locked as conversation_continue locks them).
-    recent_since = min(c.at for c in live) - reopen_window()
+    window = reopen_window()
+    recent_since = min(c.at for c in live) - window
     conversations: dict[int, Conversation] = {}
     last_resolved: dict[int, dt.datetime] = {}
-    known = {c.customer.pk for c in live if not c.creates and c.customer.pk is not None}
+    known = {c.customer.pk for c in live if c.customer.pk is not None}  # a new customer has none yet
     for conversation in Conversation.objects.select_for_update().filter(
             Q(resolved_at__gte=recent_since) | ~Q(status=ConversationStatus.RESOLVED),
             customer_id__in=known) if known else ():
@@ -339,11 +340,10 @@ def _find_conversations(plan: _Plan) -> None:
     opened: dict[int, Conversation] = {}  # by id() of the customer instance: a new one has no pk yet
     for candidate in live:
         customer, inbox = candidate.customer, candidate.event.inbox
-        conversation = conversations.get(customer.pk) if customer.pk is not None else None
-        conversation = conversation or opened.get(id(customer))
+        conversation = conversations.get(customer.pk) or opened.get(id(customer))
         if conversation is None:
             resolved_at = last_resolved.get(customer.pk)
-            if resolved_at is not None and resolved_at >= candidate.at - reopen_window():
+            if resolved_at is not None and resolved_at >= candidate.at - window:
                 plan.slow.add(candidate.event.pk)  # a reopen
                 continue
             conversation = opened[id(customer)] = conversation_build(customer=customer, inbox=inbox, at=candidate.at)

@@ -157,8 +157,9 @@ MESSAGE_DELIVER_LINGER_MS = env.env_int("MESSAGE_DELIVER_LINGER_MS", 100, minimu
 WEBHOOK_DRAIN_LINGER_MS = env.env_int("WEBHOOK_DRAIN_LINGER_MS", 10, minimum=0)
 # And a lingering webhook drain goes on looking (every linger) this long after its last work
 # before it ends: in a steady trickle one task takes each message as it comes, where a task per
-# message cost the worker ~4 ms of CPU, mostly Celery's; a look costs 0.2 ms. No added latency:
-# a message committed meanwhile waits at most one linger. docs/performance.md, thirteenth session.
+# message cost the worker ~4 ms of CPU, mostly Celery's; a look costs 0.2 ms. A message committed
+# meanwhile waits for the next look, at most one linger (live p50 at 25/s: 21-24 -> 25 ms).
+# docs/performance.md, thirteenth session.
 WEBHOOK_DRAIN_IDLE_MS = env.env_int("WEBHOOK_DRAIN_IDLE_MS", 200, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "accounts.availability_expire": {
