@@ -73,7 +73,9 @@ class AnyOf(Lookup):
         field = self.lhs.output_field
         slot = _Slot(self.rhs.name, field, many=True)
         if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s::{field.db_type(connection)}[])", [*params, slot]
+            # the type without its modifier: a cast to varchar(255) would cut a longer value to match
+            element = field.db_type(connection).split("(")[0]
+            return f"{lhs} = ANY(%s::{element}[])", [*params, slot]
         return f"{lhs} IN (SELECT value FROM json_each(%s))", [*params, slot]
 
 

@@ -418,12 +418,18 @@ def _inbound_message(inbox: Inbox, item: InboundEvent, webhook_event: WebhookEve
     return message
 
 
-def _status(inbox: Inbox, item: InboundEvent) -> None:
+def receipt_message_ids(item: InboundEvent) -> list[str]:
+    """The provider ids of the messages a status callback is about (none: a watermark receipt)."""
     mids = [str(m) for m in item.extra.get("mids", []) if m]
     if item.provider_message_id and item.provider_message_id not in mids:
         mids.append(item.provider_message_id)
+    return mids
+
+
+def _status(inbox: Inbox, item: InboundEvent) -> None:
+    mids = receipt_message_ids(item)
     for mid in mids:
-        if not Message.objects.filter(inbox=inbox, provider_message_id=mid).exists() and _send_in_flight(inbox):
+        if not Message.objects.filter(inbox=inbox, provider_message_id=mid).exists() and send_in_flight(inbox):
             # The provider's receipt overtook our send task storing the id it answered with:
             # retry the delivery shortly instead of dropping the status.
             raise AdapterError(f"status {item.status!r} for {mid} arrived before the send was recorded",
@@ -452,7 +458,8 @@ def _status(inbox: Inbox, item: InboundEvent) -> None:
 SEND_IN_FLIGHT_WINDOW = dt.timedelta(minutes=10)
 
 
-def _send_in_flight(inbox: Inbox) -> bool:
+def send_in_flight(inbox: Inbox) -> bool:
+    """Whether a reply on `inbox` may be on its way to the provider without its id stored yet."""
     return Message.objects.filter(inbox=inbox, direction=MessageDirection.OUTBOUND, status=MessageStatus.QUEUED,
                                   private=False, created_at__gte=timezone.now() - SEND_IN_FLIGHT_WINDOW).exists()
 

@@ -9,10 +9,13 @@ case a batch of deliveries is applied with a fixed number of statements for the 
 one claim, one duplicate check, one identity lookup, one conversation lock, the new customers
 (`customers_create`) and conversations (`conversations_open`: the assignment read once per
 team), bulk inserts of the messages and their timeline entries, and bulk updates of what moved
-(last seen, last message times, the deliveries' status).
+(last seen, last message times, the deliveries' status). Receipts (a provider's sent, delivered,
+read or failed for our replies) are the other common case: one lookup of the messages they are
+about, then `message_statuses_apply` (one UPDATE, one INSERT of live events).
 
 Everything else in the batch (an identity to attach or claim, a reopened conversation, a channel switch, a
-snoozed conversation, receipts, edits, automatic inbound mail, an inbox whose office hours may
+snoozed conversation, watermark receipts, a receipt that may have overtaken its send, edits,
+automatic inbound mail, an inbox whose office hours may
 answer or greet, anything that fails to parse) is left to `webhook_event_process`, one by one,
 right after the batch commits, and so is the whole batch if applying it fails. Both paths give
 the same rows, live events and domain events: `tests/channels_app/test_ingest_batch.py` runs
@@ -52,11 +55,14 @@ from channels_app.services.ingest import (
     _identity_inputs,
     _provider_id,
     message_time,
+    receipt_message_ids,
+    send_in_flight,
 )
 from channels_app.services.media import schedule_fetch
 from channels_app.services.messages import (
     message_build,
     message_conversation_times,
+    message_statuses_apply,
     message_timeline_values,
     messages_created_after,
 )
@@ -96,8 +102,19 @@ class _Candidate:
 
 
 @dataclass
+class _Receipt:
+    """One message a status callback is about (a WhatsApp receipt: sent, delivered, read, failed)."""
+
+    event: WebhookEvent
+    item: InboundEvent
+    key: tuple[int, str]  # (inbox id, provider message id)
+    message: Message | None = None  # ours, locked; None: not a message we know
+
+
+@dataclass
 class _Plan:
     candidates: list[_Candidate] = field(default_factory=list)
+    receipts: list[_Receipt] = field(default_factory=list)
     slow: set[int] = field(default_factory=set)  # webhook event ids for webhook_event_process
     parsed: dict[int, list[InboundEvent]] = field(default_factory=dict)  # what the planner parsed, by id
 
@@ -123,6 +140,9 @@ def webhook_events_batch_process(*, size: int = BATCH_SIZE) -> tuple[int, list[t
                 fast_ids = [e.pk for e in events if e.pk not in plan.slow]
                 if fast_ids:
                     _apply([c for c in plan.candidates if c.event.pk not in plan.slow])
+                    message_statuses_apply([
+                        (r.message, r.item.status, r.item.error_code, r.item.error_title, r.item.timestamp)
+                        for r in plan.receipts if r.event.pk not in plan.slow and r.message is not None])
                     now = timezone.now()
                     WebhookEvent.objects.filter(pk__in=fast_ids).update(
                         status=WebhookEvent.Status.PROCESSED, attempts=F("attempts") + 1, last_attempt_at=now,
@@ -172,6 +192,11 @@ _IDENTITIES = Compiled(lambda: Identity.objects.select_related("customer").selec
                        .filter(AnyOf(F("value"), Param("values"))))
 # The unresolved conversations, and the resolved ones recent enough that one of the batch's
 # messages would reopen them (locked as conversation_continue locks them).
+# The messages receipts are about, locked, with their conversations (for the live event's
+# audience; not locked: a status step does not write them, and fewer locks, fewer deadlocks
+# with a drain locking conversations for its customers' messages).
+_RECEIPT_MESSAGES = Compiled(lambda: Message.objects.select_related("conversation").select_for_update(of=("self",)).filter(
+    AnyOf(F("inbox_id"), Param("inboxes")), AnyOf(F("provider_message_id"), Param("provider_ids"))).order_by())
 _CONVERSATIONS = Compiled(lambda: Conversation.objects.select_for_update().filter(
     Q(resolved_at__gte=Param("since", DateTimeField())) | ~Q(status=ConversationStatus.RESOLVED),
     AnyOf(F("customer_id"), Param("customers"))))
@@ -192,46 +217,76 @@ def _plan(events: list[WebhookEvent]) -> _Plan:
         inbox = event.inbox
         if inbox.pk not in adapters:
             adapters[inbox.pk] = inbox_adapter(inbox=inbox)
-        candidates = _candidates(event, adapters[inbox.pk], plan.parsed)
-        if candidates is None:
+        if not _candidates(event, adapters[inbox.pk], plan):
             plan.slow.add(event.pk)
-        else:
-            plan.candidates += candidates
-    if not plan.candidates:
-        return plan
-    _skip_duplicates(plan)
-    _resolve_customers(plan)
-    _find_conversations(plan)
-    _check_office_hours(plan)
+    if plan.receipts:
+        _find_receipt_messages(plan)
+    if plan.candidates:
+        _skip_duplicates(plan)
+        _resolve_customers(plan)
+        _find_conversations(plan)
+        _check_office_hours(plan)
     return plan
 
 
-def _candidates(event: WebhookEvent, adapter, parsed: dict[int, list[InboundEvent]]) -> list[_Candidate] | None:
-    """The delivery's customer messages, or None when any part of it needs the one-by-one path
-    (`parsed` keeps what was parsed, for it)."""
+def _candidates(event: WebhookEvent, adapter, plan: _Plan) -> bool:
+    """Add the delivery's customer messages and receipts to the plan; False (nothing added) when
+    any part of it needs the one-by-one path (`plan.parsed` keeps what was parsed, for it)."""
     if adapter is None:
-        return None
+        return False
     try:
-        items = parsed[event.pk] = list(adapter.parse(bytes(event.body), event.headers))
+        items = plan.parsed[event.pk] = list(adapter.parse(bytes(event.body), event.headers))
     except Exception:
-        return None  # webhook_event_process records the error (and parks or retries)
-    out = []
+        return False  # webhook_event_process records the error (and parks or retries)
+    out: list[_Candidate] = []
+    receipts: list[_Receipt] = []
     for item in items:
+        if item.kind == EventKind.STATUS:
+            mids = receipt_message_ids(item)
+            if not mids:  # a watermark receipt (Messenger, Instagram): every message sent before it
+                return False
+            receipts += [_Receipt(event=event, item=item, key=(event.inbox_id, mid)) for mid in mids]
+            continue
         provider_id = _provider_id(item)
         if item.kind not in MESSAGE_KINDS or item.extra.get("auto_reply") or not provider_id:
-            return None
+            return False
         inputs = _identity_inputs(event.inbox, item)
         # An identity typed by the end user never links to a stored one (customer_resolve makes a
         # profile and a merge suggestion): only verified ones, or the business-asserted email From.
         if not inputs or not (all(i.verified for i in inputs) or _asserted_by(event.inbox) == IdentityOrigin.BUSINESS):
-            return None
+            return False
         try:
             keys = [_stored_key(i.kind, i.value, i.scope) for i in inputs]
         except IdentityValueError:
-            return None
+            return False
         out.append(_Candidate(event=event, item=item, provider_id=provider_id[:255], at=message_time(item), keys=keys,
                               verified=[i.verified for i in inputs], inputs=inputs))
-    return out
+    plan.candidates += out
+    plan.receipts += receipts
+    return True
+
+
+def _find_receipt_messages(plan: _Plan) -> None:
+    """The messages the receipts are about, locked (one statement). A receipt for a message we do
+    not know while a reply on its inbox may still be on its way (the receipt overtook the send
+    recording the provider's id) is the one-by-one path's: it retries the delivery shortly."""
+    found = {
+        (message.inbox_id, message.provider_message_id): message
+        for message in _RECEIPT_MESSAGES.fetch(inboxes=list({r.key[0] for r in plan.receipts}),
+                                               provider_ids=list({r.key[1] for r in plan.receipts}))
+    }
+    in_flight: dict[int, bool] = {}
+    for receipt in plan.receipts:
+        receipt.message = found.get(receipt.key)
+        if receipt.message is not None:
+            receipt.message.inbox = receipt.event.inbox  # the domain event's listeners read it
+        else:
+            inbox = receipt.event.inbox
+            if inbox.pk not in in_flight:
+                in_flight[inbox.pk] = send_in_flight(inbox)
+            if in_flight[inbox.pk]:
+                plan.slow.add(receipt.event.pk)
+    _slow_together(plan)
 
 
 def _stored_key(kind: str, value: str, scope: str) -> Key:
@@ -381,16 +436,22 @@ def _check_office_hours(plan: _Plan) -> None:
 
 def _slow_together(plan: _Plan) -> None:
     """A customer's messages in one batch all take the same path, in order: when one of them
-    needs the one-by-one path, so do the others (and so does every message of their deliveries)."""
+    needs the one-by-one path, so do the others (and so does every message of their deliveries).
+    So do the receipts about one message: a failure and a later read must apply in order."""
     while True:
         # id(): one instance per customer in a batch, and a new one has no pk yet
         slow_customers = {id(c.customer) for c in plan.candidates if c.event.pk in plan.slow and c.customer}
+        slow_messages = {r.key for r in plan.receipts if r.event.pk in plan.slow}
         moved = False
         for candidate in plan.candidates:
             if candidate.event.pk in plan.slow:
                 continue
             if candidate.customer is not None and id(candidate.customer) in slow_customers:
                 plan.slow.add(candidate.event.pk)
+                moved = True
+        for receipt in plan.receipts:
+            if receipt.event.pk not in plan.slow and receipt.key in slow_messages:
+                plan.slow.add(receipt.event.pk)
                 moved = True
         if not moved:
             return

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import functools
 import logging
@@ -691,23 +692,61 @@ def message_status_update(
         .filter(inbox=inbox, provider_message_id=provider_message_id)
         .first()
     )
-    if message is None or message.direction != MessageDirection.OUTBOUND:
+    if message is None:
         return None
-    current = STATUS_RANK.get(message.status, -1)
+    message.inbox = inbox  # the same row: the domain event's listeners read it
+    previous_status = message_status_step(message, status=status, error_code=error_code, error_title=error_title,
+                                          at=at)
+    if previous_status is None:
+        return None
+    message.save()
+    _publish("channels.message.updated", message, message.conversation)
+    _status_changed(message, previous_status)
+    return message
+
+
+STATUS_FIELDS = ["status", "status_changed_at", "error_code", "error_title"]  # what a status step writes
+
+
+def message_status_step(message: Message, *, status: str, error_code: str = "", error_title: str = "",
+                        at: dt.datetime | None = None) -> str | None:
+    """Move the (locked) message to `status` in memory when that is a step forward for an
+    outbound message; returns the status it had, or None when nothing moved."""
+    if message.direction != MessageDirection.OUTBOUND or (status not in STATUS_RANK and status != MessageStatus.FAILED):
+        return None
     if status == MessageStatus.FAILED:
         if message.status not in (MessageStatus.QUEUED, MessageStatus.SENT):
             return None
         message.error_code = str(error_code)[:50]
         message.error_title = str(error_title)[:500]
-    elif STATUS_RANK[status] <= current:
+    elif STATUS_RANK[status] <= STATUS_RANK.get(message.status, -1):
         return None
     previous_status = message.status
     message.status = status
     message.status_changed_at = at or timezone.now()
-    message.save()
-    _publish("channels.message.updated", message, message.conversation)
-    _status_changed(message, previous_status)
-    return message
+    return previous_status
+
+
+def message_statuses_apply(steps: list[tuple[Message, str, str, str, dt.datetime | None]]) -> int:
+    """`message_status_update` for many receipts (the ingest drain's batch), in order: each
+    `(message, status, error code, error title, at)` on a message locked with its conversation.
+    One UPDATE for the messages that moved and one INSERT for their live events; one domain
+    event per step, as one by one. Returns how many steps moved a message."""
+    moved: dict[int, Message] = {}
+    live = []
+    for message, status, error_code, error_title, at in steps:
+        previous_status = message_status_step(message, status=status, error_code=error_code, error_title=error_title,
+                                              at=at)
+        if previous_status is None:
+            continue
+        moved[message.pk] = message
+        live.append(("channels.message.updated", message_payload(message), _audience(message, message.conversation)))
+        # the event's listeners (after commit) see the message as this step left it, as one by one
+        _status_changed(copy.copy(message), previous_status)
+    if moved:
+        bulk_set(Message, list(moved.values()), STATUS_FIELDS)
+        realtime.publish_many(live)
+    return len(live)
 
 
 @transaction.atomic

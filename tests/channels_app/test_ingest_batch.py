@@ -67,6 +67,28 @@ def two_messages(world: int, first: tuple[str, str], second: tuple[str, str], at
     return json.dumps(data).encode()
 
 
+def with_statuses(body: bytes, *statuses: tuple[str, str, int]) -> bytes:
+    """A WhatsApp delivery that also carries receipts ((message name, status, time) each)."""
+    data = json.loads(body)
+    value = data["entry"][0]["changes"][0]["value"]
+    value.setdefault("statuses", []).extend(json.loads(wa_status(msg_id=mid(world_of(body), name), status=status,
+                                                                 timestamp=at))["entry"][0]["changes"][0]["value"]
+                                            ["statuses"][0] for name, status, at in statuses)
+    return json.dumps(data).encode()
+
+
+def world_of(body: bytes) -> int:
+    return int(re.search(rb"wamid\.(\d+)\.", body).group(1))
+
+
+def reply(world: int, who: str, name: str, status: str, inbox: Inbox) -> Message:
+    """Our reply to `who`, with the id the provider answered with."""
+    conversation = Conversation.objects.filter(customer__identities__value="+" + wa(world, who)).order_by("-pk").first()
+    return Message.objects.create(conversation=conversation, inbox=inbox, direction="outbound", sender="agent",
+                                  content=name, provider_message_id=mid(world, name), status=status,
+                                  created_at=dt.datetime.fromtimestamp(BASE + 500, dt.UTC))
+
+
 def build_world(world: int) -> dict:
     """Customers with history, processed the one-by-one way, then the deliveries under test."""
     wa_inbox = whatsapp_inbox(name=f"WhatsApp {world}")
@@ -93,6 +115,10 @@ def build_world(world: int) -> dict:
     Conversation.objects.filter(customer=fb_customer).delete()
     Conversation.objects.filter(customer=e).update(last_inbox=fb_inbox)
     Customer.objects.filter(pk=fb_customer.pk).delete()
+    # Our replies the receipts are about (the provider answered each send with its id).
+    for who, name, status in (("A", "R1", "sent"), ("A", "R2", "sent"), ("B", "R3", "sent"), ("B", "R4", "delivered"),
+                              ("G", "R5", "sent"), ("C", "R6", "sent")):
+        reply(world, who, name, status, wa_inbox)
     Conversation.objects.filter(customer__identities__value="+" + wa(world, "C")).update(
         status=ConversationStatus.SNOOZED, snoozed_until=timezone.now() + dt.timedelta(hours=5))
     Conversation.objects.filter(customer__identities__value="+" + wa(world, "G")).update(
@@ -135,6 +161,25 @@ def build_world(world: int) -> dict:
         wa_text(wa_id=wa(world, "P"), msg_id=mid(world, "P1"), text="P1", name="Customer P", timestamp=t + 99),
         wa_text(wa_id=wa(world, "P"), msg_id=mid(world, "P2"), text="P2", name="Customer P", timestamp=t + 99),
         wa_status(msg_id=mid(world, "A0"), status="read", wa_id=wa(world, "A"), timestamp=t + 110),
+        # Receipts: forward only (a late "delivered" after "read" and a repeated "sent" change
+        # nothing), a failure with the provider's reason and a read after it, two in one delivery,
+        # one about a message we do not know, one about an inbound message (stored by this batch).
+        wa_status(msg_id=mid(world, "R1"), status="delivered", timestamp=t + 111),
+        wa_status(msg_id=mid(world, "R1"), status="read", timestamp=t + 112),
+        wa_status(msg_id=mid(world, "R1"), status="delivered", timestamp=t + 113),
+        wa_status(msg_id=mid(world, "R2"), status="failed", timestamp=t + 114,
+                  errors=[{"code": 131026, "title": "Message undeliverable"}]),
+        wa_status(msg_id=mid(world, "R2"), status="read", timestamp=t + 115),
+        with_statuses(wa_status(msg_id=mid(world, "R3"), status="sent", timestamp=t + 116),
+                      ("R4", "read", t + 116), ("R3", "delivered", t + 117)),
+        wa_status(msg_id=mid(world, "nobody"), status="delivered", timestamp=t + 118),
+        wa_status(msg_id=mid(world, "B1"), status="read", timestamp=t + 119),
+        # G's message reopens a conversation (one by one) and its delivery carries a failure of R5:
+        # the read of R5 after it must wait for it, or the failure would come after the read.
+        with_statuses(wa_text(wa_id=wa(world, "G"), msg_id=mid(world, "G2"), text="G2", name="Customer G",
+                              timestamp=t + 120), ("R5", "failed", t + 120)),
+        wa_status(msg_id=mid(world, "R5"), status="read", timestamp=t + 121),
+        wa_status(msg_id=mid(world, "R6"), status="delivered", timestamp=t + 122),
         b"{not json",
         wa_text(wa_id=wa(world, "B"), msg_id=mid(world, "B2"), text="B2", name="Customer B", timestamp=t + 200),
     ]
@@ -149,11 +194,15 @@ def build_world(world: int) -> dict:
 def process(world: int, *, batch: bool, capture) -> tuple[list[tuple], list[str]]:
     created: list[tuple] = []
     applied: list[str] = []
-    real_apply = ingest_batch._apply
+    real_apply, real_statuses = ingest_batch._apply, ingest_batch.message_statuses_apply
 
     def spy(candidates):
         applied.extend(_strip(c.provider_id, world) for c in candidates)
         return real_apply(candidates)
+
+    def spy_statuses(steps):
+        applied.extend(f"{_strip(message.provider_message_id, world)} {status}" for message, status, *_ in steps)
+        return real_statuses(steps)
 
     def on_created(sender, message, conversation, direction, kind, **kwargs):
         created.append((_strip(message.provider_message_id, world), direction, kind))
@@ -165,17 +214,24 @@ def process(world: int, *, batch: bool, capture) -> tuple[list[tuple], list[str]
         created.append(("assigned", _who(conversation, world), _name(assignee_id, world),
                         _name(previous_assignee_id, world), team_id == conversation.team_id, actor_id))
 
+    def on_status(sender, message, conversation, status, previous_status, error_code, error_title, **kwargs):
+        # message.status: what the listener reads after commit (the step's, not the batch's last)
+        created.append(("status", _strip(message.provider_message_id, world), status, previous_status, error_code,
+                        error_title, message.status, message.status_changed_at))
+
     def on_customer(sender, customer, **kwargs):
         identity = Identity.objects.filter(customer=customer).order_by("pk").first()
         created.append(("customer", customer.display_name, _strip(identity.value, world) if identity else None))
 
     signals = ((events.message_created, on_created), (events.conversation_created, on_opened),
-               (events.conversation_assigned, on_assigned), (customer_events.customer_created, on_customer))
+               (events.conversation_assigned, on_assigned), (customer_events.customer_created, on_customer),
+               (events.message_status_changed, on_status))
     for signal, receiver in signals:
         signal.connect(receiver, dispatch_uid="test-batch")
     try:
         with override_settings(WEBHOOK_BATCH_PROCESSING=batch), capture(execute=True), \
-                mock.patch.object(ingest_batch, "_apply", spy):
+                mock.patch.object(ingest_batch, "_apply", spy), \
+                mock.patch.object(ingest_batch, "message_statuses_apply", spy_statuses):
             webhook_events_drain()
     finally:
         for signal, _receiver in signals:
@@ -221,16 +277,21 @@ def snapshot(world: int, inboxes: dict, since_event: int, since_live: int) -> di
                 "inboxes": sorted(i.kind for i in conversation.inboxes.all()),
                 "messages": [
                     (_strip(m.provider_message_id, world), m.content, m.direction, m.sender, m.status, m.created_at,
+                     m.status_changed_at, m.error_code, m.error_title,
                      _strip(json.dumps(m.data, sort_keys=True), world), m.attachments, m.reply_to_provider_id,
                      m.webhook_event_id is not None)
                     for m in conversation.messages.order_by("pk")
                 ],
-                "live": [
+                # The batch pushes its receipts' updates after its messages, one by one they come
+                # as the deliveries did: each kind keeps its order (the updates are about other
+                # messages, already on the agent's screen).
+                **{key: [
                     (e.event, sorted(re.sub(r"\d+", "N", g) for g in e.groups), e.payload.get("message", {}).get("content"))
                     for e in LiveEvent.objects.filter(  # an assignment is for the agent's sockets only
                         Q(conversation_id=conversation.pk) | Q(payload__conversation__id=conversation.pk),
                         pk__gt=since_live).order_by("pk")
-                ],
+                    if (e.event == "channels.message.updated") == (key == "live_updates")
+                ] for key in ("live", "live_updates")},
             })
         out["customers"][who] = {
             "display_name": customer.display_name,
@@ -270,7 +331,16 @@ def test_the_batch_path_stores_exactly_what_the_one_by_one_path_stores(django_ca
     assert one_by_one[2] == []
     assert batched[2] == ["wamid.L1", "wamid.M1", "wamid.N1", "wamid.M2", "wamid.A1", "wamid.A2", "wamid.B1",
                           "wamid.A3", "wamid.D1", "wamid.I1", "wamid.H1", "wamid.I2", "wamid.P1", "wamid.P2",
-                          "wamid.B2", "J1@mail", "J2@mail"]
+                          "wamid.B2", "J1@mail", "J2@mail",
+                          # the receipts (about messages stored before the batch; R5's wait for G's delivery)
+                          "wamid.A0 read", "wamid.R1 delivered", "wamid.R1 read", "wamid.R1 delivered",
+                          "wamid.R2 failed", "wamid.R2 read", "wamid.R3 sent", "wamid.R4 read", "wamid.R3 delivered",
+                          "wamid.R6 delivered"]
+    replies = {m[0]: m[4:9:] for who in "ABG" for c in batched[0]["customers"][who]["conversations"]
+               for m in c["messages"] if m[2] == "outbound"}
+    assert {name: (row[0], row[3]) for name, row in replies.items()} == {
+        "wamid.R1": ("read", ""), "wamid.R2": ("read", "131026"), "wamid.R3": ("delivered", ""),
+        "wamid.R4": ("read", ""), "wamid.R5": ("read", "")}
     # L, M and N each started a conversation in the batch, assigned as one by one: Ayu is full
     # after L, Budi after M and N; D (new, in the batch after them) and G (reopened, one by one
     # after the batch) wait.
@@ -284,7 +354,7 @@ def test_the_batch_path_stores_exactly_what_the_one_by_one_path_stores(django_ca
         "G": [("open", None, None)],
     }
     assert [m[0] for m in batched[0]["customers"]["M"]["conversations"][1]["messages"]] == ["wamid.M1", "wamid.M2"]
-    assert [m[0] for m in batched[0]["customers"]["A"]["conversations"][0]["messages"]] == [
+    assert [m[0] for m in batched[0]["customers"]["A"]["conversations"][0]["messages"] if m[2] == "inbound"] == [
         "wamid.A0", "wamid.A1", "wamid.A2", "wamid.A3"]
     assert batched[0]["deliveries"][-5] == ("parked", 1, "ParseError")
     assert Message.objects.filter(provider_message_id=mid(2, "B1")).count() == 1
@@ -347,6 +417,22 @@ def test_a_batch_uses_a_fixed_number_of_statements_whatever_its_size(django_asse
     small, large = newcomers(3, "1"), newcomers(30, "2")
     assert Customer.objects.count() == customers_before + 33
     assert Identity.objects.filter(value__startswith="+628137002").count() == 30
+    assert large == small, (small, large)
+
+    # And receipts about our replies: still a fixed number.
+    conversation = Conversation.objects.exclude(status=ConversationStatus.RESOLVED).first()
+    for n in range(30):
+        Message.objects.create(conversation=conversation, inbox=inbox, direction="outbound", sender="agent",
+                               content=f"reply {n}", provider_message_id=f"wamid.reply{n}", status="sent")
+
+    def receipts(count: int, status: str) -> int:
+        for n in range(count):
+            WebhookEvent.objects.create(inbox=inbox, body=wa_status(msg_id=f"wamid.reply{n}", status=status,
+                                                                    timestamp=BASE + 950), headers={})
+        return drain_statements(django_capture_on_commit_callbacks)
+
+    small, large = receipts(3, "delivered"), receipts(30, "read")
+    assert Message.objects.filter(provider_message_id__startswith="wamid.reply", status="read").count() == 30
     assert large == small, (small, large)
 
 
@@ -436,6 +522,43 @@ def test_a_new_identity_stored_meanwhile_sends_the_batch_the_one_by_one_way(djan
     assert list(Message.objects.filter(conversation__customer=identity.customer).values_list(
         "provider_message_id", flat=True)) == ["wamid.n1"]
     assert "processing them one by one" in caplog.text and "IntegrityError" in caplog.text
+
+
+def test_a_receipt_that_overtook_its_send_is_retried_and_the_others_apply(django_capture_on_commit_callbacks):
+    """While a reply on the inbox is still queued, a receipt about a message we do not know may
+    have overtaken the send recording its id: its delivery goes the one-by-one way, which fails
+    it for a retry, as before. The other receipts of the batch apply set-based, in one UPDATE."""
+    world = 3
+    inbox = whatsapp_inbox()
+    with override_settings(WEBHOOK_BATCH_PROCESSING=False), django_capture_on_commit_callbacks(execute=True):
+        WebhookEvent.objects.create(inbox=inbox, body=wa_text(wa_id=wa(world, "A"), msg_id=mid(world, "A0"),
+                                                              timestamp=BASE), headers={})
+        webhook_events_drain()
+    known = reply(world, "A", "R1", "sent", inbox)
+    Message.objects.create(conversation=known.conversation, inbox=inbox, direction="outbound", sender="agent",
+                           content="on its way", status="queued")
+    for name, status in (("R0", "delivered"), ("R1", "delivered"), ("R1", "read")):
+        WebhookEvent.objects.create(inbox=inbox, body=wa_status(msg_id=mid(world, name), status=status,
+                                                                timestamp=BASE + 60), headers={})
+    applied = []
+    real = ingest_batch.message_statuses_apply
+
+    def spy(steps):
+        applied.extend((m.provider_message_id, status) for m, status, *_ in steps)
+        return real(steps)
+
+    with mock.patch.object(ingest_batch, "message_statuses_apply", spy), \
+            django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert webhook_events_drain() == 3
+
+    assert applied == [(mid(world, "R1"), "delivered"), (mid(world, "R1"), "read")]
+    known.refresh_from_db()
+    assert known.status == "read"
+    rows = list(WebhookEvent.objects.order_by("-pk").values_list("status", "attempts", "last_error")[:3])[::-1]
+    # failed for a retry (tests run Celery eagerly: the retries come at once, and it ends parked)
+    assert rows[0][0] in ("failed", "parked") and "arrived before the send was recorded" in rows[0][2]
+    assert rows[1:] == [("processed", 1, ""), ("processed", 1, "")]
+    assert callbacks  # the live pushes and domain events, after commit
 
 
 def test_a_batch_the_planner_cannot_handle_is_processed_one_by_one(django_capture_on_commit_callbacks):
