@@ -15,8 +15,8 @@ about, then `message_statuses_apply` (one UPDATE, one INSERT of live events).
 
 Everything else in the batch (an identity to attach or claim, a reopened conversation, a channel switch, a
 snoozed conversation, watermark receipts, a receipt that may have overtaken its send, edits,
-automatic inbound mail, an inbox whose office hours may
-answer or greet, anything that fails to parse) is left to `webhook_event_process`, one by one,
+automatic inbound mail, a new conversation on an inbox that greets, a message on an inbox that is
+closed and answers out of hours, anything that fails to parse) is left to `webhook_event_process`, one by one,
 right after the batch commits, and so is the whole batch if applying it fails. Both paths give
 the same rows, live events and domain events: `tests/channels_app/test_ingest_batch.py` runs
 the same deliveries through each and compares what they stored.
@@ -66,6 +66,7 @@ from channels_app.services.messages import (
     message_timeline_values,
     messages_created_after,
 )
+from channels_app.services.office_hours import office_hours_state
 from customers.identity import IdentityValueError, identity_normalise, max_identities_per_kind
 from customers.models import Customer, Identity, IdentityOrigin, TimelineEntry
 from customers.services import timeline_entry_build
@@ -422,15 +423,24 @@ def _find_conversations(plan: _Plan) -> None:
 
 
 def _check_office_hours(plan: _Plan) -> None:
-    """An inbox with an automatic out-of-hours reply may answer, and one with a greeting greets
-    a new conversation: both are the one-by-one path's."""
+    """An inbox with a greeting greets a new conversation, and one with an automatic
+    out-of-hours reply answers while it is closed: both are the one-by-one path's. While the
+    inbox is open (asked once per inbox and batch) its messages stay in the batch: most inboxes
+    with an out-of-hours reply are open when most messages come."""
+    open_now: dict[int, bool] = {}
     for candidate in plan.candidates:
+        inbox = candidate.event.inbox
         try:
-            office_hours = candidate.event.inbox.office_hours  # joined by the claim
+            office_hours = inbox.office_hours  # joined by the claim
         except ObjectDoesNotExist:
             continue
-        if office_hours.auto_reply_enabled or (candidate.opens and office_hours.greeting_enabled):
+        if candidate.opens and office_hours.greeting_enabled:
             plan.slow.add(candidate.event.pk)
+        elif office_hours.auto_reply_enabled:
+            if inbox.pk not in open_now:
+                open_now[inbox.pk] = office_hours_state(office_hours=office_hours)[0]
+            if not open_now[inbox.pk]:
+                plan.slow.add(candidate.event.pk)
     _slow_together(plan)
 
 

@@ -21,6 +21,7 @@ from channels_app import events
 from channels_app.models import Conversation, ConversationStatus, Inbox, LiveEvent, Message, WebhookEvent
 from channels_app.services import inbox_create, ingest_batch
 from channels_app.services.ingest import webhook_events_drain
+from channels_app.services.office_hours import office_hours_set
 from customers import events as customer_events
 from customers.models import Customer, Identity, TimelineEntry
 from tests.accounts.factories import TeamFactory, UserFactory, add_to_team
@@ -134,6 +135,10 @@ def build_world(world: int) -> dict:
         add_to_team(UserFactory(full_name=f"{name} {world}", availability=availability,
                                 max_concurrent_conversations=capacity), team)
     Inbox.objects.filter(pk=wa_inbox.pk).update(default_team=team)
+    # The mail inbox answers out of hours and is open around the clock: its mail stays in the batch.
+    always = [(dt.time(0), dt.time(23, 59, 59, 999999))]
+    office_hours_set(inbox=mail_inbox, schedule=dict.fromkeys(range(7), always), holiday_country="",
+                     out_of_hours={"": "We are closed."}, auto_reply_enabled=True)
 
     t = BASE + 600
     bodies = [
@@ -559,6 +564,34 @@ def test_a_receipt_that_overtook_its_send_is_retried_and_the_others_apply(django
     assert rows[0][0] in ("failed", "parked") and "arrived before the send was recorded" in rows[0][2]
     assert rows[1:] == [("processed", 1, ""), ("processed", 1, "")]
     assert callbacks  # the live pushes and domain events, after commit
+
+
+def test_a_message_on_a_closed_inbox_that_answers_out_of_hours_gets_its_reply(django_capture_on_commit_callbacks):
+    """The batch leaves a message on a closed inbox with an out-of-hours reply to the one-by-one
+    path, which answers it; on the same inbox while open, the messages stay in the batch."""
+    inbox = whatsapp_inbox()
+    with django_capture_on_commit_callbacks(execute=True):
+        WebhookEvent.objects.create(inbox=inbox, body=wa_text(wa_id="628136300001", msg_id="wamid.h0",
+                                                              timestamp=BASE), headers={})
+        webhook_events_drain()
+    applied = []
+    real_apply = ingest_batch._apply
+
+    def spy(candidates):
+        applied.extend(c.provider_id for c in candidates)
+        return real_apply(candidates)
+
+    always = [(dt.time(0), dt.time(23, 59, 59, 999999))]
+    for name, schedule in (("open", dict.fromkeys(range(7), always)), ("closed", {})):
+        office_hours_set(inbox=inbox, schedule=schedule, holiday_country="", out_of_hours={"": "We are closed."},
+                         auto_reply_enabled=True)
+        WebhookEvent.objects.create(inbox=inbox, body=wa_text(wa_id="628136300001", msg_id=f"wamid.{name}",
+                                                              timestamp=int(timezone.now().timestamp())), headers={})
+        with mock.patch.object(ingest_batch, "_apply", spy), django_capture_on_commit_callbacks(execute=True):
+            assert webhook_events_drain() == 1
+
+    assert applied == ["wamid.open"]
+    assert list(Message.objects.filter(sender="system").values_list("content", flat=True)) == ["We are closed."]
 
 
 def test_a_batch_the_planner_cannot_handle_is_processed_one_by_one(django_capture_on_commit_callbacks):
