@@ -16,8 +16,9 @@ from accounts.models import Availability, Team, TeamMembership, User
 from accounts.selectors import team_ids_for_user, user_is_supervisor_or_admin
 from channels_app import events, realtime
 from channels_app.models import Conversation, ConversationPriority, ConversationStatus, Inbox, MessageSender
-from customers.models import Customer, IdentityKind, TimelineEntry, TimelineKind
+from customers.models import Customer, Identity, IdentityKind, TimelineEntry, TimelineKind
 from customers.services import timeline_entry_build, timeline_record
+from cxplatform.db import bulk_set
 
 
 def reopen_window() -> dt.timedelta:
@@ -57,26 +58,38 @@ def _assigned_event(conversation: Conversation, *, previous_assignee_id: int | N
 def _status_event(conversation: Conversation, *, previous_status: str, actor: User | None) -> None:
     """Domain event (on commit): resolved, reopened, snoozed or another status move. The
     customer's web chat widgets are told too (resolved → the rating prompt, without polling)."""
-    if conversation.status == previous_status:
+    _status_events([(conversation, previous_status)], actor=actor)
+
+
+def _status_events(moves: list[tuple[Conversation, str]], *, actor: User | None) -> None:
+    """`_status_event` for many conversations (each with its status before): one read of their
+    customers' web chat visitors, one INSERT of the widgets' live events."""
+    moves = [(conversation, previous) for conversation, previous in moves if conversation.status != previous]
+    if not moves:
         return
-    visitor_tokens = conversation.customer.identities.filter(kind=IdentityKind.WEB_VISITOR).values_list(
-        "value", flat=True)
-    realtime.publish("webchat.conversation.status",
-                     {"conversation": {"id": conversation.pk, "status": conversation.status}},
-                     groups=[realtime.visitor_group(token) for token in visitor_tokens])
-    if conversation.status == ConversationStatus.RESOLVED:
-        change = "resolved"
-    elif previous_status == ConversationStatus.RESOLVED:
-        change = "reopened"
-    elif conversation.status == ConversationStatus.SNOOZED:
-        change = "snoozed"
-    else:
-        change = "status"
-    events.send_on_commit(
-        events.conversation_status_changed, event=events.CONVERSATION_STATUS_CHANGED, conversation=conversation,
-        status=conversation.status, previous_status=previous_status, change=change,
-        actor_id=actor.pk if actor else None,
-    )
+    visitors: dict[int, list[str]] = {}
+    for customer_id, token in Identity.objects.filter(
+            customer_id__in={c.customer_id for c, _previous in moves}, kind=IdentityKind.WEB_VISITOR,
+    ).order_by().values_list("customer_id", "value"):
+        visitors.setdefault(customer_id, []).append(token)
+    realtime.publish_many([
+        ("webchat.conversation.status", {"conversation": {"id": c.pk, "status": c.status}},
+         [realtime.visitor_group(token) for token in visitors.get(c.customer_id, [])])
+        for c, _previous in moves])
+    for conversation, previous_status in moves:
+        if conversation.status == ConversationStatus.RESOLVED:
+            change = "resolved"
+        elif previous_status == ConversationStatus.RESOLVED:
+            change = "reopened"
+        elif conversation.status == ConversationStatus.SNOOZED:
+            change = "snoozed"
+        else:
+            change = "status"
+        events.send_on_commit(
+            events.conversation_status_changed, event=events.CONVERSATION_STATUS_CHANGED, conversation=conversation,
+            status=conversation.status, previous_status=previous_status, change=change,
+            actor_id=actor.pk if actor else None,
+        )
 
 
 def _conversation_payload(conversation: Conversation) -> dict:
@@ -214,6 +227,22 @@ def conversations_open(conversations: list[Conversation]) -> None:
                               conversation=conversation, inbox=conversation.last_inbox)
     for conversation in assigned:
         _assigned_event(conversation, previous_assignee_id=None, actor=None)
+
+
+@transaction.atomic(savepoint=False)
+def conversations_reopen(reopened: list[tuple[Conversation, Inbox, dt.datetime]]) -> None:
+    """`conversation_continue`'s reopen for many conversations: each `(conversation, inbox, at)`
+    a locked conversation of the customer's resolved within the reopen window, assigned, last
+    used on `inbox`, and the message at `at` reopening it (an unassigned one is auto-assigned
+    and a channel switch recorded: both are `conversation_continue`'s). One UPDATE, one INSERT
+    of timeline entries, the status events (`_status_events`)."""
+    for conversation, _inbox, _at in reopened:
+        conversation.status, conversation.resolved_at = ConversationStatus.OPEN, None
+    bulk_set(Conversation, [c for c, _inbox, _at in reopened], ["status", "resolved_at"])
+    TimelineEntry.objects.bulk_create([  # idempotent, as timeline_record: a replayed message records nothing new
+        timeline_entry_build(customer=c.customer, **_opened_entry(c, inbox, at, reopened=True))
+        for c, inbox, at in reopened], ignore_conflicts=True)
+    _status_events([(c, ConversationStatus.RESOLVED) for c, _inbox, _at in reopened], actor=None)
 
 
 def _live(customer: Customer) -> Customer:

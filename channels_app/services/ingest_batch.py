@@ -4,22 +4,24 @@ One delivery at a time through `webhook_event_process` costs about 25 SQL statem
 11 ms of CPU: identity lookup, conversation lock, INSERT with its savepoint, timeline entry,
 status update, each a round trip with its own ORM compilation. Almost all traffic is the
 common case: a customer we know (by a verified identity), or one nobody knows yet, writing
-into their open conversation on the channel they last used, or starting a new one. For that
-case a batch of deliveries is applied with a fixed number of statements for the whole batch:
-one claim, one duplicate check, one identity lookup, one conversation lock, the new customers
-(`customers_create`) and conversations (`conversations_open`: the assignment read once per
-team), bulk inserts of the messages and their timeline entries, and bulk updates of what moved
-(last seen, last message times, the deliveries' status). Receipts (a provider's sent, delivered,
-read or failed for our replies) are the other common case: one lookup of the messages they are
-about, then `message_statuses_apply` (one UPDATE, one INSERT of live events).
+into their open conversation on the channel they last used, reopening it, or starting a new
+one. For that case a batch of deliveries is applied with a fixed number of statements for the
+whole batch: one claim, one duplicate check, one identity lookup, one conversation lock, the
+new customers (`customers_create`), the new conversations (`conversations_open`: the
+assignment read once per team) and the reopened ones (`conversations_reopen`), bulk inserts of
+the messages and their timeline entries, and bulk updates of what moved (last seen, last
+message times, the deliveries' status). Receipts (a provider's sent, delivered, read or failed
+for our replies) are the other common case: one lookup of the messages they are about, then
+`message_statuses_apply` (one UPDATE, one INSERT of live events).
 
-Everything else in the batch (an identity to attach or claim, a reopened conversation, a channel switch, a
-snoozed conversation, watermark receipts, a receipt that may have overtaken its send, edits,
-automatic inbound mail, a new conversation on an inbox that greets, a message on an inbox that is
-closed and answers out of hours, anything that fails to parse) is left to `webhook_event_process`, one by one,
-right after the batch commits, and so is the whole batch if applying it fails. Both paths give
-the same rows, live events and domain events: `tests/channels_app/test_ingest_batch.py` runs
-the same deliveries through each and compares what they stored.
+Everything else in the batch is left to `webhook_event_process`, one by one, right after the
+batch commits: an identity to attach or claim, a reopened conversation that is unassigned or
+was last used on another channel, a channel switch, a snoozed conversation, watermark receipts,
+a receipt that may have overtaken its send, edits, automatic inbound mail, a new conversation
+on an inbox that greets, a message on an inbox that is closed and answers out of hours,
+anything that fails to parse. So is the whole batch if applying it fails. Both paths give the
+same rows, live events and domain events: `tests/channels_app/test_ingest_batch.py` runs the
+same deliveries through each and compares what they stored.
 """
 from __future__ import annotations
 
@@ -44,7 +46,12 @@ from channels_app.models import (
     MessageSender,
     WebhookEvent,
 )
-from channels_app.services.conversations import conversation_build, conversations_open, reopen_window
+from channels_app.services.conversations import (
+    conversation_build,
+    conversations_open,
+    conversations_reopen,
+    reopen_window,
+)
 from channels_app.services.inboxes import inbox_adapter
 from channels_app.services.ingest import (
     MESSAGE_KINDS,
@@ -100,6 +107,7 @@ class _Candidate:
     conversation: Conversation | None = None
     creates: bool = False  # the message brings `customer` and `identities` (built, not stored yet)
     opens: bool = False  # the message starts `conversation` (built, not stored yet)
+    reopens: bool = False  # the message reopens `conversation` (resolved within the reopen window)
 
 
 @dataclass
@@ -386,36 +394,47 @@ def _new_customer(candidate: _Candidate, new: dict[Key, tuple[Customer, dict[Key
 def _find_conversations(plan: _Plan) -> None:
     """The customer's unresolved conversation must be open and last used on this inbox: no
     wake-up, no channel switch (those record timeline entries and domain events). A customer
-    without one starts a new conversation (`conversations_open` stores it in `_apply`), unless a
-    conversation of theirs was resolved recently enough to be reopened: that is the one-by-one
-    path's. Their later messages in the batch continue the new one."""
+    without one reopens their conversation resolved within the reopen window, when it is
+    assigned and was last used on this inbox (`conversations_reopen` in `_apply`; else it is the
+    one-by-one path's), or starts a new one (`conversations_open`). Their later messages in the
+    batch continue it."""
     live = [c for c in plan.candidates if c.event.pk not in plan.slow]
     if not live:
         return
     window = reopen_window()
     recent_since = min(c.at for c in live) - window
     conversations: dict[int, Conversation] = {}
-    last_resolved: dict[int, dt.datetime] = {}
+    last_resolved: dict[int, Conversation] = {}  # the one conversation_continue would reopen
     known = {c.customer.pk for c in live if c.customer.pk is not None}  # a new customer has none yet
     for conversation in _CONVERSATIONS.fetch(since=recent_since, customers=list(known)) if known else ():
         if conversation.status != ConversationStatus.RESOLVED:
             conversations[conversation.customer_id] = conversation
-        else:
-            at = last_resolved.get(conversation.customer_id, conversation.resolved_at)
-            last_resolved[conversation.customer_id] = max(at, conversation.resolved_at)
+            continue
+        best = last_resolved.get(conversation.customer_id)
+        if best is None or (conversation.resolved_at, conversation.pk) > (best.resolved_at, best.pk):
+            last_resolved[conversation.customer_id] = conversation
     opened: dict[int, Conversation] = {}  # by id() of the customer instance: a new one has no pk yet
     for candidate in live:
         customer, inbox = candidate.customer, candidate.event.inbox
-        conversation = conversations.get(customer.pk) or opened.get(id(customer))
-        if conversation is None:
-            resolved_at = last_resolved.get(customer.pk)
-            if resolved_at is not None and resolved_at >= candidate.at - window:
-                plan.slow.add(candidate.event.pk)  # a reopen
-                continue
-            conversation = opened[id(customer)] = conversation_build(customer=customer, inbox=inbox, at=candidate.at)
-            candidate.opens = True
-        elif conversation.status != ConversationStatus.OPEN or conversation.last_inbox_id != inbox.pk:
-            plan.slow.add(candidate.event.pk)
+        conversation = conversations.get(customer.pk)
+        if conversation is not None:
+            usable = conversation.status == ConversationStatus.OPEN and conversation.last_inbox_id == inbox.pk
+        elif id(customer) in opened:  # reopened or started by the customer's earlier message
+            conversation = opened[id(customer)]
+            usable = conversation.last_inbox_id == inbox.pk
+        else:
+            recent = last_resolved.get(customer.pk)
+            if recent is not None and recent.resolved_at >= candidate.at - window:
+                # unassigned (auto-assignment) or last used elsewhere (a channel switch): one by one
+                usable = recent.assignee_id is not None and recent.last_inbox_id == inbox.pk
+                conversation = opened[id(customer)] = recent
+                candidate.reopens = True
+            else:
+                conversation = opened[id(customer)] = conversation_build(customer=customer, inbox=inbox,
+                                                                         at=candidate.at)
+                candidate.opens = usable = True
+        if not usable:
+            plan.slow.add(candidate.event.pk)  # and the customer's other messages: _slow_together
             continue
         conversation.customer = customer
         candidate.conversation = conversation
@@ -475,6 +494,9 @@ def _apply(candidates: list[_Candidate]) -> None:
     opened = [c.conversation for c in candidates if c.opens]
     if opened:
         conversations_open(opened)
+    reopened = [(c.conversation, c.event.inbox, c.at) for c in candidates if c.reopens]
+    if reopened:
+        conversations_reopen(reopened)
     now = timezone.now()
     touched_identities: dict[int, Identity] = {}
     seen_customers: dict[int, Customer] = {}

@@ -30,7 +30,7 @@ from tests.channels_app.test_webhooks import messaging, messenger_inbox, wa_stat
 pytestmark = pytest.mark.django_db
 
 BASE = int((timezone.now() - dt.timedelta(hours=2)).timestamp())
-WHO = "ABCDEFGHIJKLMNOP"  # the world's customers; all but D, H, K, O and P are known before the batch
+WHO = "ABCDEFGHIJKLMNOPQ"  # the world's customers; all but D, H, K, O and P are known before the batch
 
 
 def email(world: int, who: str, name: str, at: int, *, auto: bool = False) -> bytes:
@@ -98,7 +98,7 @@ def build_world(world: int) -> dict:
                               config={"address": f"support{world}@toko.example", "inbound_secret": "s" * 12})
     raw = {"content-type": "message/rfc822"}
     with override_settings(WEBHOOK_BATCH_PROCESSING=False):
-        for n, who in enumerate("ABCEFGILMN"):
+        for n, who in enumerate("ABCEFGILMNQ"):
             name = "" if who == "F" else f"Customer {who}"
             WebhookEvent.objects.create(inbox=wa_inbox, body=wa_text(
                 wa_id=wa(world, who), msg_id=mid(world, f"{who}0"), text="hello", name=name, timestamp=BASE + n),
@@ -135,6 +135,11 @@ def build_world(world: int) -> dict:
         add_to_team(UserFactory(full_name=f"{name} {world}", availability=availability,
                                 max_concurrent_conversations=capacity), team)
     Inbox.objects.filter(pk=wa_inbox.pk).update(default_team=team)
+    # Q's conversation, Budi's, was resolved an hour ago: Q's message reopens it (G's, unassigned,
+    # is reopened and auto-assigned one by one).
+    Conversation.objects.filter(customer__identities__value="+" + wa(world, "Q")).update(
+        status=ConversationStatus.RESOLVED, resolved_at=timezone.now() - dt.timedelta(hours=1),
+        assignee=User.objects.get(full_name=f"Budi {world}"))
     # The mail inbox answers out of hours and is open around the clock: its mail stays in the batch.
     always = [(dt.time(0), dt.time(23, 59, 59, 999999))]
     office_hours_set(inbox=mail_inbox, schedule=dict.fromkeys(range(7), always), holiday_country="",
@@ -157,6 +162,8 @@ def build_world(world: int) -> dict:
         wa_text(wa_id=wa(world, "E"), msg_id=mid(world, "E1"), text="E1", name="Customer E", timestamp=t + 70),
         wa_text(wa_id=wa(world, "F"), msg_id=mid(world, "F1"), text="F1", name="Now named", timestamp=t + 80),
         wa_text(wa_id=wa(world, "G"), msg_id=mid(world, "G1"), text="G1", name="Customer G", timestamp=t + 90),
+        wa_text(wa_id=wa(world, "Q"), msg_id=mid(world, "Q1"), text="Q1", name="Customer Q", timestamp=t + 92),
+        wa_text(wa_id=wa(world, "Q"), msg_id=mid(world, "Q2"), text="Q2", name="Customer Q", timestamp=t + 93),
         two_messages(world, ("I", "I1"), ("H", "H1"), t + 95),
         wa_text(wa_id=wa(world, "I"), msg_id=mid(world, "I2"), text="I2", name="Customer I", timestamp=t + 96),
         # O is new and nameless, then named: the name is customer_resolve's work, so O goes one by one.
@@ -224,13 +231,17 @@ def process(world: int, *, batch: bool, capture) -> tuple[list[tuple], list[str]
         created.append(("status", _strip(message.provider_message_id, world), status, previous_status, error_code,
                         error_title, message.status, message.status_changed_at))
 
+    def on_conversation_status(sender, conversation, status, previous_status, change, **kwargs):
+        created.append(("conversation status", _who(conversation, world), status, previous_status, change))
+
     def on_customer(sender, customer, **kwargs):
         identity = Identity.objects.filter(customer=customer).order_by("pk").first()
         created.append(("customer", customer.display_name, _strip(identity.value, world) if identity else None))
 
     signals = ((events.message_created, on_created), (events.conversation_created, on_opened),
                (events.conversation_assigned, on_assigned), (customer_events.customer_created, on_customer),
-               (events.message_status_changed, on_status))
+               (events.message_status_changed, on_status),
+               (events.conversation_status_changed, on_conversation_status))
     for signal, receiver in signals:
         signal.connect(receiver, dispatch_uid="test-batch")
     try:
@@ -329,13 +340,14 @@ def test_the_batch_path_stores_exactly_what_the_one_by_one_path_stores(django_ca
     assert batched[0]["deliveries"] == one_by_one[0]["deliveries"]
     assert batched[1] == one_by_one[1]
     # The scenario is not trivial: L, M and N starting conversations, A's three messages, B's new
-    # ones, the new customers D, H and P, and I (one of I's messages shares a delivery with H) went
-    # the batch way; all else took the other: duplicates (no-ops either way), the snoozed,
-    # switching, unnamed and recently resolved customers, O (new, named by a later message), the
-    # automatic e-mail of the new K, the receipt and the broken body.
+    # ones, the new customers D, H and P, Q reopening an assigned conversation, I (one of I's
+    # messages shares a delivery with H) and most receipts went the batch way; all else took the
+    # other: duplicates (no-ops either way), the snoozed, switching and unnamed customers, G
+    # (reopening an unassigned conversation), O (new, named by a later message), the automatic
+    # e-mail of the new K, the receipts that share G's delivery or wait for it, the broken body.
     assert one_by_one[2] == []
     assert batched[2] == ["wamid.L1", "wamid.M1", "wamid.N1", "wamid.M2", "wamid.A1", "wamid.A2", "wamid.B1",
-                          "wamid.A3", "wamid.D1", "wamid.I1", "wamid.H1", "wamid.I2", "wamid.P1", "wamid.P2",
+                          "wamid.A3", "wamid.D1", "wamid.Q1", "wamid.Q2", "wamid.I1", "wamid.H1", "wamid.I2", "wamid.P1", "wamid.P2",
                           "wamid.B2", "J1@mail", "J2@mail",
                           # the receipts (about messages stored before the batch; R5's wait for G's delivery)
                           "wamid.A0 read", "wamid.R1 delivered", "wamid.R1 read", "wamid.R1 delivered",
@@ -350,14 +362,17 @@ def test_the_batch_path_stores_exactly_what_the_one_by_one_path_stores(django_ca
     # after L, Budi after M and N; D (new, in the batch after them) and G (reopened, one by one
     # after the batch) wait.
     assignees = {who: [(c["status"], c["assignee"], c["team"]) for c in batched[0]["customers"][who]["conversations"]]
-                 for who in "LMNDG"}
+                 for who in "LMNDGQ"}
     assert assignees == {
         "L": [("resolved", None, None), ("open", "Ayu", "Team")],
         "M": [("resolved", None, None), ("open", "Budi", "Team")],
         "N": [("resolved", None, None), ("open", "Budi", "Team")],
         "D": [("open", None, "Team")],
         "G": [("open", None, None)],
+        "Q": [("open", "Budi", None)],
     }
+    assert [m[0] for m in batched[0]["customers"]["Q"]["conversations"][0]["messages"]] == [
+        "wamid.Q0", "wamid.Q1", "wamid.Q2"]
     assert [m[0] for m in batched[0]["customers"]["M"]["conversations"][1]["messages"]] == ["wamid.M1", "wamid.M2"]
     assert [m[0] for m in batched[0]["customers"]["A"]["conversations"][0]["messages"] if m[2] == "inbound"] == [
         "wamid.A0", "wamid.A1", "wamid.A2", "wamid.A3"]
@@ -386,10 +401,10 @@ def test_a_batch_uses_a_fixed_number_of_statements_whatever_its_size(django_asse
                                                                   timestamp=BASE + n), headers={})
         webhook_events_drain()
 
-    def deliver(count: int, tag: str) -> int:
+    def deliver(count: int, tag: str, at: int = BASE + 600, first: int = 0) -> int:
         for n in range(count):
             WebhookEvent.objects.create(inbox=inbox, body=wa_text(
-                wa_id=customers[n], msg_id=f"wamid.{tag}{n}", text=f"{tag} {n}", timestamp=BASE + 600 + n), headers={})
+                wa_id=customers[first + n], msg_id=f"wamid.{tag}{n}", text=f"{tag} {n}", timestamp=at + n), headers={})
         return drain_statements(django_capture_on_commit_callbacks)
 
     small, large = deliver(3, "small"), deliver(30, "large")
@@ -409,6 +424,18 @@ def test_a_batch_uses_a_fixed_number_of_statements_whatever_its_size(django_asse
     small, large = opening(3, "open-small"), opening(30, "open-large")
     opened = Conversation.objects.exclude(status=ConversationStatus.RESOLVED)
     assert opened.count() == 30 and not opened.filter(assignee=None).exists()
+    assert large == small, (small, large)
+
+    # And when each message reopens its assigned conversation, resolved an hour ago (customers
+    # of alike histories in each round: the conversations' UPDATE is one per set of changed fields).
+    def reopening(count: int, tag: str, first: int) -> int:
+        opened.update(status=ConversationStatus.RESOLVED, resolved_at=timezone.now() - dt.timedelta(hours=1))
+        return deliver(count, tag, at=int(timezone.now().timestamp()) - 600, first=first)
+
+    conversations_before = Conversation.objects.count()
+    small, large = reopening(3, "reopen-small", first=27), reopening(27, "reopen-large", first=0)
+    assert Conversation.objects.count() == conversations_before
+    assert Conversation.objects.exclude(status=ConversationStatus.RESOLVED).count() == 27
     assert large == small, (small, large)
 
     # And when each message comes from a customer nobody knew yet: still a fixed number.
