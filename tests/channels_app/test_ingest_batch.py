@@ -621,6 +621,50 @@ def test_a_message_on_a_closed_inbox_that_answers_out_of_hours_gets_its_reply(dj
     assert list(Message.objects.filter(sender="system").values_list("content", flat=True)) == ["We are closed."]
 
 
+def test_a_customer_who_starts_a_conversation_and_writes_on_another_channel_in_one_batch_goes_one_by_one(
+        django_capture_on_commit_callbacks):
+    """The second message is a channel switch of the conversation the first one starts (or
+    reopens): conversation_continue records it, so both messages take the one-by-one path, in
+    order, into one conversation."""
+    wa_inbox, fb_inbox = whatsapp_inbox(), messenger_inbox()
+    with override_settings(WEBHOOK_BATCH_PROCESSING=False), django_capture_on_commit_callbacks(execute=True):
+        WebhookEvent.objects.create(inbox=wa_inbox, body=wa_text(wa_id="628136400001", msg_id="wamid.s0",
+                                                                 timestamp=BASE), headers={})
+        WebhookEvent.objects.create(inbox=fb_inbox, body=messaging(obj="page", sender="64001", mid="m.s0", text="hi",
+                                                                   ts=BASE * 1000), headers={})
+        webhook_events_drain()
+    customer = Identity.objects.get(value="+628136400001").customer
+    other = Identity.objects.get(value="64001").customer
+    Identity.objects.filter(customer=other).update(customer=customer)
+    Conversation.objects.filter(customer=other).delete()
+    other.delete()
+    agent = UserFactory()
+    applied = []
+    real_apply = ingest_batch._apply
+
+    def spy(candidates):
+        applied.extend(c.provider_id for c in candidates)
+        return real_apply(candidates)
+
+    for resolved_ago, tag in ((dt.timedelta(days=3), "new"), (dt.timedelta(hours=1), "reopen")):
+        Conversation.objects.filter(customer=customer).update(status=ConversationStatus.RESOLVED,
+                                                              resolved_at=timezone.now() - resolved_ago,
+                                                              assignee=agent)  # a reopen needs no auto-assignment
+        now = int(timezone.now().timestamp())
+        WebhookEvent.objects.create(inbox=wa_inbox, body=wa_text(wa_id="628136400001", msg_id=f"wamid.{tag}",
+                                                                 timestamp=now - 2), headers={})
+        WebhookEvent.objects.create(inbox=fb_inbox, body=messaging(obj="page", sender="64001", mid=f"m.{tag}",
+                                                                   text=tag, ts=(now - 1) * 1000), headers={})
+        with mock.patch.object(ingest_batch, "_apply", spy), django_capture_on_commit_callbacks(execute=True):
+            assert webhook_events_drain() == 2
+        conversation = Conversation.objects.get(customer=customer, status=ConversationStatus.OPEN)
+        assert list(conversation.messages.order_by("pk").values_list("provider_message_id", flat=True))[-2:] == [
+            f"wamid.{tag}", f"m.{tag}"]
+        assert conversation.last_inbox_id == fb_inbox.pk
+        assert sorted(conversation.inboxes.values_list("kind", flat=True)) == ["messenger", "whatsapp"]
+    assert applied == []
+
+
 def test_a_batch_the_planner_cannot_handle_is_processed_one_by_one(django_capture_on_commit_callbacks):
     """A failure while planning or applying the batch costs nothing: every delivery goes the
     one-by-one way, which stores it (or records its error against it)."""
