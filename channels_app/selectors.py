@@ -8,7 +8,19 @@ from __future__ import annotations
 import uuid as uuidlib
 
 from django.db import connection
-from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
@@ -23,6 +35,7 @@ from channels_app.models import (
     Message,
     MessageDirection,
 )
+from cxplatform.db import AnyOf, Compiled, Param
 
 
 def inbox_for_webhook(*, kind: str, inbox_uuid: str | uuidlib.UUID) -> Inbox | None:
@@ -55,7 +68,26 @@ def conversation_visibility(*, viewer: User) -> Q | None:
     """None: everything. Otherwise the filter of what this agent may see."""
     if user_is_supervisor_or_admin(user=viewer):
         return None
-    return Q(assignee=viewer) | Q(team_id__in=team_ids_for_user(user=viewer))
+    return _agent_scope(viewer.pk, Q(team_id__in=team_ids_for_user(user=viewer)))
+
+
+def _agent_scope(assignee, in_teams: Q) -> Q:
+    """What an agent may see: the conversations assigned to them, or in one of their teams."""
+    return Q(assignee_id=assignee) | in_teams
+
+
+# What writing a message needs (conversation_get(for_message=True): every API reply and note),
+# compiled once per connection (cxplatform.db.Compiled), for a supervisor and for an agent.
+def _for_message(scoped: bool):
+    conversations = Conversation.objects.select_related("customer", "last_inbox").filter(
+        pk=Param("pk", BigIntegerField()))
+    if scoped:
+        conversations = conversations.filter(_agent_scope(Param("viewer", BigIntegerField()),
+                                                          Q(AnyOf(F("team_id"), Param("teams")))))
+    return conversations
+
+
+_FOR_MESSAGE = {scoped: Compiled(lambda scoped=scoped: _for_message(scoped)) for scoped in (False, True)}
 
 
 def conversation_can_view(*, viewer: User, conversation: Conversation) -> bool:
@@ -159,7 +191,14 @@ def conversation_get(*, viewer: User, conversation_id: int, for_page: bool = Fal
     marker (None when never read). Scalar subqueries: joining the survey and response made the
     query's planning three times longer."""
     if for_message:
-        return _visible_conversations(viewer).select_related("customer", "last_inbox").get(pk=conversation_id)
+        if user_is_supervisor_or_admin(user=viewer):
+            found = _FOR_MESSAGE[False].fetch(pk=conversation_id)
+        else:
+            found = _FOR_MESSAGE[True].fetch(pk=conversation_id, viewer=viewer.pk,
+                                              teams=list(team_ids_for_user(user=viewer)))
+        if not found:
+            raise Conversation.DoesNotExist("Conversation matching query does not exist.")
+        return found[0]
     conversations = (
         _visible_conversations(viewer)
         .select_related("customer", "assignee", "team", "last_inbox")

@@ -48,7 +48,9 @@ def bulk_set(model: type[models.Model], objs: Sequence[models.Model], fields: Se
 
 
 class Param(Expression):
-    """A value a `Compiled` query is given each time it runs (`output_field`: how to prepare it)."""
+    """A value a `Compiled` query is given each time it runs (`output_field`: how to prepare it).
+    Meant for equality and comparisons within the column's range: an integer the column cannot
+    hold makes the query match nothing."""
 
     def __init__(self, name: str, output_field: Field | None = None):
         super().__init__(output_field=output_field)
@@ -88,11 +90,31 @@ class _Slot:
     many: bool
 
     def value(self, values: dict[str, Any], connection) -> Any:
+        """The value prepared for the database. An integer the column cannot hold matches
+        nothing, as with the ORM's exact and `in` lookups: dropped from a list, `_NoMatch` alone."""
         given = values[self.name]
         if not self.many:
+            if not _fits(self.field, given, connection):
+                raise _NoMatch
             return self.field.get_db_prep_value(given, connection, prepared=False)
-        items = [self.field.get_db_prep_value(item, connection, prepared=False) for item in given]
+        items = [self.field.get_db_prep_value(item, connection, prepared=False) for item in given
+                 if _fits(self.field, item, connection)]
         return items if connection.vendor == "postgresql" else json.dumps(items)
+
+
+class _NoMatch(Exception):
+    """A `Param` no row can equal: the statement need not run."""
+
+
+def _fits(field: Field, value: Any, connection) -> bool:
+    target = getattr(field, "target_field", None) or field  # a foreign key holds its target's values
+    try:
+        low, high = connection.ops.integer_field_range(target.get_internal_type())
+    except KeyError:  # not an integer column
+        return True
+    if not isinstance(value, int):
+        return True
+    return (low is None or value >= low) and (high is None or value <= high)
 
 
 @dataclass
@@ -132,7 +154,10 @@ class Compiled:
             statement = self._statements[connection] = self._compile(using, connection)
         if statement.for_update and connection.get_autocommit():
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-        params = [p.value(values, connection) if isinstance(p, _Slot) else p for p in statement.params]
+        try:
+            params = [p.value(values, connection) if isinstance(p, _Slot) else p for p in statement.params]
+        except _NoMatch:
+            return []
         with connection.cursor() as cursor:
             cursor.execute(statement.sql, params)
             rows = cursor.fetchall()

@@ -8,7 +8,7 @@ from unittest import mock
 
 import pytest
 from django.db import connection, transaction
-from django.db.models import Count, DateTimeField, F, Q
+from django.db.models import BigIntegerField, Count, DateTimeField, F, Q
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
@@ -121,3 +121,13 @@ def test_compiled_refuses_what_it_cannot_give():
         annotated.fetch(pks=[1])
     with pytest.raises(TypeError):  # a plain list would make the statement depend on its length
         Compiled(lambda: Customer.objects.filter(AnyOf(F("pk"), [1]))).fetch()
+
+
+def test_compiled_matches_nothing_for_an_integer_the_column_cannot_hold():
+    """As the ORM's exact and `in` lookups do (a huge id in a URL is a 404, never a 500)."""
+    _t, a, _b, _c = _world()
+    by_pk = Compiled(lambda: Customer.objects.filter(pk=Param("pk", BigIntegerField())))
+    assert by_pk.fetch(pk=2**70) == []
+    assert [c.pk for c in by_pk.fetch(pk=a.pk)] == [a.pk]
+    by_pks = Compiled(lambda: Customer.objects.filter(AnyOf(F("pk"), Param("pks"))))
+    assert [c.pk for c in by_pks.fetch(pks=[a.pk, 2**70, -(2**70)])] == [a.pk]
