@@ -77,17 +77,15 @@ def _agent_scope(assignee, in_teams: Q) -> Q:
 
 
 # What writing a message needs (conversation_get(for_message=True): every API reply and note),
-# compiled once per connection (cxplatform.db.Compiled), for a supervisor and for an agent.
-def _for_message(scoped: bool):
-    conversations = Conversation.objects.select_related("customer", "last_inbox").filter(
-        pk=Param("pk", BigIntegerField()))
-    if scoped:
-        conversations = conversations.filter(_agent_scope(Param("viewer", BigIntegerField()),
-                                                          Q(AnyOf(F("team_id"), Param("teams")))))
-    return conversations
+# compiled once per connection (cxplatform.db.Compiled): any conversation for a supervisor or
+# admin, for an agent only what _agent_scope lets them see.
+def _for_message() -> QuerySet[Conversation]:
+    return Conversation.objects.select_related("customer", "last_inbox").filter(pk=Param("pk", BigIntegerField()))
 
 
-_FOR_MESSAGE = {scoped: Compiled(lambda scoped=scoped: _for_message(scoped)) for scoped in (False, True)}
+_FOR_MESSAGE_ANY = Compiled(_for_message)
+_FOR_MESSAGE_AGENT = Compiled(lambda: _for_message().filter(_agent_scope(
+    Param("viewer", BigIntegerField()), Q(AnyOf(F("team_id"), Param("teams"))))))
 
 
 def conversation_can_view(*, viewer: User, conversation: Conversation) -> bool:
@@ -192,10 +190,10 @@ def conversation_get(*, viewer: User, conversation_id: int, for_page: bool = Fal
     query's planning three times longer."""
     if for_message:
         if user_is_supervisor_or_admin(user=viewer):
-            found = _FOR_MESSAGE[False].fetch(pk=conversation_id)
+            found = _FOR_MESSAGE_ANY.fetch(pk=conversation_id)
         else:
-            found = _FOR_MESSAGE[True].fetch(pk=conversation_id, viewer=viewer.pk,
-                                              teams=list(team_ids_for_user(user=viewer)))
+            found = _FOR_MESSAGE_AGENT.fetch(pk=conversation_id, viewer=viewer.pk,
+                                             teams=list(team_ids_for_user(user=viewer)))
         if not found:
             raise Conversation.DoesNotExist("Conversation matching query does not exist.")
         return found[0]

@@ -190,22 +190,28 @@ def _claim(size: int) -> Compiled:
                     .filter(status=WebhookEvent.Status.RECEIVED).order_by("pk")[:size])
 
 
-# The batch's three reads, compiled once (cxplatform.db.Compiled): building and compiling them
-# through the ORM on every batch was about a third of a lone delivery's worker CPU.
-_STORED_MESSAGES = Compiled(lambda: Message.objects.filter(
-    AnyOf(F("inbox_id"), Param("inboxes")), AnyOf(F("provider_message_id"), Param("provider_ids")),
-).order_by().values_list("inbox_id", "provider_message_id"))
-# The customers come along (one join; only the identities are locked, as before): a separate
-# in_bulk was one more ORM statement per batch, about 1.3 ms of the worker's CPU each.
+# The batch's reads, compiled once (cxplatform.db.Compiled): building and compiling them through
+# the ORM on every batch was about a third of a lone delivery's worker CPU.
+def _by_provider_id() -> tuple[AnyOf, AnyOf]:
+    """Messages of these inboxes with these provider ids (`inboxes`, `provider_ids`: the caller
+    keeps the exact (inbox, id) pairs it asked for)."""
+    return AnyOf(F("inbox_id"), Param("inboxes")), AnyOf(F("provider_message_id"), Param("provider_ids"))
+
+
+# Which of the batch's messages are stored already.
+_STORED_MESSAGES = Compiled(lambda: Message.objects.filter(*_by_provider_id()).order_by()
+                            .values_list("inbox_id", "provider_message_id"))
+# The messages the receipts are about, locked, with their conversations (for the live event's
+# audience; not locked: a status step does not write them, and fewer locks, fewer deadlocks
+# with a drain locking conversations for its customers' messages).
+_RECEIPT_MESSAGES = Compiled(lambda: Message.objects.select_related("conversation").select_for_update(of=("self",))
+                             .filter(*_by_provider_id()).order_by())
+# The senders' identities, locked. Their customers come along (one join; only the identities are
+# locked): a separate in_bulk was one more ORM statement per batch, about 1.3 ms of CPU each.
 _IDENTITIES = Compiled(lambda: Identity.objects.select_related("customer").select_for_update(of=("self",))
                        .filter(AnyOf(F("value"), Param("values"))))
 # The unresolved conversations, and the resolved ones recent enough that one of the batch's
 # messages would reopen them (locked as conversation_continue locks them).
-# The messages receipts are about, locked, with their conversations (for the live event's
-# audience; not locked: a status step does not write them, and fewer locks, fewer deadlocks
-# with a drain locking conversations for its customers' messages).
-_RECEIPT_MESSAGES = Compiled(lambda: Message.objects.select_related("conversation").select_for_update(of=("self",)).filter(
-    AnyOf(F("inbox_id"), Param("inboxes")), AnyOf(F("provider_message_id"), Param("provider_ids"))).order_by())
 _CONVERSATIONS = Compiled(lambda: Conversation.objects.select_for_update().filter(
     Q(resolved_at__gte=Param("since", DateTimeField())) | ~Q(status=ConversationStatus.RESOLVED),
     AnyOf(F("customer_id"), Param("customers"))))

@@ -729,7 +729,7 @@ def message_status_step(message: Message, *, status: str, error_code: str = "", 
 
 def message_statuses_apply(steps: list[tuple[Message, str, str, str, dt.datetime | None]]) -> int:
     """`message_status_update` for many receipts (the ingest drain's batch), in order: each
-    `(message, status, error code, error title, at)` on a message locked with its conversation.
+    `(message, status, error code, error title, at)` on a locked message, its conversation loaded.
     One UPDATE for the messages that moved and one INSERT for their live events; one domain
     event per step, as one by one. Returns how many steps moved a message."""
     moved: dict[int, Message] = {}
