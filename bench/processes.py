@@ -154,12 +154,18 @@ def cpu_meter(procs: list[subprocess.Popen]):
         return total
 
     def databases() -> float:
+        # The live processes, plus what each server's root process has reaped: backends of
+        # closed connections, parallel query workers and autovacuum workers come and go, and a
+        # sum over the live ones alone lost their CPU (or went backwards when one exited).
         total = 0.0
-        for p in psutil.process_iter(["name"]):
-            if p.info["name"] in ("postgres", "redis-server"):
+        for p in psutil.process_iter(["name", "ppid"]):
+            name = p.info["name"]
+            if name in ("postgres", "redis-server"):
                 try:
                     times = p.cpu_times()
                     total += times.user + times.system
+                    if psutil.Process(p.info["ppid"]).name() != name:  # the server's root process
+                        total += times.children_user + times.children_system
                 except psutil.NoSuchProcess:
                     pass
         return total
