@@ -49,8 +49,10 @@ def bulk_set(model: type[models.Model], objs: Sequence[models.Model], fields: Se
 
 class Param(Expression):
     """A value a `Compiled` query is given each time it runs (`output_field`: how to prepare it).
-    Meant for equality and comparisons within the column's range: an integer the column cannot
-    hold makes the query match nothing."""
+    Meant for a plain equality (or a comparison within the column's range) ANDed into the filter:
+    an integer the column cannot hold makes the whole query match nothing, right for `pk = huge`
+    but not inside an OR, a NOT or a `<`; and None compiles to `= NULL`, which matches nothing
+    where the ORM would write IS NULL. Such filters stay ORM querysets."""
 
     def __init__(self, name: str, output_field: Field | None = None):
         super().__init__(output_field=output_field)

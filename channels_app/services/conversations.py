@@ -203,7 +203,7 @@ def conversation_build(*, customer: Customer, inbox: Inbox, at: dt.datetime) -> 
     return Conversation(customer=customer, team_id=inbox.default_team_id, last_inbox=inbox, created_at=at)
 
 
-def conversations_open(conversations: list[Conversation]) -> None:
+def conversations_open(conversations: list[Conversation], *, reopens: list[tuple[int, int]] = ()) -> None:
     """Store new conversations (built by `conversation_build`, one per customer, none of whom has
     an unresolved one) with what `conversation_continue` does for each it creates: auto-assigned
     as `conversation_auto_assign` would one after the other, the inbox among its inboxes, the
@@ -211,8 +211,12 @@ def conversations_open(conversations: list[Conversation]) -> None:
     statements however many: one per team to assign in, then one INSERT each for the
     conversations, their inboxes, their timeline entries and their live events. A customer who
     meanwhile got an unresolved conversation fails the INSERT (the one-unresolved-conversation
-    constraint): the caller's transaction rolls back and the one-by-one path takes over."""
-    _auto_assign_unsaved(conversations)
+    constraint): the caller's transaction rolls back and the one-by-one path takes over.
+
+    `reopens`: the caller's reopens of assigned conversations, stored after these, that came
+    first — (how many of `conversations` came before it, its assignee): each adds one to its
+    assignee's load from that point on, as it would have one by one."""
+    _auto_assign_unsaved(conversations, reopens)
     Conversation.objects.bulk_create(conversations)
     Conversation.inboxes.through.objects.bulk_create([
         Conversation.inboxes.through(conversation_id=c.pk, inbox_id=c.last_inbox_id) for c in conversations])
@@ -398,23 +402,31 @@ def _agents_by_load(team_id: int):
     )
 
 
-def _auto_assign_unsaved(conversations: list[Conversation]) -> None:
+def _auto_assign_unsaved(conversations: list[Conversation], reopens: list[tuple[int, int]] = ()) -> None:
     """Choose assignees for new, unsaved conversations, in order, exactly as
     `conversation_auto_assign` called on each in turn would: one read of each team's free agents
     with their loads, then the choices in memory (each choice adds one to the agent's load and
     makes them the most recently assigned; the assignment times step by a microsecond so the
-    next batch's SQL sees the same order)."""
-    by_team: dict[int, list[Conversation]] = {}
-    for conversation in conversations:
+    next batch's SQL sees the same order). A reopen in `reopens` (see `conversations_open`)
+    adds one to its assignee's load before the conversations that came after it."""
+    by_team: dict[int, list[tuple[int, Conversation]]] = {}
+    for n, conversation in enumerate(conversations):
         if conversation.team_id and conversation.assignee_id is None:
-            by_team.setdefault(conversation.team_id, []).append(conversation)
+            by_team.setdefault(conversation.team_id, []).append((n, conversation))
+    reopens = sorted(reopens, key=lambda r: r[0])
     now = timezone.now()
     step = 0
     for team_id, waiting in by_team.items():
         # [pk, open_count, last_assigned_at, capacity], in the SQL's order (the order ties keep)
         agents = [list(row) for row in _agents_by_load(team_id).values_list(
             "pk", "open_count", "last_assigned_at", "max_concurrent_conversations")]
-        for conversation in waiting:
+        by_pk = {agent[0]: agent for agent in agents}
+        counted = 0
+        for n, conversation in waiting:
+            while counted < len(reopens) and reopens[counted][0] <= n:
+                if (agent := by_pk.get(reopens[counted][1])) is not None:
+                    agent[1] += 1
+                counted += 1
             free = [agent for agent in agents if agent[1] < agent[3]]
             if not free:
                 break  # nobody free: the rest wait in the team's queue, as one by one

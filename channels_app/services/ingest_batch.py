@@ -126,6 +126,11 @@ class _Plan:
     receipts: list[_Receipt] = field(default_factory=list)
     slow: set[int] = field(default_factory=set)  # webhook event ids for webhook_event_process
     parsed: dict[int, list[InboundEvent]] = field(default_factory=dict)  # what the planner parsed, by id
+    # The senders of deliveries that go one by one whole (an automatic reply, an echo, an
+    # unverified identity...): their identities, and the customers who own them. Their other
+    # messages in the batch go one by one too, after them, as they came.
+    slow_keys: set[Key] = field(default_factory=set)
+    slow_customer_ids: set[int] = field(default_factory=set)
 
 
 def webhook_events_batch_process(*, size: int = BATCH_SIZE) -> tuple[int, list[tuple[int, list[InboundEvent] | None]]]:
@@ -234,6 +239,7 @@ def _plan(events: list[WebhookEvent]) -> _Plan:
             adapters[inbox.pk] = inbox_adapter(inbox=inbox)
         if not _candidates(event, adapters[inbox.pk], plan):
             plan.slow.add(event.pk)
+            plan.slow_keys.update(_sender_keys(event, plan.parsed.get(event.pk) or []))
     if plan.receipts:
         _find_receipt_messages(plan)
     if plan.candidates:
@@ -279,6 +285,20 @@ def _candidates(event: WebhookEvent, adapter, plan: _Plan) -> bool:
     plan.candidates += out
     plan.receipts += receipts
     return True
+
+
+def _sender_keys(event: WebhookEvent, items: list[InboundEvent]) -> set[Key]:
+    """The stored keys of every identity the delivery's items name (receipts name none we keep)."""
+    keys = set()
+    for item in items:
+        if item.kind == EventKind.STATUS:
+            continue
+        for i in _identity_inputs(event.inbox, item):
+            try:
+                keys.add(_stored_key(i.kind, i.value, i.scope))
+            except IdentityValueError:
+                continue
+    return keys
 
 
 def _find_receipt_messages(plan: _Plan) -> None:
@@ -328,12 +348,13 @@ def _resolve_customers(plan: _Plan) -> None:
     the provider sent one, and a verified one must be stored verified (else it is a claim); or
     none of them may exist, and a new customer is built for them (`_new_customer`). Anything
     else (an identity to attach, one on another customer, a claim) is `customer_resolve`'s."""
-    wanted = {key for c in plan.candidates for key in c.keys}
+    wanted = {key for c in plan.candidates for key in c.keys} | plan.slow_keys
     rows = {
         (row.kind, row.scope, row.value): row
         for row in _IDENTITIES.fetch(values=list({key[2] for key in wanted}))
         if (row.kind, row.scope, row.value) in wanted
     }
+    plan.slow_customer_ids = {row.customer_id for key, row in rows.items() if key in plan.slow_keys}
     customers: dict[int, Customer] = {}
     for row in rows.values():  # one instance per customer, whichever of its identities matched
         row.customer = customers.setdefault(row.customer_id, row.customer)
@@ -471,8 +492,10 @@ def _check_office_hours(plan: _Plan) -> None:
 
 def _slow_together(plan: _Plan) -> None:
     """A customer's messages in one batch all take the same path, in order: when one of them
-    needs the one-by-one path, so do the others (and so does every message of their deliveries).
-    So do the receipts about one message: a failure and a later read must apply in order."""
+    needs the one-by-one path, so do the others (and so does every message of their deliveries),
+    also when it is a delivery that never became a candidate (`plan.slow_keys`: a message in the
+    batch would otherwise be stored before an earlier one of the same sender). So do the receipts
+    about one message: a failure and a later read must apply in order."""
     while True:
         # id(): one instance per customer in a batch, and a new one has no pk yet
         slow_customers = {id(c.customer) for c in plan.candidates if c.event.pk in plan.slow and c.customer}
@@ -481,7 +504,9 @@ def _slow_together(plan: _Plan) -> None:
         for candidate in plan.candidates:
             if candidate.event.pk in plan.slow:
                 continue
-            if candidate.customer is not None and id(candidate.customer) in slow_customers:
+            customer = candidate.customer
+            if (customer is not None and (id(customer) in slow_customers or customer.pk in plan.slow_customer_ids)) \
+                    or not plan.slow_keys.isdisjoint(candidate.keys):
                 plan.slow.add(candidate.event.pk)
                 moved = True
         for receipt in plan.receipts:
@@ -497,9 +522,15 @@ def _apply(candidates: list[_Candidate]) -> None:
     created = [(c.customer, list({id(i): i for i in c.identities}.values())) for c in candidates if c.creates]
     if created:
         customers_create(created)
-    opened = [c.conversation for c in candidates if c.opens]
+    opened: list[Conversation] = []
+    reopens_first: list[tuple[int, int]] = []  # a reopen adds to its assignee's load for the openings after it
+    for c in candidates:
+        if c.opens:
+            opened.append(c.conversation)
+        elif c.reopens:
+            reopens_first.append((len(opened), c.conversation.assignee_id))
     if opened:
-        conversations_open(opened)
+        conversations_open(opened, reopens=reopens_first)
     reopened = [(c.conversation, c.event.inbox, c.at) for c in candidates if c.reopens]
     if reopened:
         conversations_reopen(reopened)

@@ -147,6 +147,8 @@ def build_world(world: int) -> dict:
 
     t = BASE + 600
     bodies = [
+        # Q's first message comes first: its reopen counts in Budi's load for the openings after it.
+        wa_text(wa_id=wa(world, "Q"), msg_id=mid(world, "Q1"), text="Q1", name="Customer Q", timestamp=t + 92),
         wa_text(wa_id=wa(world, "L"), msg_id=mid(world, "L1"), text="L1", name="Customer L", timestamp=t - 5),
         wa_text(wa_id=wa(world, "M"), msg_id=mid(world, "M1"), text="M1", name="Customer M", timestamp=t - 4),
         wa_text(wa_id=wa(world, "N"), msg_id=mid(world, "N1"), text="N1", name="Customer N", timestamp=t - 3),
@@ -162,7 +164,6 @@ def build_world(world: int) -> dict:
         wa_text(wa_id=wa(world, "E"), msg_id=mid(world, "E1"), text="E1", name="Customer E", timestamp=t + 70),
         wa_text(wa_id=wa(world, "F"), msg_id=mid(world, "F1"), text="F1", name="Now named", timestamp=t + 80),
         wa_text(wa_id=wa(world, "G"), msg_id=mid(world, "G1"), text="G1", name="Customer G", timestamp=t + 90),
-        wa_text(wa_id=wa(world, "Q"), msg_id=mid(world, "Q1"), text="Q1", name="Customer Q", timestamp=t + 92),
         wa_text(wa_id=wa(world, "Q"), msg_id=mid(world, "Q2"), text="Q2", name="Customer Q", timestamp=t + 93),
         two_messages(world, ("I", "I1"), ("H", "H1"), t + 95),
         wa_text(wa_id=wa(world, "I"), msg_id=mid(world, "I2"), text="I2", name="Customer I", timestamp=t + 96),
@@ -197,6 +198,8 @@ def build_world(world: int) -> dict:
     ]
     for body in bodies:
         WebhookEvent.objects.create(inbox=wa_inbox, body=body, headers={})
+    # J's out-of-office answer goes one by one (automatic mail), and J's mail after it with it, in order.
+    WebhookEvent.objects.create(inbox=mail_inbox, body=email(world, "J", "Jauto", t + 290, auto=True), headers=raw)
     WebhookEvent.objects.create(inbox=mail_inbox, body=email(world, "J", "J1", t + 300), headers=raw)
     WebhookEvent.objects.create(inbox=mail_inbox, body=email(world, "K", "K1", t + 310, auto=True), headers=raw)
     WebhookEvent.objects.create(inbox=mail_inbox, body=email(world, "J", "J2", t + 320), headers=raw)
@@ -344,11 +347,12 @@ def test_the_batch_path_stores_exactly_what_the_one_by_one_path_stores(django_ca
     # messages shares a delivery with H) and most receipts went the batch way; all else took the
     # other: duplicates (no-ops either way), the snoozed, switching and unnamed customers, G
     # (reopening an unassigned conversation), O (new, named by a later message), the automatic
-    # e-mail of the new K, the receipts that share G's delivery or wait for it, the broken body.
+    # e-mail of the new K, J's automatic answer and J's mails after it, the receipts that share
+    # G's delivery or wait for it, the broken body.
     assert one_by_one[2] == []
-    assert batched[2] == ["wamid.L1", "wamid.M1", "wamid.N1", "wamid.M2", "wamid.A1", "wamid.A2", "wamid.B1",
-                          "wamid.A3", "wamid.D1", "wamid.Q1", "wamid.Q2", "wamid.I1", "wamid.H1", "wamid.I2", "wamid.P1", "wamid.P2",
-                          "wamid.B2", "J1@mail", "J2@mail",
+    assert batched[2] == ["wamid.Q1", "wamid.L1", "wamid.M1", "wamid.N1", "wamid.M2", "wamid.A1", "wamid.A2",
+                          "wamid.B1", "wamid.A3", "wamid.D1", "wamid.Q2", "wamid.I1", "wamid.H1", "wamid.I2", "wamid.P1",
+                          "wamid.P2", "wamid.B2",
                           # the receipts (about messages stored before the batch; R5's wait for G's delivery)
                           "wamid.A0 read", "wamid.R1 delivered", "wamid.R1 read", "wamid.R1 delivered",
                           "wamid.R2 failed", "wamid.R2 read", "wamid.R3 sent", "wamid.R4 read", "wamid.R3 delivered",
@@ -358,15 +362,15 @@ def test_the_batch_path_stores_exactly_what_the_one_by_one_path_stores(django_ca
     assert {name: (row[0], row[3]) for name, row in replies.items()} == {
         "wamid.R1": ("read", ""), "wamid.R2": ("read", "131026"), "wamid.R3": ("delivered", ""),
         "wamid.R4": ("read", ""), "wamid.R5": ("read", "")}
-    # L, M and N each started a conversation in the batch, assigned as one by one: Ayu is full
-    # after L, Budi after M and N; D (new, in the batch after them) and G (reopened, one by one
-    # after the batch) wait.
+    # L, M and N each started a conversation in the batch, assigned as one by one: Q's reopen came
+    # first and counts in Budi's load, so Ayu is full after L, Budi after M, and N, D (new, in the
+    # batch after them) and G (reopened, one by one after the batch) wait.
     assignees = {who: [(c["status"], c["assignee"], c["team"]) for c in batched[0]["customers"][who]["conversations"]]
                  for who in "LMNDGQ"}
     assert assignees == {
         "L": [("resolved", None, None), ("open", "Ayu", "Team")],
         "M": [("resolved", None, None), ("open", "Budi", "Team")],
-        "N": [("resolved", None, None), ("open", "Budi", "Team")],
+        "N": [("resolved", None, None), ("open", None, "Team")],
         "D": [("open", None, "Team")],
         "G": [("open", None, None)],
         "Q": [("open", "Budi", None)],
@@ -376,7 +380,10 @@ def test_the_batch_path_stores_exactly_what_the_one_by_one_path_stores(django_ca
     assert [m[0] for m in batched[0]["customers"]["M"]["conversations"][1]["messages"]] == ["wamid.M1", "wamid.M2"]
     assert [m[0] for m in batched[0]["customers"]["A"]["conversations"][0]["messages"] if m[2] == "inbound"] == [
         "wamid.A0", "wamid.A1", "wamid.A2", "wamid.A3"]
-    assert batched[0]["deliveries"][-5] == ("parked", 1, "ParseError")
+    assert batched[0]["deliveries"][-6] == ("parked", 1, "ParseError")
+    # J's automatic answer (one by one) came before J's two mails: they followed it, in order.
+    assert [m[0] for m in batched[0]["customers"]["J"]["conversations"][0]["messages"]] == [
+        "J0@mail", "Jauto@mail", "J1@mail", "J2@mail"]
     assert Message.objects.filter(provider_message_id=mid(2, "B1")).count() == 1
 
 
@@ -517,9 +524,9 @@ def test_a_conversation_opened_meanwhile_sends_the_batch_the_one_by_one_way(djan
                                                           timestamp=BASE + 60), headers={})
     real_open = ingest_batch.conversations_open
 
-    def concurrent_writer_first(conversations):
+    def concurrent_writer_first(conversations, **kwargs):
         Conversation.objects.create(customer=customer, last_inbox=inbox)
-        return real_open(conversations)
+        return real_open(conversations, **kwargs)
 
     with mock.patch.object(ingest_batch, "conversations_open", concurrent_writer_first), \
             django_capture_on_commit_callbacks(execute=True):
@@ -663,6 +670,39 @@ def test_a_customer_who_starts_a_conversation_and_writes_on_another_channel_in_o
         assert conversation.last_inbox_id == fb_inbox.pk
         assert sorted(conversation.inboxes.values_list("kind", flat=True)) == ["messenger", "whatsapp"]
     assert applied == []
+
+
+def test_a_message_after_one_that_goes_one_by_one_whole_follows_it_also_from_another_channel(
+        django_capture_on_commit_callbacks):
+    """An automatic e-mail never becomes a batch candidate, so the batch knows its sender only by
+    the identity: a later message of the same customer, here on WhatsApp, follows it one by one
+    instead of being stored before it."""
+    wa_inbox = whatsapp_inbox()
+    mail_inbox = inbox_create(name="Mail order", kind="email",
+                              config={"address": "support78@toko.example", "inbound_secret": "s" * 12})
+    with override_settings(WEBHOOK_BATCH_PROCESSING=False), django_capture_on_commit_callbacks(execute=True):
+        WebhookEvent.objects.create(inbox=wa_inbox, body=wa_text(wa_id="628136500001", msg_id="wamid.o0",
+                                                                 timestamp=BASE), headers={})
+        webhook_events_drain()
+    customer = Identity.objects.get(value="+628136500001").customer
+    Identity.objects.create(customer=customer, kind="email", value="x78@mail.example", verified=True)
+    WebhookEvent.objects.create(inbox=mail_inbox, body=email(78, "X", "Xauto", BASE + 10, auto=True),
+                                headers={"content-type": "message/rfc822"})
+    WebhookEvent.objects.create(inbox=wa_inbox, body=wa_text(wa_id="628136500001", msg_id="wamid.o1",
+                                                             timestamp=BASE + 20), headers={})
+    applied = []
+    real_apply = ingest_batch._apply
+
+    def spy(candidates):
+        applied.extend(c.provider_id for c in candidates)
+        return real_apply(candidates)
+
+    with mock.patch.object(ingest_batch, "_apply", spy), django_capture_on_commit_callbacks(execute=True):
+        assert webhook_events_drain() == 2
+    assert applied == []
+    conversation = Conversation.objects.get(customer=customer)
+    assert list(conversation.messages.order_by("pk").values_list("provider_message_id", flat=True)) == [
+        "wamid.o0", "Xauto.78@mail.example", "wamid.o1"]
 
 
 def test_a_batch_the_planner_cannot_handle_is_processed_one_by_one(django_capture_on_commit_callbacks):
