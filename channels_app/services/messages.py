@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 
 MAX_CONTENT_LENGTH = 10_000
 
-# Delivery states only move forward; `failed` may replace queued/sent only.
+# Delivery states only move forward; `failed` may replace queued/sent only, and only
+# delivered/read replace it (message_status_step).
 STATUS_RANK = {
     MessageStatus.QUEUED: 0,
     MessageStatus.SENT: 1,
@@ -719,7 +720,10 @@ def message_status_step(message: Message, *, status: str, error_code: str = "", 
             return None
         message.error_code = str(error_code)[:50]
         message.error_title = str(error_title)[:500]
-    elif STATUS_RANK[status] <= STATUS_RANK.get(message.status, -1):
+    elif STATUS_RANK[status] <= STATUS_RANK.get(message.status, -1) or (
+            message.status == MessageStatus.FAILED and status == MessageStatus.SENT):
+        # After a failure only proof that it reached the customer (delivered, read) moves it on:
+        # a "sent" arriving late was sent before the failure, and would hide it.
         return None
     previous_status = message.status
     message.status = status

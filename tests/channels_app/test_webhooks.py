@@ -393,6 +393,14 @@ def test_failed_status_records_code_and_title(client, django_capture_on_commit_c
     outbound.refresh_from_db()
     assert (outbound.status, outbound.error_code, outbound.error_title) == ("failed", "131047", "Re-engagement message")
 
+    # A "sent" that arrives after the failure was sent before it: the message stays failed. A
+    # delivery receipt proves it reached the customer after all (the reason stays on record).
+    for status, expected in (("sent", "failed"), ("delivered", "delivered")):
+        with django_capture_on_commit_callbacks(execute=True):
+            post_whatsapp(client, inbox, wa_status(msg_id="wamid.F", status=status))
+        outbound.refresh_from_db()
+        assert (outbound.status, outbound.error_code) == (expected, "131047")
+
 
 def test_shared_status_fixtures_apply_to_our_outbound_message(client, shared_fixture, django_capture_on_commit_callbacks):
     inbox = whatsapp_inbox()
