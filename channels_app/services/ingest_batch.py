@@ -130,7 +130,7 @@ class _Plan:
     # unverified identity...): their identities, and the customers who own them. Their other
     # messages in the batch go one by one too, after them, as they came.
     slow_keys: set[Key] = field(default_factory=set)
-    slow_customer_ids: set[int] = field(default_factory=set)
+    owners: dict[Key, int] = field(default_factory=dict)  # the stored identities' customers, by key
 
 
 def webhook_events_batch_process(*, size: int = BATCH_SIZE) -> tuple[int, list[tuple[int, list[InboundEvent] | None]]]:
@@ -354,7 +354,7 @@ def _resolve_customers(plan: _Plan) -> None:
         for row in _IDENTITIES.fetch(values=list({key[2] for key in wanted}))
         if (row.kind, row.scope, row.value) in wanted
     }
-    plan.slow_customer_ids = {row.customer_id for key, row in rows.items() if key in plan.slow_keys}
+    plan.owners = {key: row.customer_id for key, row in rows.items()}
     customers: dict[int, Customer] = {}
     for row in rows.values():  # one instance per customer, whichever of its identities matched
         row.customer = customers.setdefault(row.customer_id, row.customer)
@@ -492,21 +492,26 @@ def _check_office_hours(plan: _Plan) -> None:
 
 def _slow_together(plan: _Plan) -> None:
     """A customer's messages in one batch all take the same path, in order: when one of them
-    needs the one-by-one path, so do the others (and so does every message of their deliveries),
-    also when it is a delivery that never became a candidate (`plan.slow_keys`: a message in the
-    batch would otherwise be stored before an earlier one of the same sender). So do the receipts
-    about one message: a failure and a later read must apply in order."""
+    needs the one-by-one path, so do the others (and so does every message of their deliveries).
+    A customer is known by the instance the batch resolved, and by the identities: a message
+    going one by one may have none resolved (a delivery that never became a candidate, in
+    `plan.slow_keys`; identities on two customers), and a message in the batch would otherwise
+    be stored before an earlier one of the same sender. So do the receipts about one message: a
+    failure and a later read must apply in order."""
     while True:
+        slow = [c for c in plan.candidates if c.event.pk in plan.slow]
         # id(): one instance per customer in a batch, and a new one has no pk yet
-        slow_customers = {id(c.customer) for c in plan.candidates if c.event.pk in plan.slow and c.customer}
+        slow_customers = {id(c.customer) for c in slow if c.customer}
+        slow_keys = plan.slow_keys.union(*(c.keys for c in slow))
+        slow_owners = {plan.owners[key] for key in slow_keys if key in plan.owners}
         slow_messages = {r.key for r in plan.receipts if r.event.pk in plan.slow}
         moved = False
         for candidate in plan.candidates:
             if candidate.event.pk in plan.slow:
                 continue
             customer = candidate.customer
-            if (customer is not None and (id(customer) in slow_customers or customer.pk in plan.slow_customer_ids)) \
-                    or not plan.slow_keys.isdisjoint(candidate.keys):
+            if (customer is not None and (id(customer) in slow_customers or customer.pk in slow_owners)) \
+                    or not slow_keys.isdisjoint(candidate.keys):
                 plan.slow.add(candidate.event.pk)
                 moved = True
         for receipt in plan.receipts:
