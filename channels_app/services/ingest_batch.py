@@ -41,6 +41,7 @@ from channels_app.adapters.base import EventKind, InboundEvent
 from channels_app.models import (
     Conversation,
     ConversationStatus,
+    Inbox,
     Message,
     MessageDirection,
     MessageSender,
@@ -126,9 +127,9 @@ class _Plan:
     receipts: list[_Receipt] = field(default_factory=list)
     slow: set[int] = field(default_factory=set)  # webhook event ids for webhook_event_process
     parsed: dict[int, list[InboundEvent]] = field(default_factory=dict)  # what the planner parsed, by id
-    # The senders of deliveries that go one by one whole (an automatic reply, an echo, an
-    # unverified identity...): their identities, and the customers who own them. Their other
-    # messages in the batch go one by one too, after them, as they came.
+    # The identities of deliveries that go one by one whole (an automatic reply, an echo, an
+    # unverified identity...): their senders' other messages in the batch go one by one too,
+    # after them, as they came (_slow_together).
     slow_keys: set[Key] = field(default_factory=set)
     owners: dict[Key, int] = field(default_factory=dict)  # the stored identities' customers, by key
 
@@ -528,15 +529,16 @@ def _apply(candidates: list[_Candidate]) -> None:
     if created:
         customers_create(created)
     opened: list[Conversation] = []
+    reopened: list[tuple[Conversation, Inbox, dt.datetime]] = []
     reopens_first: list[tuple[int, int]] = []  # a reopen adds to its assignee's load for the openings after it
     for c in candidates:
         if c.opens:
             opened.append(c.conversation)
         elif c.reopens:
+            reopened.append((c.conversation, c.event.inbox, c.at))
             reopens_first.append((len(opened), c.conversation.assignee_id))
     if opened:
         conversations_open(opened, reopens=reopens_first)
-    reopened = [(c.conversation, c.event.inbox, c.at) for c in candidates if c.reopens]
     if reopened:
         conversations_reopen(reopened)
     now = timezone.now()

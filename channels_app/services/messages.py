@@ -262,7 +262,7 @@ def recipient_for(*, customer: Customer, inbox: Inbox) -> str:
     if kind_scope is None:
         return ""
     kind, scoped = kind_scope
-    found = _RECIPIENT[scoped].fetch(customer=customer.pk, kind=kind, **({"scope": str(inbox.uuid)} if scoped else {}))
+    found = _RECIPIENT[scoped].fetch(customer=customer.pk, kind=kind, scope=str(inbox.uuid))  # scope: when scoped
     return found[0][0] if found else ""
 
 
